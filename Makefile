@@ -1,0 +1,47 @@
+# Two entry points that work on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# Local wheels on this project's machines; override e.g. TORCH_SPEC="torch torchvision" elsewhere.
+TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
+STAMP := $(VENV)/.installed
+FMNIST_DIR := /usr/share/datasets/fashion-mnist
+DEMO_OUT ?= demo-output
+SUDO := $(shell [ "$$(id -u)" = 0 ] || command -v sudo >/dev/null && echo sudo)
+
+.PHONY: demo test lint format fashion-mnist install clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -c "import torch, torchvision" 2>/dev/null || \
+		(echo "installing PyTorch ($(TORCH_SPEC))..." && $(BIN)/pip install -q $(TORCH_SPEC))
+	@echo "installing dimcollapse and its test tools..."
+	@$(BIN)/pip install -q -e '.[test]'
+	@touch $(STAMP)
+
+# Fashion-MNIST from Debian's package (offline here); the demo and some tests read it.
+fashion-mnist:
+	@test -d $(FMNIST_DIR) || (echo "installing Debian package dataset-fashion-mnist..." && \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq dataset-fashion-mnist >/dev/null) || \
+		echo "warning: could not install dataset-fashion-mnist; tests that need it are skipped"
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+format: $(STAMP)
+	$(BIN)/ruff format src tests benchmarks
+	$(BIN)/ruff check --fix src tests benchmarks
+
+test: $(STAMP) fashion-mnist lint
+	$(BIN)/python -m pytest -q
+
+demo: $(STAMP) fashion-mnist
+	$(BIN)/python -m dimcollapse toy all --out $(DEMO_OUT)/toy
+	@echo
+	@echo "demo outputs are in $(DEMO_OUT)/"
+
+clean:
+	rm -rf $(DEMO_OUT) .pytest_cache .ruff_cache

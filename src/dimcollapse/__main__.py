@@ -1,0 +1,3 @@
+from dimcollapse.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,71 @@
+"""The ``dimcollapse`` command line: one subcommand per module in :mod:`dimcollapse.commands`.
+
+Each command module exposes ``HELP`` (one line), ``add_arguments(parser)`` and ``run(args) -> int``.
+Heavy imports (torch, matplotlib) happen inside ``run`` so that ``--help`` stays fast.
+Every :class:`~dimcollapse.errors.UsageError` becomes one ``error:`` line and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import sys
+from collections.abc import Sequence
+
+from dimcollapse.errors import UsageError
+
+#: Subcommands in the order ``dimcollapse --help`` lists them; each is ``dimcollapse.commands.<name>``.
+COMMANDS = ("spectrum", "toy", "train", "embed", "probe", "reproduce", "bench")
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """An argparse parser whose errors are one ``error:`` line on stderr and exit status 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        sys.stderr.write(f"error: {self.prog}: {message} (see {self.prog} --help)\n")
+        raise SystemExit(2)
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Shows every option's default and keeps the descriptions' line breaks."""
+
+
+def build_parser() -> ArgumentParser:
+    """The full parser, with every subcommand registered."""
+    from dimcollapse import __version__
+
+    parser = ArgumentParser(
+        prog="dimcollapse",
+        description="See, understand and avoid dimensional collapse in contrastive "
+        "self-supervised learning (Jing, Vincent, LeCun, Tian, ICLR 2022).",
+        formatter_class=HelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"dimcollapse {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=ArgumentParser)
+    for name in COMMANDS:
+        if importlib.util.find_spec(f"dimcollapse.commands.{name}") is None:
+            continue  # not built yet; tests/test_cli.py checks that every command exists
+        module = importlib.import_module(f"dimcollapse.commands.{name}")
+        doc = (module.__doc__ or "").strip()
+        p = sub.add_parser(name, help=module.HELP, description=doc, formatter_class=HelpFormatter)
+        module.add_arguments(p)
+        p.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script and of ``python -m dimcollapse``; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "_run", None) is None:
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return int(args._run(args) or 0)
+    except UsageError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return 2
+    except KeyboardInterrupt:
+        sys.stderr.write("error: interrupted\n")
+        return 130

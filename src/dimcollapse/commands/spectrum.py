@@ -1,0 +1,143 @@
+"""Singular-value spectrum of the embedding covariance (Eq. 1 of Jing et al. 2022) and collapse
+metrics, for one or several embeddings files (.npy memory-mapped, .npz, .pt/.pth, .safetensors).
+
+Each file is streamed in row chunks through a float64 accumulator, so files larger than memory
+work. Metrics: collapsed dimensions (sigma_k < rel_tol * sigma_1 of the covariance), RankMe
+(singular values of the raw N x d matrix), entropy effective rank and alpha-ReQ (of the covariance
+eigenvalues), and the number of dimensions holding 90% and 99% of the variance.
+
+examples:
+  dimcollapse spectrum emb.npy
+  dimcollapse spectrum a.npy b.safetensors --key embeddings --plot spectra.png
+  dimcollapse spectrum emb.npz --key z --normalize --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+
+HELP = "singular-value spectrum and collapse metrics of embeddings files (Eq. 1)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from dimcollapse.spectrum import DEFAULT_REL_TOL, PRECISIONS
+
+    parser.add_argument("files", nargs="+", metavar="FILE", help="embeddings files, N x d")
+    parser.add_argument(
+        "--key",
+        default=None,
+        help="array name inside .npz/.pt/.safetensors files (default: the only one)",
+    )
+    parser.add_argument(
+        "--normalize",
+        action="store_true",
+        help="L2-normalise each row first (as the paper's spectrum.py does)",
+    )
+    parser.add_argument(
+        "--rel-tol",
+        type=float,
+        default=DEFAULT_REL_TOL,
+        help="a dimension is collapsed when sigma_k < REL_TOL * sigma_1",
+    )
+    parser.add_argument(
+        "--plot",
+        default=None,
+        metavar="OUT.png",
+        help="write log singular value against index, all files overlaid",
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="print one JSON object per file, one per line"
+    )
+    parser.add_argument(
+        "--chunk-rows",
+        type=int,
+        default=65536,
+        help="rows read and accumulated at a time (memory: chunk + d^2)",
+    )
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="auto",
+        help="dtype of each chunk's outer product (sums are always float64)",
+    )
+    parser.add_argument(
+        "--device", default="cpu", help="torch device for the accumulation (cpu, cuda, cuda:1, ...)"
+    )
+
+
+def _summary_text(rec: dict) -> str:
+    sv = rec["singular_values"]
+    alpha = rec["alpha_req"]
+    lines = [
+        f"{rec['file']}" + (f" [{rec['key']}]" if rec.get("key") else ""),
+        f"  rows {rec['n']:,}  dim {rec['dim']}"
+        + ("  (rows L2-normalised)" if rec["normalize"] else ""),
+        f"  collapsed dimensions  {rec['collapsed_dims']} of {rec['dim']}"
+        f"  (sigma_k < {rec['rel_tol']:g} x sigma_1)",
+        f"  RankMe                {rec['rankme']:.2f}",
+        f"  entropy rank          {rec['entropy_rank']:.2f}",
+        f"  alpha-ReQ             {'n/a' if alpha is None else f'{alpha:.3f}'}",
+        f"  dims for 90% / 99%    {rec['dims_90']} / {rec['dims_99']}",
+        f"  sigma_1 .. sigma_d    {sv[0]:.4g} .. {sv[-1]:.4g}",
+    ]
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from dimcollapse.embeddings import open_embeddings
+    from dimcollapse.errors import UsageError
+    from dimcollapse.fileio import check_output_suffix
+    from dimcollapse.spectrum import SpectrumAccumulator
+
+    if not (0.0 < args.rel_tol < 1.0) or math.isnan(args.rel_tol):
+        raise UsageError(f"--rel-tol must be between 0 and 1, got {args.rel_tol}")
+    if args.chunk_rows < 1:
+        raise UsageError(f"--chunk-rows must be at least 1, got {args.chunk_rows}")
+    if args.plot is not None:
+        check_output_suffix(args.plot, (".png", ".pdf", ".svg"))
+    try:
+        device = torch.device(args.device)
+    except RuntimeError as exc:
+        raise UsageError(f"--device: {exc}") from exc
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda: no CUDA device is available")
+
+    # Validate every file before computing anything, so bad input fails fast.
+    sources = [open_embeddings(f, args.key) for f in args.files]
+    records = []
+    for src in sources:
+        acc = SpectrumAccumulator(normalize=args.normalize, device=device, precision=args.precision)
+        for chunk in src.chunks(args.chunk_rows):
+            acc.update(chunk)
+        if acc.nonfinite:
+            raise UsageError(
+                f"{src.path}: holds {acc.nonfinite:,} NaN or infinite values; "
+                "refusing (clean them, or drop those rows)"
+            )
+        rec = {"file": str(src.path), "key": src.key, **acc.summary(args.rel_tol).to_dict()}
+        records.append(rec)
+
+    for rec in records:
+        print(json.dumps(rec) if args.json else _summary_text(rec), flush=True)
+    if args.plot is not None:
+        from dimcollapse.plots import plot_spectra
+
+        multi = len(records) > 1
+        series = [
+            (
+                (rec["file"] if multi else "")
+                + (" " if multi else "")
+                + f"({rec['collapsed_dims']} of {rec['dim']} collapsed)",
+                rec["singular_values"],
+            )
+            for rec in records
+        ]
+        title = "Embedding covariance spectrum" if not multi else "Covariance spectra"
+        plot_spectra(series, args.plot, rel_tol=args.rel_tol, title=title)
+        if not args.json:
+            print(f"plot written to {args.plot}")
+    return 0

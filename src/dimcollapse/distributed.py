@@ -1,0 +1,109 @@
+"""Distributed helpers that do nothing in a single process.
+
+Every function here is safe to call without ``torch.distributed`` being initialised (or even
+available): it then behaves as the one and only process of a world of size 1. That keeps the
+losses and the training loop testable on a CPU, and lets the same script run under ``torchrun``.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+
+import torch
+import torch.distributed as dist
+from torch import Tensor
+
+
+def is_distributed() -> bool:
+    """True when a process group is initialised (we run under ``torchrun`` or similar)."""
+    return dist.is_available() and dist.is_initialized()
+
+
+def rank() -> int:
+    """Global rank of this process; 0 in a single process."""
+    return dist.get_rank() if is_distributed() else 0
+
+
+def world_size() -> int:
+    """Number of processes; 1 in a single process."""
+    return dist.get_world_size() if is_distributed() else 1
+
+
+def is_main() -> bool:
+    """True on the process that writes files and logs (rank 0)."""
+    return rank() == 0
+
+
+def barrier() -> None:
+    """Wait for every process; a no-op in a single process."""
+    if is_distributed():
+        dist.barrier()
+
+
+def all_reduce_sum(t: Tensor) -> Tensor:
+    """Sum ``t`` over all processes, in place, and return it (unchanged in a single process).
+
+    No gradient flows through this: use it for metrics and counters, not for losses.
+    """
+    if is_distributed():
+        dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    return t
+
+
+def all_gather_with_grad(t: Tensor) -> Tensor:
+    """Concatenate ``t`` from every process along dim 0, keeping the autograd graph.
+
+    Shapes: ``(B, ...)`` on each of ``W`` processes -> ``(W * B, ...)``, ordered by rank, so this
+    process's rows are ``[rank * B, (rank + 1) * B)``. Every process must pass the same shape.
+
+    The backward pass (``torch.distributed.nn.functional.all_gather``) sums, for the local slice,
+    the gradients that every process computed with respect to it. With a loss averaged over the
+    local anchors and DDP averaging parameter gradients over processes, the result is the gradient
+    of the global-batch mean. In a single process ``t`` is returned unchanged.
+
+    ``torch.distributed.nn.functional.all_gather`` cannot be traced by ``torch.compile``: keep the
+    loss outside compiled regions.
+    """
+    if not is_distributed():
+        return t
+    from torch.distributed.nn.functional import all_gather
+
+    with warnings.catch_warnings():
+        # Recent torch marks it deprecated in favour of the private ``_functional_collectives``,
+        # which torch 2.4 does not offer in the same form; the public function still works.
+        warnings.simplefilter("ignore", FutureWarning)
+        parts = all_gather(t)
+    return torch.cat(parts, dim=0)
+
+
+def setup_from_env(device_type: str) -> tuple[int, int, int]:
+    """Join the process group described by the environment, as ``torchrun`` sets it.
+
+    When ``RANK`` and ``WORLD_SIZE`` are set, initialise the default process group (``nccl`` for
+    ``device_type == "cuda"``, ``gloo`` otherwise, rendezvous via ``MASTER_ADDR``/``MASTER_PORT``)
+    and, on CUDA, select the GPU ``LOCAL_RANK`` for this process. Otherwise do nothing.
+
+    Returns ``(rank, local_rank, world_size)``; ``(0, 0, 1)`` without those variables.
+    """
+    if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
+        return 0, 0, 1
+    global_rank = int(os.environ["RANK"])
+    size = int(os.environ["WORLD_SIZE"])
+    local_rank = int(os.environ.get("LOCAL_RANK", global_rank))
+    if not is_distributed():
+        if device_type == "cuda":
+            # Pick the device before NCCL initialises, so each process owns one GPU.
+            torch.cuda.set_device(local_rank)
+            backend = "nccl"
+        else:
+            backend = "gloo"
+        dist.init_process_group(backend=backend, init_method="env://", rank=global_rank,
+                                world_size=size)
+    return global_rank, local_rank, size
+
+
+def cleanup() -> None:
+    """Destroy the process group if one was initialised; a no-op otherwise."""
+    if is_distributed():
+        dist.destroy_process_group()

@@ -1,0 +1,254 @@
+"""Heads between the representation ``r`` (backbone output) and the loss input ``z``.
+
+The paper (section 6, Table 1) compares SimCLR with a 2-layer nonlinear projector, a 1-layer
+linear projector and no projector against DirectCLR, which feeds the sub-vector ``r[:, :d0]`` to
+the loss; its ablations (section 6.3) add a fixed low-rank projector and a trainable diagonal
+one. Each variant is its own small module, built by :func:`build_head`; none switches on a mode
+string in ``forward``.
+
+Every head maps ``r: (B, rep_dim)`` to ``z: (B, out_features)`` and carries ``method``,
+``out_features`` and ``d0`` (the sub-space size for ``directclr`` and ``fixed-lowrank``, else
+``None``).
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import torch
+from torch import Tensor, nn
+
+from dimcollapse.errors import UsageError
+
+METHODS = ("simclr-mlp", "simclr-linear", "simclr-none", "directclr", "fixed-lowrank", "diagonal")
+DIAGONAL_INITS = ("ones", "random")
+
+# The paper's values for a ResNet-50 (rep_dim 2048): d0 = 360, projector 2048-2048-128.
+_PAPER_REP_DIM = 2048
+_PAPER_D0 = 360
+_PAPER_OUT = 128
+
+
+def default_d0(rep_dim: int) -> int:
+    """DirectCLR's sub-vector size: the paper's 360 for ``rep_dim`` 2048, else the same fraction.
+
+    ``max(1, round(360 / 2048 * rep_dim))``: 90 for a ResNet-18 (512).
+    """
+    _check_positive("rep_dim", rep_dim)
+    if rep_dim == _PAPER_REP_DIM:
+        return _PAPER_D0
+    return max(1, round(_PAPER_D0 / _PAPER_REP_DIM * rep_dim))
+
+
+def default_mlp_dims(rep_dim: int) -> tuple[int, int]:
+    """``(hidden, out)`` for the projector heads, scaled from the paper's 2048-2048-128.
+
+    Rule: ``hidden = rep_dim`` and ``out = rep_dim / 16`` (rounded), the paper's 128/2048 ratio,
+    floored at 16 so that small backbones keep a usable embedding, and never above ``rep_dim``.
+    ResNet-50 (2048): (2048, 128), the paper's code; ResNet-18 (512): (512, 32).
+    """
+    _check_positive("rep_dim", rep_dim)
+    out = min(rep_dim, max(16, round(rep_dim * _PAPER_OUT / _PAPER_REP_DIM)))
+    return rep_dim, out
+
+
+class Head(nn.Module):
+    """Base class: ``forward(r: (B, rep_dim)) -> z: (B, out_features)``."""
+
+    method: str = ""
+
+    def __init__(self, rep_dim: int, out_features: int, d0: int | None = None) -> None:
+        super().__init__()
+        self.rep_dim = rep_dim
+        self.out_features = out_features
+        self.d0 = d0
+
+    def extra_repr(self) -> str:
+        d0 = f", d0={self.d0}" if self.d0 is not None else ""
+        return f"rep_dim={self.rep_dim}, out_features={self.out_features}{d0}"
+
+
+class MLPHead(Head):
+    """SimCLR's 2-layer projector as the paper's code builds it.
+
+    ``Linear(rep, hidden, bias=False) - BN - ReLU - Linear(hidden, out, bias=False) - BN``;
+    2048-2048-128 on a ResNet-50.
+    """
+
+    method = "simclr-mlp"
+
+    def __init__(self, rep_dim: int, hidden_dim: int, out_dim: int) -> None:
+        super().__init__(rep_dim, out_dim)
+        self.hidden_dim = hidden_dim
+        self.net = nn.Sequential(
+            nn.Linear(rep_dim, hidden_dim, bias=False),
+            nn.BatchNorm1d(hidden_dim),
+            nn.ReLU(inplace=True),
+            nn.Linear(hidden_dim, out_dim, bias=False),
+            nn.BatchNorm1d(out_dim),
+        )
+
+    def forward(self, r: Tensor) -> Tensor:
+        return self.net(r)
+
+
+class LinearHead(Head):
+    """A trainable 1-layer linear projector, ``Linear(rep, out, bias=False)`` (2048 -> 128)."""
+
+    method = "simclr-linear"
+
+    def __init__(self, rep_dim: int, out_dim: int) -> None:
+        super().__init__(rep_dim, out_dim)
+        self.linear = nn.Linear(rep_dim, out_dim, bias=False)
+
+    def forward(self, r: Tensor) -> Tensor:
+        return self.linear(r)
+
+
+class IdentityHead(Head):
+    """No projector: the loss sees the whole representation, ``z = r``."""
+
+    method = "simclr-none"
+
+    def __init__(self, rep_dim: int) -> None:
+        super().__init__(rep_dim, rep_dim)
+
+    def forward(self, r: Tensor) -> Tensor:
+        return r
+
+
+class DirectCLRHead(Head):
+    """DirectCLR (section 6.2): ``z = r[:, :d0]``, no parameters."""
+
+    method = "directclr"
+
+    def __init__(self, rep_dim: int, d0: int) -> None:
+        super().__init__(rep_dim, d0, d0)
+
+    def forward(self, r: Tensor) -> Tensor:
+        return r[:, : self.d0]
+
+
+class FixedLowRankHead(Head):
+    """Fixed low-rank projector (section 6.3): ``z = r @ P.T`` with ``P = U diag(s) V^T``.
+
+    ``s`` holds ``d0`` ones then zeros; ``U`` and ``V`` are random orthogonal ``rep x rep``
+    matrices (Haar-distributed). DirectCLR is the special case ``U = V = I``; the paper reports
+    62.3% for this head against DirectCLR's 62.7%. ``P`` is a buffer, so it is saved in the
+    ``state_dict`` (a checkpoint restores the same projector) but never trained.
+    """
+
+    method = "fixed-lowrank"
+
+    def __init__(self, rep_dim: int, d0: int, generator: torch.Generator | None = None) -> None:
+        super().__init__(rep_dim, rep_dim, d0)
+        u = _random_orthogonal(rep_dim, generator)
+        v = _random_orthogonal(rep_dim, generator)
+        # U diag(s) V^T with s = (1 x d0, 0 x rest) keeps the first d0 columns of U and V.
+        projection = u[:, :d0] @ v[:, :d0].T
+        self.register_buffer("projection", projection.to(torch.get_default_dtype()))
+
+    def forward(self, r: Tensor) -> Tensor:
+        return r @ self.projection.T
+
+
+class DiagonalHead(Head):
+    """Trainable diagonal projector (section 6.3): ``z = r * w`` with ``w`` of shape ``(rep,)``.
+
+    ``init="ones"`` (default) starts as the identity, i.e. as SimCLR without projector with every
+    direction weighted equally. The paper got 60.2% with a diagonal head against 61.1% for a
+    linear one and suspected the initialisation: a random matrix's singular values are not
+    uniform. ``init="random"`` tests that: ``w`` is a random permutation of the singular values
+    of a ``rep x rep`` matrix drawn as PyTorch initialises ``nn.Linear`` (uniform in
+    ``+-1/sqrt(rep)``), so the head starts with the spectrum a trainable linear projector has.
+    """
+
+    method = "diagonal"
+
+    def __init__(
+        self, rep_dim: int, init: str = "ones", generator: torch.Generator | None = None
+    ) -> None:
+        super().__init__(rep_dim, rep_dim)
+        if init == "ones":
+            weight = torch.ones(rep_dim)
+        else:
+            bound = rep_dim**-0.5
+            square = (torch.rand(rep_dim, rep_dim, generator=generator) * 2 - 1) * bound
+            # Singular values as sqrt(eig(W^T W)): several times faster than an SVD at 2048.
+            gram = square.double().T @ square.double()
+            values = torch.linalg.eigvalsh(gram).clamp(min=0).sqrt().float()
+            weight = values[torch.randperm(rep_dim, generator=generator)]
+        self.init = init
+        self.weight = nn.Parameter(weight)
+
+    def forward(self, r: Tensor) -> Tensor:
+        return r * self.weight
+
+
+def build_head(
+    method: str,
+    rep_dim: int,
+    *,
+    d0: int | None = None,
+    hidden_dim: int | None = None,
+    out_dim: int | None = None,
+    generator: torch.Generator | None = None,
+    diagonal_init: str = "ones",
+) -> Head:
+    """Build the head named ``method`` (one of :data:`METHODS`) for representations of ``rep_dim``.
+
+    Options that a method does not use are ignored: ``d0`` (default :func:`default_d0`) for
+    ``directclr`` and ``fixed-lowrank``; ``hidden_dim`` for ``simclr-mlp`` and ``out_dim`` for
+    ``simclr-mlp`` / ``simclr-linear`` (defaults :func:`default_mlp_dims`); ``generator`` draws
+    the random matrices of ``fixed-lowrank`` and ``diagonal_init="random"`` (a CPU generator: heads
+are built on the CPU and moved with ``.to(device)``); ``diagonal_init``
+    (one of :data:`DIAGONAL_INITS`) for ``diagonal``.
+    """
+    if method not in METHODS:
+        raise UsageError(f"unknown projector method {method!r}; choose one of {', '.join(METHODS)}")
+    _check_positive("rep_dim", rep_dim)
+
+    if method in ("directclr", "fixed-lowrank"):
+        d0 = default_d0(rep_dim) if d0 is None else d0
+        if isinstance(d0, bool) or not isinstance(d0, numbers.Integral) or not 0 < d0 <= rep_dim:
+            raise UsageError(f"d0 must be in [1, rep_dim={rep_dim}], got {d0}")
+        if method == "directclr":
+            return DirectCLRHead(rep_dim, int(d0))
+        return FixedLowRankHead(rep_dim, int(d0), generator)
+
+    if method == "simclr-none":
+        return IdentityHead(rep_dim)
+
+    if method == "diagonal":
+        if diagonal_init not in DIAGONAL_INITS:
+            raise UsageError(
+                f"unknown diagonal init {diagonal_init!r}; choose one of {', '.join(DIAGONAL_INITS)}"
+            )
+        return DiagonalHead(rep_dim, diagonal_init, generator)
+
+    default_hidden, default_out = default_mlp_dims(rep_dim)
+    out_dim = default_out if out_dim is None else out_dim
+    _check_positive("out_dim", out_dim)
+    if method == "simclr-linear":
+        return LinearHead(rep_dim, out_dim)
+    hidden_dim = default_hidden if hidden_dim is None else hidden_dim
+    _check_positive("hidden_dim", hidden_dim)
+    return MLPHead(rep_dim, hidden_dim, out_dim)
+
+
+def _check_positive(name: str, value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
+        raise UsageError(f"{name} must be a positive integer, got {value!r}")
+
+
+def _random_orthogonal(n: int, generator: torch.Generator | None) -> Tensor:
+    """A Haar-random ``(n, n)`` orthogonal matrix in float64: QR of a Gaussian, signs fixed.
+
+    Plain QR is not uniform over the orthogonal group; multiplying column ``k`` of ``Q`` by the
+    sign of ``R[k, k]`` makes it so (Mezzadri, 2007).
+    """
+    gaussian = torch.randn(n, n, generator=generator, dtype=torch.float64)
+    q, r = torch.linalg.qr(gaussian)
+    signs = torch.sign(torch.diagonal(r))
+    signs[signs == 0] = 1.0
+    return q * signs

@@ -1,0 +1,115 @@
+"""`dimcollapse spectrum`: every file format, the JSON fields, the plot, and every bad input."""
+
+from __future__ import annotations
+
+import json
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from conftest import assert_usage_error
+from safetensors.numpy import save_file
+
+from dimcollapse.spectrum import covariance_spectrum
+
+FIELDS = (
+    "file",
+    "n",
+    "dim",
+    "singular_values",
+    "collapsed_dims",
+    "rel_tol",
+    "rankme",
+    "entropy_rank",
+    "alpha_req",
+    "dims_90",
+    "dims_99",
+)
+
+
+@pytest.fixture
+def z():
+    rng = np.random.default_rng(0)
+    return (rng.normal(size=(300, 6)) @ rng.normal(size=(6, 16))).astype(np.float32)
+
+
+def _write_all(tmp_path, z):
+    paths = {}
+    np.save(tmp_path / "a.npy", z)
+    paths["npy"] = [str(tmp_path / "a.npy")]
+    np.savez(tmp_path / "b.npz", emb=z)
+    paths["npz"] = [str(tmp_path / "b.npz")]
+    torch.save(torch.from_numpy(z), tmp_path / "c.pt")
+    paths["pt"] = [str(tmp_path / "c.pt")]
+    torch.save({"z": torch.from_numpy(z), "y": torch.zeros(3)}, tmp_path / "d.pth")
+    paths["pth-dict"] = [str(tmp_path / "d.pth"), "--key", "z"]
+    save_file({"emb": z, "other": np.zeros((2, 2), np.float32)}, str(tmp_path / "e.safetensors"))
+    paths["safetensors"] = [str(tmp_path / "e.safetensors"), "--key", "emb"]
+    return paths
+
+
+def test_every_format_gives_the_same_spectrum(cli, tmp_path, z):
+    expected = covariance_spectrum(z)
+    for fmt, args in _write_all(tmp_path, z).items():
+        code, out, err = cli("spectrum", *args, "--json", "--chunk-rows", "64")
+        assert code == 0, (fmt, err)
+        rec = json.loads(out.strip())
+        for field in FIELDS:
+            assert field in rec, (fmt, field)
+        assert rec["n"] == 300 and rec["dim"] == 16 and rec["collapsed_dims"] == 10
+        np.testing.assert_allclose(
+            rec["singular_values"], expected, rtol=1e-5, atol=1e-6 * expected[0]
+        )
+
+
+def test_text_summary_and_overlaid_plot(cli, tmp_path, z):
+    np.save(tmp_path / "a.npy", z)
+    np.save(tmp_path / "b.npy", np.random.default_rng(1).normal(size=(100, 16)))
+    plot = tmp_path / "spec.png"
+    code, out, err = cli("spectrum", tmp_path / "a.npy", tmp_path / "b.npy", "--plot", plot)
+    assert code == 0, err
+    assert "collapsed dimensions  10 of 16" in out and "RankMe" in out
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    code, out, _ = cli("spectrum", tmp_path / "a.npy", tmp_path / "b.npy", "--json")
+    assert [json.loads(line)["file"] for line in out.splitlines()] == [
+        str(tmp_path / "a.npy"),
+        str(tmp_path / "b.npy"),
+    ]
+
+
+def test_bad_inputs_give_one_error_line_and_no_plot(cli, tmp_path, z):
+    plot = tmp_path / "out.png"
+    np.save(tmp_path / "ok.npy", z)
+    np.save(tmp_path / "three.npy", np.zeros((4, 3, 2), np.float32))
+    np.save(tmp_path / "one.npy", np.zeros((1, 3), np.float32))
+    bad = z.copy()
+    bad[0, 0] = np.nan
+    bad[5, 2] = np.inf
+    np.save(tmp_path / "nan.npy", bad)
+    np.savez(tmp_path / "multi.npz", a=z, b=z)
+    (tmp_path / "x.csv").write_text("1,2\n")
+    (tmp_path / "junk.npy").write_bytes(b"not numpy")
+    with open(tmp_path / "evil.pt", "wb") as fh:
+        pickle.dump({"obj": object()}, fh)
+    cases = [
+        ((tmp_path / "missing.npy",), "no such file"),
+        ((tmp_path / "x.csv",), "unknown format"),
+        ((tmp_path / "three.npy",), "2-D"),
+        ((tmp_path / "one.npy",), "at least 2 rows"),
+        ((tmp_path / "nan.npy",), "2 NaN or infinite"),
+        ((tmp_path / "multi.npz",), "keys: a, b"),
+        ((tmp_path / "multi.npz", "--key", "c"), "keys there are: a, b"),
+        ((tmp_path / "junk.npy",), "npy"),
+        ((tmp_path / "evil.pt",), "unpickling"),
+        ((tmp_path / "ok.npy", "--rel-tol", "2"), "--rel-tol"),
+        ((tmp_path / "ok.npy", tmp_path / "missing.npy"), "no such file"),
+    ]
+    for args, fragment in cases:
+        assert_usage_error(cli("spectrum", *args, "--plot", plot), fragment)
+        assert not plot.exists(), args
+        assert not list(tmp_path.glob(".out.png*")), "temporary plot left behind"
+
+
+def test_unknown_option_is_one_error_line(cli):
+    assert_usage_error(cli("spectrum", "x.npy", "--bogus"), "unrecognized")
