@@ -1,0 +1,51 @@
+"""Contrastive pretraining with collapse monitoring (section 6 of Jing et al. 2022).
+
+Methods (Table 1 and section 6.3): simclr-mlp (2-layer projector), simclr-linear, simclr-none
+(loss on the full representation), directclr (InfoNCE on r[:d0], no trainable projector),
+fixed-lowrank (fixed random projection with d0 unit singular values), diagonal (trainable
+diagonal projector). Each epoch writes the representation and embedding spectra's RankMe and
+collapsed dimensions, and the online linear probe's accuracy, to OUT/metrics.jsonl.
+
+Settings: defaults, then --config FILE.yaml (same field names), then options typed here.
+
+examples:
+  dimcollapse train --method directclr --epochs 10 --width 0.25 --subset 5000 --out runs/dclr
+  dimcollapse train --out runs/dclr --resume --epochs 20
+  torchrun --nproc_per_node=4 -m dimcollapse train --method simclr-mlp --out runs/mlp
+"""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "contrastive pretraining: SimCLR variants, DirectCLR, projector ablations"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from dimcollapse.config import add_config_arguments
+
+    parser.add_argument("--config", default=None, metavar="FILE.yaml",
+                        help="YAML file of settings (command-line options override it)")
+    parser.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    add_config_arguments(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from dimcollapse.config import TrainConfig, config_from_args, load_yaml
+
+    if args.resume and not args.config and args.out:
+        # Resuming: start from the run's own saved configuration, then apply typed options.
+        saved = Path(args.out) / "config.yaml"
+        if saved.is_file():
+            data = load_yaml(saved).get("config", {})
+            base = TrainConfig.from_dict({k: v for k, v in data.items()})
+            for key, value in base.to_dict().items():
+                if getattr(args, key, None) is None and key != "augment":
+                    setattr(args, key, value)
+    cfg = config_from_args(args)
+    from dimcollapse.train import train
+
+    train(cfg, verbose=not args.quiet)
+    return 0

@@ -1,0 +1,243 @@
+"""Training configuration: the dataclass below is the one source of defaults.
+
+``dimcollapse train --help`` is generated from its fields, ``--config FILE.yaml`` loads the same
+field names, and command-line options override the file. Defaults follow the paper's code where
+the paper is specific (temperature 0.1, LARS with eta 0.001 and weight decay 1e-6, base learning
+rate 4.8 at batch 4096 = 0.3 per 256 images under the linear scaling rule, 10 warm-up epochs of
+100, cosine to 0.001 x lr, d0 = 360 of 2048). Two departures, for the built-in Fashion-MNIST
+default: ResNet-18 with the small-image stem instead of ResNet-50, and a global batch of 512
+instead of 4096 (``--backbone resnet50 --batch-size 4096`` restores the paper's).
+
+Augmentation parameters live in :class:`dimcollapse.data.augment.AugmentConfig`; ``augment``
+here holds overrides of its fields (``--aug-FIELD`` on the command line), everything else comes
+from ``AugmentConfig.for_dataset`` for the dataset's image size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dimcollapse.errors import UsageError
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+DATA_PATHS = ("auto", "device", "workers")
+
+
+def _f(default: Any, help: str, **kw: Any) -> Any:
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata={"help": help, **kw})
+    return field(default=default, metadata={"help": help, **kw})
+
+
+@dataclass
+class TrainConfig:
+    """Every setting of a pretraining run (``dimcollapse train``)."""
+
+    # what to train
+    method: str = _f("directclr", "simclr-mlp | simclr-linear | simclr-none | directclr | "
+                     "fixed-lowrank | diagonal")
+    backbone: str = _f("resnet18", "resnet18 | resnet34 | resnet50 (torchvision)")
+    width: float = _f(1.0, "channel width multiplier of the backbone (0.25 for CPU-sized runs)")
+    small_stem: bool | None = _f(None, "3x3 stride-1 stem without max-pool; default: on for "
+                                 "images of 64 px or less")
+    d0: int | None = _f(None, "DirectCLR/fixed-lowrank sub-vector size; default: 360 for a "
+                        "2048-d representation, round(360/2048*rep_dim) otherwise")
+    proj_hidden: int | None = _f(None, "simclr-mlp hidden size; default: scaled from 2048")
+    proj_out: int | None = _f(None, "simclr-mlp/-linear output size; default: scaled from 128")
+    # data
+    dataset: str = _f("fashion-mnist", "fashion-mnist | mnist | cifar10 | cifar100 | stl10 | "
+                      "imagefolder | npz | digits")
+    data_root: str | None = _f(None, "dataset directory (or .npz file); fashion-mnist defaults "
+                               "to /usr/share/datasets/fashion-mnist")
+    test_file: str | None = _f(None, "npz only: the held-out .npz file")
+    download: bool = _f(False, "download the dataset with torchvision if it is missing")
+    subset: int | None = _f(None, "train on a random subset of this many images")
+    data_path: str = _f("auto", "auto | device (augment on the GPU) | workers (CPU DataLoader)")
+    workers: int = _f(2, "DataLoader worker processes for the workers path")
+    augment: dict = _f({}, "augmentation overrides: AugmentConfig field -> value")
+    # optimisation
+    epochs: int = _f(100, "training epochs")
+    batch_size: int = _f(512, "global batch size (split over processes)")
+    optimizer: str = _f("lars", "lars | sgd | adamw")
+    base_lr: float = _f(0.3, "learning rate per 256 images (paper: 4.8 at batch 4096)")
+    lr_scaling: str = _f("linear", "linear (lr = base_lr * batch / 256) | sqrt")
+    weight_decay: float = _f(1e-6, "weight decay (not on biases and BN parameters)")
+    momentum: float = _f(0.9, "momentum of LARS/SGD")
+    lars_eta: float = _f(0.001, "LARS trust coefficient")
+    warmup_epochs: float = _f(10.0, "linear warm-up epochs (clipped to a tenth of the run)")
+    final_lr_ratio: float = _f(0.001, "cosine decay ends at this fraction of the peak lr")
+    # loss
+    temperature: float = _f(0.1, "InfoNCE temperature")
+    loss: str = _f("symmetric", "symmetric (the paper code's cross-view InfoNCE) | ntxent "
+                   "(SimCLR, 2N-2 negatives)")
+    # monitoring
+    monitor_samples: int = _f(2048, "held-out images whose spectra and online-probe accuracy "
+                              "are measured each epoch (0: off)")
+    online_probe: bool = _f(True, "train a linear classifier on the detached representation")
+    log_every: int = _f(20, "print a progress line every N steps when not on a terminal")
+    # execution
+    device: str = _f("auto", "auto | cpu | cuda | cuda:N")
+    precision: str = _f("auto", "auto (bf16 on GPU, fp32 on CPU) | fp32 | bf16 | fp16")
+    channels_last: bool | None = _f(None, "channels_last memory format; default: on for GPU")
+    compile: bool = _f(False, "torch.compile the backbone")
+    sync_bn: bool = _f(False, "SyncBatchNorm under torchrun (GPU)")
+    seed: int = _f(0, "random seed (data order, augmentation, initialisation)")
+    deterministic: bool = _f(False, "use deterministic algorithms (slower; for exact resume tests)")
+    out: str = _f("runs/directclr", "run directory")
+    resume: bool = _f(False, "continue the run in --out from checkpoints/last.pt")
+
+    def validate(self) -> None:
+        """Raise :class:`UsageError` for impossible settings (names checked by the factories)."""
+        from dimcollapse.backbones import BACKBONES
+        from dimcollapse.data.datasets import DATASETS
+        from dimcollapse.losses import LOSS_CONVENTIONS
+        from dimcollapse.optim import OPTIMIZERS
+        from dimcollapse.projectors import METHODS
+
+        for name, value, allowed in (
+            ("method", self.method, METHODS),
+            ("backbone", self.backbone, BACKBONES),
+            ("dataset", self.dataset, DATASETS),
+            ("optimizer", self.optimizer, OPTIMIZERS),
+            ("loss", self.loss, LOSS_CONVENTIONS),
+            ("precision", self.precision, PRECISIONS),
+            ("data_path", self.data_path, DATA_PATHS),
+            ("lr_scaling", self.lr_scaling, ("linear", "sqrt")),
+        ):
+            if value not in allowed:
+                raise UsageError(f"unknown {name} {value!r}; choose from {', '.join(allowed)}")
+        checks = [
+            (self.epochs >= 1, f"epochs must be at least 1, got {self.epochs}"),
+            (self.batch_size >= 2, f"batch size must be at least 2, got {self.batch_size}"),
+            (self.width > 0, f"width must be positive, got {self.width}"),
+            (self.base_lr > 0, f"base lr must be positive, got {self.base_lr}"),
+            (self.temperature > 0, f"temperature must be positive, got {self.temperature}"),
+            (self.weight_decay >= 0, f"weight decay must be >= 0, got {self.weight_decay}"),
+            (self.warmup_epochs >= 0, f"warm-up epochs must be >= 0, got {self.warmup_epochs}"),
+            (0 < self.final_lr_ratio <= 1, "final lr ratio must be in (0, 1]"),
+            (self.workers >= 0, f"workers must be >= 0, got {self.workers}"),
+            (self.monitor_samples >= 0, "monitor samples must be >= 0"),
+            (self.log_every >= 1, "log-every must be at least 1"),
+            (self.d0 is None or self.d0 >= 1, f"d0 must be at least 1, got {self.d0}"),
+            (self.subset is None or self.subset >= 2, "subset must be at least 2 images"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise UsageError(message)
+        from dimcollapse.data.augment import AugmentConfig
+
+        known = {f.name for f in dataclasses.fields(AugmentConfig)}
+        unknown = sorted(set(self.augment) - known)
+        if unknown:
+            raise UsageError(f"unknown augmentation setting(s) {', '.join(unknown)}; "
+                             f"choose from {', '.join(sorted(known))}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """Build from a dict of field values, refusing unknown keys."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise UsageError(f"unknown training setting(s): {', '.join(unknown)}")
+        return cls(**data)
+
+
+# ---- command-line and YAML plumbing ----------------------------------------------------------
+
+
+def _base_type(tp: Any) -> tuple[Any, bool]:
+    """(the non-None type, whether None is allowed) of an annotation."""
+    args = typing.get_args(tp)
+    if typing.get_origin(tp) in (typing.Union, types.UnionType) and type(None) in args:
+        rest = [a for a in args if a is not type(None)]
+        return rest[0], True
+    return tp, False
+
+
+def _parse_bool(text: str) -> bool:
+    low = text.lower()
+    if low in ("1", "true", "yes", "on"):
+        return True
+    if low in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add ``--FIELD`` for every TrainConfig field and ``--aug-FIELD`` for AugmentConfig's.
+
+    Defaults are shown from the dataclasses but the parsed value is None unless given, so that a
+    YAML file's values are overridden only by options actually typed.
+    """
+    from dimcollapse.data.augment import AugmentConfig
+
+    hints = typing.get_type_hints(TrainConfig)
+    for f in dataclasses.fields(TrainConfig):
+        if f.name == "augment":
+            continue
+        tp, _ = _base_type(hints[f.name])
+        flag = "--" + f.name.replace("_", "-")
+        default = f.default
+        helptext = f"{f.metadata['help']} (default: {default})"
+        if tp is bool:
+            parser.add_argument(flag, type=_parse_bool, nargs="?", const=True, default=None,
+                                metavar="BOOL", help=helptext)
+        else:
+            parser.add_argument(flag, type=tp, default=None, help=helptext)
+    aug_hints = typing.get_type_hints(AugmentConfig)
+    for f in dataclasses.fields(AugmentConfig):
+        tp, _ = _base_type(aug_hints[f.name])
+        flag = "--aug-" + f.name.replace("_", "-")
+        default = "the dataset's size" if f.name == "image_size" else f.default
+        if f.name in ("blur_prob", "solarize_prob"):
+            default = f"{default} above 64 px, off at 64 px or less"
+        helptext = f"augmentation: {f.name} (default: {default})"
+        if typing.get_origin(tp) is tuple:
+            parser.add_argument(flag, type=float, nargs=len(typing.get_args(tp)), default=None,
+                                help=helptext)
+        else:
+            parser.add_argument(flag, type=tp, default=None, help=helptext)
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping of TrainConfig fields, with one-line errors."""
+    import yaml
+
+    p = Path(path)
+    if not p.is_file():
+        raise UsageError(f"{p}: no such config file")
+    try:
+        data = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise UsageError(f"{p}: not valid YAML ({str(exc).splitlines()[0]})") from exc
+    if not isinstance(data, dict):
+        raise UsageError(f"{p}: expected a mapping of settings, got {type(data).__name__}")
+    return {str(k).replace("-", "_"): v for k, v in data.items()}
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """Defaults, then ``--config`` YAML, then options typed on the command line."""
+    data: dict[str, Any] = {}
+    if getattr(args, "config", None):
+        data.update(load_yaml(args.config))
+    augment = dict(data.get("augment") or {})
+    for f in dataclasses.fields(TrainConfig):
+        value = getattr(args, f.name, None)
+        if value is not None and f.name != "augment":
+            data[f.name] = value
+    for key, value in vars(args).items():
+        if key.startswith("aug_") and value is not None:
+            augment[key[4:]] = list(value) if isinstance(value, list) else value
+    data["augment"] = augment
+    cfg = TrainConfig.from_dict(data)
+    cfg.validate()
+    return cfg

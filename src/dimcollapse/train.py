@@ -1,0 +1,420 @@
+"""Contrastive pretraining (section 6): SimCLR projector variants, DirectCLR and the ablations.
+
+One loop for one process, one GPU or many under ``torchrun`` (PyTorch DDP). Each epoch it
+measures collapse the way the paper does: the covariance spectra (Eq. 1) of the representation
+r (Figs. 7b, 9) and of the embedding z (Fig. 2) on held-out images, streamed through
+:class:`~dimcollapse.spectrum.SpectrumAccumulator`, with RankMe and collapsed-dimension counts,
+plus the accuracy of the online linear probe trained on ``r.detach()``.
+
+Run directory (``cfg.out``)::
+
+    config.yaml             the resolved configuration
+    metrics.jsonl           one line per epoch
+    spectra.jsonl           one line per epoch: representation and embedding singular values
+    tensorboard/            the same scalars for TensorBoard
+    checkpoints/last.pt     after every epoch (atomic); checkpoints/final.pt at the end
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dimcollapse import distributed as dist
+from dimcollapse.checkpoint import load_checkpoint, save_checkpoint
+from dimcollapse.config import TrainConfig
+from dimcollapse.data.augment import AugmentConfig
+from dimcollapse.data.datasets import ImageDataset, load_dataset
+from dimcollapse.data.loaders import build_eval_loader, build_view_loader
+from dimcollapse.errors import UsageError
+from dimcollapse.fileio import write_text_atomic
+from dimcollapse.losses import info_nce
+from dimcollapse.model import ContrastiveModel, ModelSpec, build_model
+from dimcollapse.optim import build_optimizer, scaled_lr, warmup_cosine
+from dimcollapse.runtime import (
+    autocast,
+    resolve_device,
+    resolve_precision,
+    rng_state,
+    seed_everything,
+    set_rng_state,
+)
+from dimcollapse.spectrum import SpectrumAccumulator
+
+#: Config fields that must match when resuming a run (the rest may change, e.g. epochs).
+RESUME_FIXED = ("method", "backbone", "width", "dataset", "d0", "proj_hidden", "proj_out",
+                "batch_size", "seed")
+
+
+@dataclass
+class RunResult:
+    """What a finished run left behind."""
+
+    out: Path
+    metrics: list[dict[str, Any]]
+    checkpoint: Path
+
+
+def resolve_augment(cfg: TrainConfig, dataset: ImageDataset) -> AugmentConfig:
+    """The dataset-size recipe (``AugmentConfig.for_dataset``) with ``cfg.augment`` overrides."""
+    size = int(cfg.augment.get("image_size", dataset.image_size))
+    base = AugmentConfig.for_dataset(size, dataset.channels)
+    values = {**dataclasses.asdict(base), **cfg.augment}
+    return AugmentConfig(**values)
+
+
+def model_spec(cfg: TrainConfig, dataset: ImageDataset, image_size: int) -> ModelSpec:
+    """The architecture of ``cfg`` for this dataset (channels, classes, stem)."""
+    small = cfg.small_stem if cfg.small_stem is not None else image_size <= 64
+    return ModelSpec(
+        method=cfg.method,
+        backbone=cfg.backbone,
+        width=cfg.width,
+        in_channels=dataset.channels,
+        small_stem=bool(small),
+        num_classes=dataset.num_classes,
+        d0=cfg.d0,
+        proj_hidden=cfg.proj_hidden,
+        proj_out=cfg.proj_out,
+        seed=cfg.seed,
+    )
+
+
+def _prepare_out_dir(cfg: TrainConfig) -> dict[str, Any] | None:
+    """Refuse to overwrite another run; return the checkpoint to resume from, if any."""
+    out = Path(cfg.out)
+    last = out / "checkpoints" / "last.pt"
+    if cfg.resume:
+        if not last.is_file():
+            raise UsageError(f"{out}: nothing to resume (no checkpoints/last.pt)")
+        ckpt = load_checkpoint(last)
+        if ckpt.get("kind") != "pretrain":
+            raise UsageError(f"{last}: not a pretraining checkpoint")
+        saved = ckpt["config"]
+        for key in RESUME_FIXED:
+            if saved.get(key) != getattr(cfg, key):
+                raise UsageError(f"{out}: cannot resume: it is a run with {key}={saved.get(key)!r}, "
+                                 f"not {getattr(cfg, key)!r}")
+        return ckpt
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise UsageError(f"{out}: already holds another run; choose a new --out, or --resume it")
+    return None
+
+
+class _Monitor:
+    """Per-epoch collapse measurements on a fixed held-out set (rank 0 only)."""
+
+    def __init__(self, dataset: ImageDataset | None, batch_size: int, device: torch.device):
+        self.loader = (build_eval_loader(dataset, batch_size=batch_size, device=device)
+                       if dataset is not None else None)
+
+    @torch.no_grad()
+    def measure(self, model: ContrastiveModel, precision: str, device: torch.device,
+                channels_last: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+        if self.loader is None:
+            return {}, {}
+        was_training = model.training
+        model.eval()
+        rep = SpectrumAccumulator(device=device)
+        emb = SpectrumAccumulator(device=device)
+        correct = torch.zeros((), device=device)
+        total = 0
+        for x, y in self.loader:
+            if channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with autocast(precision, device):
+                r = model.encode(x)
+                z = model.head(r)
+                logits = model.online_probe(r)
+            rep.update(r.float())
+            emb.update(z.float())
+            correct += (logits.argmax(dim=1) == y).sum()
+            total += y.numel()
+        model.train(was_training)
+        rs, es = rep.summary(), emb.summary()
+        metrics = {
+            "representation_rankme": rs.rankme,
+            "representation_collapsed_dims": rs.collapsed_dims,
+            "representation_entropy_rank": rs.entropy_rank,
+            "representation_dim": rs.dim,
+            "embedding_rankme": es.rankme,
+            "embedding_collapsed_dims": es.collapsed_dims,
+            "embedding_dim": es.dim,
+            "online_probe_top1": float(correct) / max(total, 1),
+        }
+        spectra = {"representation": rs.singular_values, "embedding": es.singular_values}
+        return metrics, spectra
+
+
+class _Progress:
+    """A tqdm bar on a terminal, plain periodic lines otherwise (rank 0 only)."""
+
+    def __init__(self, enabled: bool, steps: int, epoch: int, epochs: int, log_every: int):
+        self.enabled, self.steps, self.epoch, self.epochs = enabled, steps, epoch, epochs
+        self.log_every = log_every
+        self.bar = None
+        if enabled and sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=steps, desc=f"epoch {epoch}/{epochs}", leave=False,
+                            dynamic_ncols=True)
+
+    def update(self, step_in_epoch: int, loss: float | None, lr: float, ips: float) -> None:
+        if not self.enabled:
+            return
+        if self.bar is not None:
+            self.bar.update(1)
+            if loss is not None:
+                self.bar.set_postfix(loss=f"{loss:.3f}", lr=f"{lr:.3g}", img_s=f"{ips:.0f}")
+        elif loss is not None:
+            print(f"epoch {self.epoch}/{self.epochs} step {step_in_epoch}/{self.steps} "
+                  f"loss {loss:.4f} lr {lr:.4g} {ips:.0f} img/s", flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _open_tensorboard(out: Path) -> Any:
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except Exception:  # tensorboard not installed: metrics.jsonl still has everything
+        return None
+    return SummaryWriter(log_dir=str(out / "tensorboard"))
+
+
+def train(cfg: TrainConfig, *, verbose: bool = True) -> RunResult:
+    """Pretrain as ``cfg`` says and return the run's metrics; see the module docstring."""
+    cfg.validate()
+    rank, local_rank, world = dist.setup_from_env(
+        "cuda" if cfg.device != "cpu" and torch.cuda.is_available() else "cpu"
+    )
+    try:
+        return _train(cfg, rank, local_rank, world, verbose)
+    finally:
+        dist.cleanup()
+
+
+def _train(cfg: TrainConfig, rank: int, local_rank: int, world: int, verbose: bool) -> RunResult:
+    main = rank == 0
+    device = resolve_device(cfg.device, local_rank)
+    precision = resolve_precision(cfg.precision, device)
+    channels_last = cfg.channels_last if cfg.channels_last is not None else device.type == "cuda"
+    if cfg.batch_size % world:
+        raise UsageError(f"global batch {cfg.batch_size} does not split over {world} processes")
+    if cfg.deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    out = Path(cfg.out)
+    resume_from = _prepare_out_dir(cfg) if main else None
+    if world > 1:
+        dist.barrier()
+        if not main and cfg.resume:
+            resume_from = load_checkpoint(out / "checkpoints" / "last.pt")
+    seed_everything(cfg.seed + rank)
+
+    # ---- data
+    common = {"root": cfg.data_root, "download": cfg.download and main, "seed": cfg.seed,
+              "test_file": cfg.test_file}
+    train_set = load_dataset(cfg.dataset, "train", subset=cfg.subset, **common)
+    held_out = None
+    if main and cfg.monitor_samples > 0:
+        held_out = load_dataset(cfg.dataset, "test", **common)
+        if cfg.monitor_samples < len(held_out):
+            held_out = load_dataset(cfg.dataset, "test", subset=cfg.monitor_samples, **common)
+    aug = resolve_augment(cfg, train_set)
+    per_rank = cfg.batch_size // world
+    loader = build_view_loader(train_set, aug, batch_size=per_rank, device=device,
+                               path=cfg.data_path, workers=cfg.workers, seed=cfg.seed, rank=rank,
+                               world_size=world)
+    steps_per_epoch = len(loader)
+
+    # ---- model, optimiser, schedule
+    spec = model_spec(cfg, train_set, aug.image_size)
+    model = build_model(spec).to(device)
+    if world > 1 and cfg.sync_bn:
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    lr = scaled_lr(cfg.base_lr, cfg.batch_size, cfg.lr_scaling)
+    optimizer = build_optimizer(cfg.optimizer, model, lr=lr, weight_decay=cfg.weight_decay,
+                                momentum=cfg.momentum, eta=cfg.lars_eta)
+    total_steps = cfg.epochs * steps_per_epoch
+    warmup_steps = int(round(min(cfg.warmup_epochs, cfg.epochs / 10) * steps_per_epoch))
+    scheduler = warmup_cosine(optimizer, total_steps=total_steps, warmup_steps=warmup_steps,
+                              final_ratio=cfg.final_lr_ratio)
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+    start_epoch, step = 0, 0
+    if resume_from is not None:
+        model.load_state_dict(resume_from["model"])
+        optimizer.load_state_dict(resume_from["optimizer"])
+        scheduler.load_state_dict(resume_from["scheduler"])
+        if resume_from.get("scaler"):
+            scaler.load_state_dict(resume_from["scaler"])
+        start_epoch, step = int(resume_from["epoch"]), int(resume_from["step"])
+        set_rng_state(resume_from["rng"])
+    forward: nn.Module = model
+    if world > 1:
+        forward = nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    if cfg.compile:
+        forward = torch.compile(forward)
+
+    # ---- run directory
+    resolved = {**cfg.to_dict(), "augment": dataclasses.asdict(aug)}
+    head = model.head
+    facts = {"rep_dim": model.rep_dim, "d0": head.d0, "embedding_dim": head.out_features,
+             "lr": lr, "steps_per_epoch": steps_per_epoch, "world_size": world,
+             "device": str(device), "precision": precision, "data_path": loader.path,
+             "channels": train_set.channels, "image_size": aug.image_size,
+             "num_classes": train_set.num_classes, "mean": list(train_set.mean),
+             "std": list(train_set.std), "train_images": len(train_set)}
+    metrics_path, spectra_path = out / "metrics.jsonl", out / "spectra.jsonl"
+    history: list[dict[str, Any]] = []
+    writer = None
+    if main:
+        import yaml
+
+        (out / "checkpoints").mkdir(parents=True, exist_ok=True)
+        write_text_atomic(out / "config.yaml", yaml.safe_dump(
+            {"config": _plain(resolved), "run": _plain(facts)}, sort_keys=False))
+        if resume_from is not None:  # drop lines of epochs the checkpoint does not hold
+            for path in (metrics_path, spectra_path):
+                if path.exists():
+                    keep = [ln for ln in path.read_text().splitlines()
+                            if ln.strip() and json.loads(ln)["epoch"] <= start_epoch]
+                    write_text_atomic(path, "".join(ln + "\n" for ln in keep))
+            history = [json.loads(ln) for ln in metrics_path.read_text().splitlines() if ln]
+        writer = _open_tensorboard(out)
+        if verbose:
+            print(f"training {cfg.method} on {cfg.dataset} ({len(train_set):,} images, "
+                  f"{cfg.backbone} x{cfg.width}, rep_dim {model.rep_dim}"
+                  + (f", d0 {head.d0}" if head.d0 else "") + f") for {cfg.epochs} epochs; "
+                  f"{world} process(es), {device}, {precision}, data path {loader.path}; "
+                  f"run directory {out}", flush=True)
+    monitor = _Monitor(held_out, 512, device)
+
+    # ---- epochs
+    model.train()
+    for epoch in range(start_epoch, cfg.epochs):
+        loader.set_epoch(epoch)
+        progress = _Progress(main and verbose, steps_per_epoch, epoch + 1, cfg.epochs,
+                             cfg.log_every)
+        loss_sum = torch.zeros((), device=device)
+        probe_sum = torch.zeros((), device=device)
+        seen = 0
+        t0 = time.perf_counter()
+        for i, (v1, v2, y) in enumerate(loader):
+            if channels_last:
+                v1 = v1.contiguous(memory_format=torch.channels_last)
+                v2 = v2.contiguous(memory_format=torch.channels_last)
+            with autocast(precision, device):
+                _r1, z1, _r2, z2, logits = forward(v1, v2)
+            loss = info_nce(z1.float(), z2.float(), temperature=cfg.temperature,
+                            convention=cfg.loss)
+            probe_loss = F.cross_entropy(logits.float(), y) if cfg.online_probe else 0 * loss
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss + probe_loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            scheduler.step()
+            step += 1
+            seen += y.shape[0]
+            loss_sum += loss.detach()
+            probe_sum += probe_loss.detach()
+            if (i + 1) % cfg.log_every == 0 or progress.bar is not None:
+                shown = None
+                if (i + 1) % cfg.log_every == 0:
+                    shown = float(loss_sum) / (i + 1)  # one host sync per log_every steps
+                    if not math.isfinite(shown):
+                        raise UsageError(f"the loss became {shown} at step {step}; lower the "
+                                         "learning rate or use fp32")
+                ips = seen * world / (time.perf_counter() - t0)
+                progress.update(i + 1, shown, scheduler.get_last_lr()[0], ips)
+        progress.close()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        seconds = time.perf_counter() - t0
+        dist.all_reduce_sum(loss_sum)
+        dist.all_reduce_sum(probe_sum)
+        mean_loss = float(loss_sum) / (steps_per_epoch * world)
+        if not math.isfinite(mean_loss):
+            raise UsageError(f"the loss became {mean_loss} in epoch {epoch + 1}; lower the "
+                             "learning rate or use fp32")
+        if not main:
+            continue
+        measured, spectra = monitor.measure(model, precision, device, channels_last)
+        line = {"epoch": epoch + 1, "step": step, "loss": mean_loss,
+                "online_probe_loss": float(probe_sum) / (steps_per_epoch * world),
+                "lr": scheduler.get_last_lr()[0], "images_per_s": seen * world / seconds,
+                "epoch_seconds": seconds, **measured}
+        history.append(line)
+        _append_line(metrics_path, line)
+        if spectra:
+            _append_line(spectra_path, {"epoch": epoch + 1, **spectra})
+        if writer is not None:
+            for key, value in line.items():
+                if key != "epoch" and isinstance(value, (int, float)):
+                    writer.add_scalar(key, value, epoch + 1)
+            writer.flush()
+        if verbose:
+            print(_epoch_text(line, cfg.epochs), flush=True)
+        save_checkpoint(out / "checkpoints" / "last.pt", {
+            "kind": "pretrain", "model_spec": dataclasses.asdict(spec), "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+            "scaler": scaler.state_dict() if scaler.is_enabled() else None,
+            "epoch": epoch + 1, "step": step, "rng": rng_state(), "config": cfg.to_dict(),
+            "data": _plain(facts), "metrics": line,
+        })
+    final = out / "checkpoints" / "final.pt"
+    if main:
+        last = out / "checkpoints" / "last.pt"
+        if last.is_file():
+            import shutil
+
+            from dimcollapse.fileio import atomic_path
+
+            with atomic_path(final) as tmp:
+                shutil.copyfile(last, tmp)
+        if writer is not None:
+            writer.close()
+        if verbose:
+            print(f"done: checkpoints in {out / 'checkpoints'}, metrics in {metrics_path}",
+                  flush=True)
+    return RunResult(out=out, metrics=history, checkpoint=final)
+
+
+def _append_line(path: Path, obj: dict[str, Any]) -> None:
+    with path.open("a") as fh:
+        fh.write(json.dumps(obj) + "\n")
+
+
+def _plain(obj: Any) -> Any:
+    """Tuples -> lists, recursively (for YAML and weights_only checkpoints)."""
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    return obj
+
+
+def _epoch_text(m: dict[str, Any], epochs: int) -> str:
+    text = (f"epoch {m['epoch']}/{epochs}  loss {m['loss']:.4f}  lr {m['lr']:.4g}  "
+            f"{m['images_per_s']:.0f} img/s")
+    if "representation_rankme" in m:
+        text += (f"  | r: RankMe {m['representation_rankme']:.1f}, collapsed "
+                 f"{m['representation_collapsed_dims']}/{m['representation_dim']}"
+                 f"  z: RankMe {m['embedding_rankme']:.1f}, collapsed "
+                 f"{m['embedding_collapsed_dims']}/{m['embedding_dim']}"
+                 f"  | online probe top-1 {100 * m['online_probe_top1']:.1f}%")
+    return text
