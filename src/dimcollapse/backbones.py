@@ -67,11 +67,15 @@ class ResNetEncoder(ResNet):
             self.layer1, self.layer2, self.layer3, self.layer4 = stages
             rebuilt += [self.bn1, *stages]
         if small_images:
-            self.conv1 = nn.Conv2d(in_channels, stem, kernel_size=3, stride=1, padding=1, bias=False)
+            self.conv1 = nn.Conv2d(
+                in_channels, stem, kernel_size=3, stride=1, padding=1, bias=False
+            )
             self.maxpool = nn.Identity()
             rebuilt.append(self.conv1)
         elif in_channels != 3 or width != 1.0:
-            self.conv1 = nn.Conv2d(in_channels, stem, kernel_size=7, stride=2, padding=3, bias=False)
+            self.conv1 = nn.Conv2d(
+                in_channels, stem, kernel_size=7, stride=2, padding=3, bias=False
+            )
             rebuilt.append(self.conv1)
         for module in rebuilt:
             _init_like_torchvision(module, zero_init_residual)

@@ -98,8 +98,9 @@ def setup_from_env(device_type: str) -> tuple[int, int, int]:
             backend = "nccl"
         else:
             backend = "gloo"
-        dist.init_process_group(backend=backend, init_method="env://", rank=global_rank,
-                                world_size=size)
+        dist.init_process_group(
+            backend=backend, init_method="env://", rank=global_rank, world_size=size
+        )
     return global_rank, local_rank, size
 
 

@@ -11,8 +11,8 @@ the inner product. Section 6.2 (DirectCLR) applies it to normalised vectors ``z^
 
     L = - sum_i log  exp(z^_i . z'^_j=i / tau) / sum_j exp(z^_i . z'^_j / tau),
 
-with the temperature ``tau = 0.1`` of the paper's code. :func:`info_nce` computes this
-inner-product form. With ``normalize=False`` the logits are raw inner products
+where the paper's formula leaves out the temperature; its code divides by ``tau = 0.1``.
+:func:`info_nce` computes this inner-product form. With ``normalize=False`` the logits are raw inner products
 ``z_i . z'_j / tau``: since ``-|a - b|^2 / 2 = a.b - |a|^2 / 2 - |b|^2 / 2`` and the anchor's own
 norm cancels in the softmax, this matches Eq. 2 only when all keys have the same norm.
 """
@@ -57,9 +57,10 @@ def info_nce(
 
     Here ``W`` is the number of processes. Under ``torchrun`` the keys are gathered from every
     process with :func:`dimcollapse.distributed.all_gather_with_grad`, the positive of local row
-    ``i`` sits at ``rank * B + i`` among them, and the loss is averaged over local anchors, so
-    DDP's gradient averaging yields the gradient of the global-batch mean. In one process it is
-    exactly the plain formula.
+    ``i`` sits at ``rank * B + i`` among them (``ntxent``: at ``rank * 2B + (i + B) mod 2B``,
+    this process's own rows masked at ``rank * 2B + i``), and the loss is averaged over local
+    anchors, so DDP's gradient averaging yields the gradient of the global-batch mean. In one
+    process it is exactly the plain formula.
 
     The similarities and the cross-entropy are computed in float32 (float64 if given float64),
     with autocast disabled, since logits up to ``1 / tau`` lose precision in half precision.

@@ -213,7 +213,9 @@ def warmup_cosine(
         or not isinstance(warmup_steps, int)
         or not 0 <= warmup_steps <= total_steps
     ):
-        raise UsageError(f"warmup_steps must be an integer in [0, {total_steps}], got {warmup_steps!r}")
+        raise UsageError(
+            f"warmup_steps must be an integer in [0, {total_steps}], got {warmup_steps!r}"
+        )
     if not 0 <= final_ratio <= 1:
         raise UsageError(f"final_ratio must be in [0, 1], got {final_ratio!r}")
     schedule = _WarmupCosine(total_steps, warmup_steps, float(final_ratio))

@@ -197,12 +197,13 @@ def build_head(
 ) -> Head:
     """Build the head named ``method`` (one of :data:`METHODS`) for representations of ``rep_dim``.
 
-    Options that a method does not use are ignored: ``d0`` (default :func:`default_d0`) for
-    ``directclr`` and ``fixed-lowrank``; ``hidden_dim`` for ``simclr-mlp`` and ``out_dim`` for
-    ``simclr-mlp`` / ``simclr-linear`` (defaults :func:`default_mlp_dims`); ``generator`` draws
-    the random matrices of ``fixed-lowrank`` and ``diagonal_init="random"`` (a CPU generator: heads
-are built on the CPU and moved with ``.to(device)``); ``diagonal_init``
-    (one of :data:`DIAGONAL_INITS`) for ``diagonal``.
+    Options that a method does not use are ignored, so one config serves every method:
+    ``d0`` (default :func:`default_d0`) for ``directclr`` and ``fixed-lowrank``; ``hidden_dim``
+    for ``simclr-mlp`` and ``out_dim`` for ``simclr-mlp`` / ``simclr-linear`` (defaults
+    :func:`default_mlp_dims`); ``diagonal_init`` (one of :data:`DIAGONAL_INITS`) for
+    ``diagonal``. ``generator`` draws the random matrices of ``fixed-lowrank`` and of
+    ``diagonal_init="random"``; it must be a CPU generator (heads are built on the CPU and moved
+    with ``.to(device)``).
     """
     if method not in METHODS:
         raise UsageError(f"unknown projector method {method!r}; choose one of {', '.join(METHODS)}")
