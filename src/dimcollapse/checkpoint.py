@@ -47,13 +47,17 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     try:
         data = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise UsageError(f"{p}: not a dimcollapse checkpoint (could not load it safely: "
-                         f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from exc
+        raise UsageError(
+            f"{p}: not a dimcollapse checkpoint (could not load it safely: "
+            f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
+        ) from exc
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise UsageError(f"{p}: not a dimcollapse checkpoint (another format)")
     if data.get("version") != FORMAT_VERSION:
-        raise UsageError(f"{p}: checkpoint format version {data.get('version')} is not supported "
-                         f"(this dimcollapse reads version {FORMAT_VERSION})")
+        raise UsageError(
+            f"{p}: checkpoint format version {data.get('version')} is not supported "
+            f"(this dimcollapse reads version {FORMAT_VERSION})"
+        )
     return data
 
 

@@ -40,21 +40,32 @@ class TrainConfig:
     """Every setting of a pretraining run (``dimcollapse train``)."""
 
     # what to train
-    method: str = _f("directclr", "simclr-mlp | simclr-linear | simclr-none | directclr | "
-                     "fixed-lowrank | diagonal")
+    method: str = _f(
+        "directclr",
+        "simclr-mlp | simclr-linear | simclr-none | directclr | fixed-lowrank | diagonal",
+    )
     backbone: str = _f("resnet18", "resnet18 | resnet34 | resnet50 (torchvision)")
     width: float = _f(1.0, "channel width multiplier of the backbone (0.25 for CPU-sized runs)")
-    small_stem: bool | None = _f(None, "3x3 stride-1 stem without max-pool; default: on for "
-                                 "images of 64 px or less")
-    d0: int | None = _f(None, "DirectCLR/fixed-lowrank sub-vector size; default: 360 for a "
-                        "2048-d representation, round(360/2048*rep_dim) otherwise")
+    small_stem: bool | None = _f(
+        None, "3x3 stride-1 stem without max-pool; default: on for images of 64 px or less"
+    )
+    d0: int | None = _f(
+        None,
+        "DirectCLR/fixed-lowrank sub-vector size; default: 360 for a "
+        "2048-d representation, round(360/2048*rep_dim) otherwise",
+    )
     proj_hidden: int | None = _f(None, "simclr-mlp hidden size; default: scaled from 2048")
     proj_out: int | None = _f(None, "simclr-mlp/-linear output size; default: scaled from 128")
     # data
-    dataset: str = _f("fashion-mnist", "fashion-mnist | mnist | cifar10 | cifar100 | stl10 | "
-                      "imagefolder | npz | digits")
-    data_root: str | None = _f(None, "dataset directory (or .npz file); fashion-mnist defaults "
-                               "to /usr/share/datasets/fashion-mnist")
+    dataset: str = _f(
+        "fashion-mnist",
+        "fashion-mnist | mnist | cifar10 | cifar100 | stl10 | imagefolder | npz | digits",
+    )
+    data_root: str | None = _f(
+        None,
+        "dataset directory (or .npz file); fashion-mnist defaults "
+        "to /usr/share/datasets/fashion-mnist",
+    )
     test_file: str | None = _f(None, "npz only: the held-out .npz file")
     download: bool = _f(False, "download the dataset with torchvision if it is missing")
     subset: int | None = _f(None, "train on a random subset of this many images")
@@ -74,11 +85,15 @@ class TrainConfig:
     final_lr_ratio: float = _f(0.001, "cosine decay ends at this fraction of the peak lr")
     # loss
     temperature: float = _f(0.1, "InfoNCE temperature")
-    loss: str = _f("symmetric", "symmetric (the paper code's cross-view InfoNCE) | ntxent "
-                   "(SimCLR, 2N-2 negatives)")
+    loss: str = _f(
+        "symmetric",
+        "symmetric (the paper code's cross-view InfoNCE) | ntxent (SimCLR, 2N-2 negatives)",
+    )
     # monitoring
-    monitor_samples: int = _f(2048, "held-out images whose spectra and online-probe accuracy "
-                              "are measured each epoch (0: off)")
+    monitor_samples: int = _f(
+        2048,
+        "held-out images whose spectra and online-probe accuracy are measured each epoch (0: off)",
+    )
     online_probe: bool = _f(True, "train a linear classifier on the detached representation")
     log_every: int = _f(20, "print a progress line every N steps when not on a terminal")
     # execution
@@ -135,8 +150,10 @@ class TrainConfig:
         known = {f.name for f in dataclasses.fields(AugmentConfig)}
         unknown = sorted(set(self.augment) - known)
         if unknown:
-            raise UsageError(f"unknown augmentation setting(s) {', '.join(unknown)}; "
-                             f"choose from {', '.join(sorted(known))}")
+            raise UsageError(
+                f"unknown augmentation setting(s) {', '.join(unknown)}; "
+                f"choose from {', '.join(sorted(known))}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -189,8 +206,15 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
         default = f.default
         helptext = f"{f.metadata['help']} (default: {default})"
         if tp is bool:
-            parser.add_argument(flag, type=_parse_bool, nargs="?", const=True, default=None,
-                                metavar="BOOL", help=helptext)
+            parser.add_argument(
+                flag,
+                type=_parse_bool,
+                nargs="?",
+                const=True,
+                default=None,
+                metavar="BOOL",
+                help=helptext,
+            )
         else:
             parser.add_argument(flag, type=tp, default=None, help=helptext)
     aug_hints = typing.get_type_hints(AugmentConfig)
@@ -202,8 +226,9 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
             default = f"{default} above 64 px, off at 64 px or less"
         helptext = f"augmentation: {f.name} (default: {default})"
         if typing.get_origin(tp) is tuple:
-            parser.add_argument(flag, type=float, nargs=len(typing.get_args(tp)), default=None,
-                                help=helptext)
+            parser.add_argument(
+                flag, type=float, nargs=len(typing.get_args(tp)), default=None, help=helptext
+            )
         else:
             parser.add_argument(flag, type=tp, default=None, help=helptext)
 

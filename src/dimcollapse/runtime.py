@@ -15,7 +15,9 @@ from dimcollapse.errors import UsageError
 def resolve_device(name: str = "auto", local_rank: int = 0) -> torch.device:
     """``auto`` -> the local rank's GPU if there is one, else the CPU."""
     if name == "auto":
-        return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
+        return (
+            torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
+        )
     try:
         device = torch.device(name)
     except RuntimeError as exc:

@@ -52,8 +52,17 @@ from dimcollapse.runtime import (
 from dimcollapse.spectrum import SpectrumAccumulator
 
 #: Config fields that must match when resuming a run (the rest may change, e.g. epochs).
-RESUME_FIXED = ("method", "backbone", "width", "dataset", "d0", "proj_hidden", "proj_out",
-                "batch_size", "seed")
+RESUME_FIXED = (
+    "method",
+    "backbone",
+    "width",
+    "dataset",
+    "d0",
+    "proj_hidden",
+    "proj_out",
+    "batch_size",
+    "seed",
+)
 
 
 @dataclass
@@ -103,8 +112,10 @@ def _prepare_out_dir(cfg: TrainConfig) -> dict[str, Any] | None:
         saved = ckpt["config"]
         for key in RESUME_FIXED:
             if saved.get(key) != getattr(cfg, key):
-                raise UsageError(f"{out}: cannot resume: it is a run with {key}={saved.get(key)!r}, "
-                                 f"not {getattr(cfg, key)!r}")
+                raise UsageError(
+                    f"{out}: cannot resume: it is a run with {key}={saved.get(key)!r}, "
+                    f"not {getattr(cfg, key)!r}"
+                )
         return ckpt
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise UsageError(f"{out}: already holds another run; choose a new --out, or --resume it")
@@ -115,12 +126,16 @@ class _Monitor:
     """Per-epoch collapse measurements on a fixed held-out set (rank 0 only)."""
 
     def __init__(self, dataset: ImageDataset | None, batch_size: int, device: torch.device):
-        self.loader = (build_eval_loader(dataset, batch_size=batch_size, device=device)
-                       if dataset is not None else None)
+        self.loader = (
+            build_eval_loader(dataset, batch_size=batch_size, device=device)
+            if dataset is not None
+            else None
+        )
 
     @torch.no_grad()
-    def measure(self, model: ContrastiveModel, precision: str, device: torch.device,
-                channels_last: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+    def measure(
+        self, model: ContrastiveModel, precision: str, device: torch.device, channels_last: bool
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
         if self.loader is None:
             return {}, {}
         was_training = model.training
@@ -166,8 +181,9 @@ class _Progress:
         if enabled and sys.stderr.isatty():
             from tqdm import tqdm
 
-            self.bar = tqdm(total=steps, desc=f"epoch {epoch}/{epochs}", leave=False,
-                            dynamic_ncols=True)
+            self.bar = tqdm(
+                total=steps, desc=f"epoch {epoch}/{epochs}", leave=False, dynamic_ncols=True
+            )
 
     def update(self, step_in_epoch: int, loss: float | None, lr: float, ips: float) -> None:
         if not self.enabled:
@@ -177,8 +193,11 @@ class _Progress:
             if loss is not None:
                 self.bar.set_postfix(loss=f"{loss:.3f}", lr=f"{lr:.3g}", img_s=f"{ips:.0f}")
         elif loss is not None:
-            print(f"epoch {self.epoch}/{self.epochs} step {step_in_epoch}/{self.steps} "
-                  f"loss {loss:.4f} lr {lr:.4g} {ips:.0f} img/s", flush=True)
+            print(
+                f"epoch {self.epoch}/{self.epochs} step {step_in_epoch}/{self.steps} "
+                f"loss {loss:.4f} lr {lr:.4g} {ips:.0f} img/s",
+                flush=True,
+            )
 
     def close(self) -> None:
         if self.bar is not None:
@@ -193,19 +212,25 @@ def _open_tensorboard(out: Path) -> Any:
     return SummaryWriter(log_dir=str(out / "tensorboard"))
 
 
-def train(cfg: TrainConfig, *, verbose: bool = True) -> RunResult:
-    """Pretrain as ``cfg`` says and return the run's metrics; see the module docstring."""
+def train(cfg: TrainConfig, *, verbose: bool = True, stop_after: int | None = None) -> RunResult:
+    """Pretrain as ``cfg`` says and return the run's metrics; see the module docstring.
+
+    ``stop_after``: leave after this many epochs of this call (checkpointed, resumable with
+    ``cfg.resume``), e.g. to fit a run into a time-limited job slot.
+    """
     cfg.validate()
     rank, local_rank, world = dist.setup_from_env(
         "cuda" if cfg.device != "cpu" and torch.cuda.is_available() else "cpu"
     )
     try:
-        return _train(cfg, rank, local_rank, world, verbose)
+        return _train(cfg, rank, local_rank, world, verbose, stop_after)
     finally:
         dist.cleanup()
 
 
-def _train(cfg: TrainConfig, rank: int, local_rank: int, world: int, verbose: bool) -> RunResult:
+def _train(
+    cfg: TrainConfig, rank: int, local_rank: int, world: int, verbose: bool, stop_after: int | None
+) -> RunResult:
     main = rank == 0
     device = resolve_device(cfg.device, local_rank)
     precision = resolve_precision(cfg.precision, device)
@@ -223,8 +248,12 @@ def _train(cfg: TrainConfig, rank: int, local_rank: int, world: int, verbose: bo
     seed_everything(cfg.seed + rank)
 
     # ---- data
-    common = {"root": cfg.data_root, "download": cfg.download and main, "seed": cfg.seed,
-              "test_file": cfg.test_file}
+    common = {
+        "root": cfg.data_root,
+        "download": cfg.download and main,
+        "seed": cfg.seed,
+        "test_file": cfg.test_file,
+    }
     train_set = load_dataset(cfg.dataset, "train", subset=cfg.subset, **common)
     held_out = None
     if main and cfg.monitor_samples > 0:
@@ -233,9 +262,17 @@ def _train(cfg: TrainConfig, rank: int, local_rank: int, world: int, verbose: bo
             held_out = load_dataset(cfg.dataset, "test", subset=cfg.monitor_samples, **common)
     aug = resolve_augment(cfg, train_set)
     per_rank = cfg.batch_size // world
-    loader = build_view_loader(train_set, aug, batch_size=per_rank, device=device,
-                               path=cfg.data_path, workers=cfg.workers, seed=cfg.seed, rank=rank,
-                               world_size=world)
+    loader = build_view_loader(
+        train_set,
+        aug,
+        batch_size=per_rank,
+        device=device,
+        path=cfg.data_path,
+        workers=cfg.workers,
+        seed=cfg.seed,
+        rank=rank,
+        world_size=world,
+    )
     steps_per_epoch = len(loader)
 
     # ---- model, optimiser, schedule
@@ -246,12 +283,22 @@ def _train(cfg: TrainConfig, rank: int, local_rank: int, world: int, verbose: bo
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     lr = scaled_lr(cfg.base_lr, cfg.batch_size, cfg.lr_scaling)
-    optimizer = build_optimizer(cfg.optimizer, model, lr=lr, weight_decay=cfg.weight_decay,
-                                momentum=cfg.momentum, eta=cfg.lars_eta)
+    optimizer = build_optimizer(
+        cfg.optimizer,
+        model,
+        lr=lr,
+        weight_decay=cfg.weight_decay,
+        momentum=cfg.momentum,
+        eta=cfg.lars_eta,
+    )
     total_steps = cfg.epochs * steps_per_epoch
     warmup_steps = int(round(min(cfg.warmup_epochs, cfg.epochs / 10) * steps_per_epoch))
-    scheduler = warmup_cosine(optimizer, total_steps=total_steps, warmup_steps=warmup_steps,
-                              final_ratio=cfg.final_lr_ratio)
+    scheduler = warmup_cosine(
+        optimizer,
+        total_steps=total_steps,
+        warmup_steps=warmup_steps,
+        final_ratio=cfg.final_lr_ratio,
+    )
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     start_epoch, step = 0, 0
     if resume_from is not None:
@@ -273,12 +320,23 @@ def _train(cfg: TrainConfig, rank: int, local_rank: int, world: int, verbose: bo
     # ---- run directory
     resolved = {**cfg.to_dict(), "augment": dataclasses.asdict(aug)}
     head = model.head
-    facts = {"rep_dim": model.rep_dim, "d0": head.d0, "embedding_dim": head.out_features,
-             "lr": lr, "steps_per_epoch": steps_per_epoch, "world_size": world,
-             "device": str(device), "precision": precision, "data_path": loader.path,
-             "channels": train_set.channels, "image_size": aug.image_size,
-             "num_classes": train_set.num_classes, "mean": list(train_set.mean),
-             "std": list(train_set.std), "train_images": len(train_set)}
+    facts = {
+        "rep_dim": model.rep_dim,
+        "d0": head.d0,
+        "embedding_dim": head.out_features,
+        "lr": lr,
+        "steps_per_epoch": steps_per_epoch,
+        "world_size": world,
+        "device": str(device),
+        "precision": precision,
+        "data_path": loader.path,
+        "channels": train_set.channels,
+        "image_size": aug.image_size,
+        "num_classes": train_set.num_classes,
+        "mean": list(train_set.mean),
+        "std": list(train_set.std),
+        "train_images": len(train_set),
+    }
     metrics_path, spectra_path = out / "metrics.jsonl", out / "spectra.jsonl"
     history: list[dict[str, Any]] = []
     writer = None
@@ -286,30 +344,41 @@ def _train(cfg: TrainConfig, rank: int, local_rank: int, world: int, verbose: bo
         import yaml
 
         (out / "checkpoints").mkdir(parents=True, exist_ok=True)
-        write_text_atomic(out / "config.yaml", yaml.safe_dump(
-            {"config": _plain(resolved), "run": _plain(facts)}, sort_keys=False))
+        write_text_atomic(
+            out / "config.yaml",
+            yaml.safe_dump({"config": _plain(resolved), "run": _plain(facts)}, sort_keys=False),
+        )
         if resume_from is not None:  # drop lines of epochs the checkpoint does not hold
             for path in (metrics_path, spectra_path):
                 if path.exists():
-                    keep = [ln for ln in path.read_text().splitlines()
-                            if ln.strip() and json.loads(ln)["epoch"] <= start_epoch]
+                    keep = [
+                        ln
+                        for ln in path.read_text().splitlines()
+                        if ln.strip() and json.loads(ln)["epoch"] <= start_epoch
+                    ]
                     write_text_atomic(path, "".join(ln + "\n" for ln in keep))
             history = [json.loads(ln) for ln in metrics_path.read_text().splitlines() if ln]
         writer = _open_tensorboard(out)
         if verbose:
-            print(f"training {cfg.method} on {cfg.dataset} ({len(train_set):,} images, "
-                  f"{cfg.backbone} x{cfg.width}, rep_dim {model.rep_dim}"
-                  + (f", d0 {head.d0}" if head.d0 else "") + f") for {cfg.epochs} epochs; "
-                  f"{world} process(es), {device}, {precision}, data path {loader.path}; "
-                  f"run directory {out}", flush=True)
+            print(
+                f"training {cfg.method} on {cfg.dataset} ({len(train_set):,} images, "
+                f"{cfg.backbone} x{cfg.width}, rep_dim {model.rep_dim}"
+                + (f", d0 {head.d0}" if head.d0 else "")
+                + f") for {cfg.epochs} epochs; "
+                f"{world} process(es), {device}, {precision}, data path {loader.path}; "
+                f"run directory {out}",
+                flush=True,
+            )
     monitor = _Monitor(held_out, 512, device)
 
     # ---- epochs
     model.train()
-    for epoch in range(start_epoch, cfg.epochs):
+    end_epoch = cfg.epochs if stop_after is None else min(cfg.epochs, start_epoch + stop_after)
+    for epoch in range(start_epoch, end_epoch):
         loader.set_epoch(epoch)
-        progress = _Progress(main and verbose, steps_per_epoch, epoch + 1, cfg.epochs,
-                             cfg.log_every)
+        progress = _Progress(
+            main and verbose, steps_per_epoch, epoch + 1, cfg.epochs, cfg.log_every
+        )
         loss_sum = torch.zeros((), device=device)
         probe_sum = torch.zeros((), device=device)
         seen = 0
@@ -320,8 +389,9 @@ def _train(cfg: TrainConfig, rank: int, local_rank: int, world: int, verbose: bo
                 v2 = v2.contiguous(memory_format=torch.channels_last)
             with autocast(precision, device):
                 _r1, z1, _r2, z2, logits = forward(v1, v2)
-            loss = info_nce(z1.float(), z2.float(), temperature=cfg.temperature,
-                            convention=cfg.loss)
+            loss = info_nce(
+                z1.float(), z2.float(), temperature=cfg.temperature, convention=cfg.loss
+            )
             probe_loss = F.cross_entropy(logits.float(), y) if cfg.online_probe else 0 * loss
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss + probe_loss).backward()
@@ -337,8 +407,10 @@ def _train(cfg: TrainConfig, rank: int, local_rank: int, world: int, verbose: bo
                 if (i + 1) % cfg.log_every == 0:
                     shown = float(loss_sum) / (i + 1)  # one host sync per log_every steps
                     if not math.isfinite(shown):
-                        raise UsageError(f"the loss became {shown} at step {step}; lower the "
-                                         "learning rate or use fp32")
+                        raise UsageError(
+                            f"the loss became {shown} at step {step}; lower the "
+                            "learning rate or use fp32"
+                        )
                 ips = seen * world / (time.perf_counter() - t0)
                 progress.update(i + 1, shown, scheduler.get_last_lr()[0], ips)
         progress.close()
@@ -349,15 +421,23 @@ def _train(cfg: TrainConfig, rank: int, local_rank: int, world: int, verbose: bo
         dist.all_reduce_sum(probe_sum)
         mean_loss = float(loss_sum) / (steps_per_epoch * world)
         if not math.isfinite(mean_loss):
-            raise UsageError(f"the loss became {mean_loss} in epoch {epoch + 1}; lower the "
-                             "learning rate or use fp32")
+            raise UsageError(
+                f"the loss became {mean_loss} in epoch {epoch + 1}; lower the "
+                "learning rate or use fp32"
+            )
         if not main:
             continue
         measured, spectra = monitor.measure(model, precision, device, channels_last)
-        line = {"epoch": epoch + 1, "step": step, "loss": mean_loss,
-                "online_probe_loss": float(probe_sum) / (steps_per_epoch * world),
-                "lr": scheduler.get_last_lr()[0], "images_per_s": seen * world / seconds,
-                "epoch_seconds": seconds, **measured}
+        line = {
+            "epoch": epoch + 1,
+            "step": step,
+            "loss": mean_loss,
+            "online_probe_loss": float(probe_sum) / (steps_per_epoch * world),
+            "lr": scheduler.get_last_lr()[0],
+            "images_per_s": seen * world / seconds,
+            "epoch_seconds": seconds,
+            **measured,
+        }
         history.append(line)
         _append_line(metrics_path, line)
         if spectra:
@@ -369,17 +449,27 @@ def _train(cfg: TrainConfig, rank: int, local_rank: int, world: int, verbose: bo
             writer.flush()
         if verbose:
             print(_epoch_text(line, cfg.epochs), flush=True)
-        save_checkpoint(out / "checkpoints" / "last.pt", {
-            "kind": "pretrain", "model_spec": dataclasses.asdict(spec), "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-            "scaler": scaler.state_dict() if scaler.is_enabled() else None,
-            "epoch": epoch + 1, "step": step, "rng": rng_state(), "config": cfg.to_dict(),
-            "data": _plain(facts), "metrics": line,
-        })
+        save_checkpoint(
+            out / "checkpoints" / "last.pt",
+            {
+                "kind": "pretrain",
+                "model_spec": dataclasses.asdict(spec),
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "scaler": scaler.state_dict() if scaler.is_enabled() else None,
+                "epoch": epoch + 1,
+                "step": step,
+                "rng": rng_state(),
+                "config": cfg.to_dict(),
+                "data": _plain(facts),
+                "metrics": line,
+            },
+        )
     final = out / "checkpoints" / "final.pt"
     if main:
         last = out / "checkpoints" / "last.pt"
-        if last.is_file():
+        if last.is_file() and end_epoch == cfg.epochs:
             import shutil
 
             from dimcollapse.fileio import atomic_path
@@ -389,8 +479,9 @@ def _train(cfg: TrainConfig, rank: int, local_rank: int, world: int, verbose: bo
         if writer is not None:
             writer.close()
         if verbose:
-            print(f"done: checkpoints in {out / 'checkpoints'}, metrics in {metrics_path}",
-                  flush=True)
+            print(
+                f"done: checkpoints in {out / 'checkpoints'}, metrics in {metrics_path}", flush=True
+            )
     return RunResult(out=out, metrics=history, checkpoint=final)
 
 
@@ -409,12 +500,16 @@ def _plain(obj: Any) -> Any:
 
 
 def _epoch_text(m: dict[str, Any], epochs: int) -> str:
-    text = (f"epoch {m['epoch']}/{epochs}  loss {m['loss']:.4f}  lr {m['lr']:.4g}  "
-            f"{m['images_per_s']:.0f} img/s")
+    text = (
+        f"epoch {m['epoch']}/{epochs}  loss {m['loss']:.4f}  lr {m['lr']:.4g}  "
+        f"{m['images_per_s']:.0f} img/s"
+    )
     if "representation_rankme" in m:
-        text += (f"  | r: RankMe {m['representation_rankme']:.1f}, collapsed "
-                 f"{m['representation_collapsed_dims']}/{m['representation_dim']}"
-                 f"  z: RankMe {m['embedding_rankme']:.1f}, collapsed "
-                 f"{m['embedding_collapsed_dims']}/{m['embedding_dim']}"
-                 f"  | online probe top-1 {100 * m['online_probe_top1']:.1f}%")
+        text += (
+            f"  | r: RankMe {m['representation_rankme']:.1f}, collapsed "
+            f"{m['representation_collapsed_dims']}/{m['representation_dim']}"
+            f"  z: RankMe {m['embedding_rankme']:.1f}, collapsed "
+            f"{m['embedding_collapsed_dims']}/{m['embedding_dim']}"
+            f"  | online probe top-1 {100 * m['online_probe_top1']:.1f}%"
+        )
     return text

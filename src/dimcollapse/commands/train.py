@@ -24,8 +24,12 @@ HELP = "contrastive pretraining: SimCLR variants, DirectCLR, projector ablations
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from dimcollapse.config import add_config_arguments
 
-    parser.add_argument("--config", default=None, metavar="FILE.yaml",
-                        help="YAML file of settings (command-line options override it)")
+    parser.add_argument(
+        "--config",
+        default=None,
+        metavar="FILE.yaml",
+        help="YAML file of settings (command-line options override it)",
+    )
     parser.add_argument("--quiet", action="store_true", help="print nothing but errors")
     add_config_arguments(parser)
 
