@@ -129,8 +129,8 @@ def test_help_lists_every_option_with_default(cli):
 
 
 def test_yaml_config_and_overrides(cli, tmp_path):
-    from dimcollapse.config import config_from_args
     from dimcollapse.cli import build_parser
+    from dimcollapse.config import config_from_args
 
     cfg_file = tmp_path / "c.yaml"
     cfg_file.write_text(
