@@ -271,3 +271,16 @@ def test_torchrun_two_processes_match_one(tmp_path):
     assert sorted(p.name for p in (tmp_path / "two").iterdir()) == sorted(
         p.name for p in Path(tmp_path / "one").iterdir()
     )
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_gpu_training_uses_device_path_bf16(tmp_path):
+    result = train(
+        TrainConfig(
+            **{**TINY, "method": "simclr-mlp", "device": "cuda", "out": str(tmp_path / "gpu")}
+        ),
+        verbose=False,
+    )
+    ckpt = load_checkpoint(result.checkpoint)
+    assert ckpt["data"]["data_path"] == "device" and ckpt["data"]["precision"] == "bf16"
+    assert result.metrics[-1]["loss"] < result.metrics[0]["loss"]
