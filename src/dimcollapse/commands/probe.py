@@ -1,0 +1,147 @@
+"""Offline linear and kNN probe of a trained run's frozen representation (section 6).
+
+Trains a fresh linear classifier on the frozen backbone's features with the paper code's recipe
+(SGD momentum 0.9, lr 0.1, weight decay 1e-6, batch 256, cosine over 100 epochs; features
+standardised with the train set's statistics) and a cosine kNN with exp(sim/0.07)-weighted
+votes, on the dataset the run was trained on. This is the offline probe; the online probe
+trained during pretraining is ``online_probe_top1`` in the run's metrics.jsonl.
+
+--features subvector probes exactly r[:, :d0], the part DirectCLR's loss sees (section 6.3).
+The result is saved as probe-<features>.json in the run directory (for a checkpoint file: its
+run directory when it sits in RUN/checkpoints/, else beside the file).
+
+examples:
+  dimcollapse probe runs/dclr
+  dimcollapse probe runs/dclr --features subvector --json
+  dimcollapse probe runs/dclr/checkpoints/last.pt --epochs 20 --train-subset 10000 --no-knn
+  dimcollapse probe runs/dclr --augment --device cuda
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+HELP = "offline linear and kNN probe of a trained run (full r or DirectCLR's r[:, :d0])"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run", metavar="RUN_OR_CHECKPOINT", help="run directory or checkpoint file")
+    parser.add_argument(
+        "--features",
+        choices=("full", "subvector"),
+        default="full",
+        help="full representation r, or the sub-vector r[:, :d0] (directclr, fixed-lowrank)",
+    )
+    parser.add_argument(
+        "--knn",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also run the kNN probe (k = 20 and 200)",
+    )
+    parser.add_argument("--epochs", type=int, default=100, help="linear probe epochs")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    parser.add_argument(
+        "--precision",
+        choices=("fp32", "bf16", "fp16", "auto"),
+        default="fp32",
+        help="autocast precision of the feature extraction",
+    )
+    parser.add_argument(
+        "--data-root",
+        default=None,
+        help="dataset directory or .npz file; None: the one in the run's config",
+    )
+    parser.add_argument(
+        "--train-subset", type=int, default=None, metavar="N", help="probe on N train images"
+    )
+    parser.add_argument(
+        "--test-subset", type=int, default=None, metavar="N", help="evaluate on N test images"
+    )
+    parser.add_argument(
+        "--augment",
+        action="store_true",
+        help="train on features of randomly cropped and flipped train images, fresh each epoch "
+        "(the paper's linear_probe.py; slower)",
+    )
+    parser.add_argument(
+        "--no-standardize",
+        dest="standardize",
+        action="store_false",
+        help="use raw features, exactly as the paper's recipe (may diverge at lr 0.1)",
+    )
+    parser.add_argument("--workers", type=int, default=0, help="DataLoader workers (image folders)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the probe and of the subsets")
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.2f}%"
+
+
+def _summary_text(rec: dict, saved: str) -> str:
+    feat = (
+        f"sub-vector r[:, :{rec['d0']}]"
+        if rec["features"] == "subvector"
+        else "full representation r"
+    )
+    lines = [
+        f"offline probe of {rec['checkpoint']} ({rec['method']} on {rec['dataset']}, "
+        f"epoch {rec['checkpoint_epoch']})",
+        f"  features              {feat}, {rec['dim']}-d",
+        f"  linear top-1 / top-5  {_fmt(rec['top1'])} / {_fmt(rec['top5'])}"
+        f"  ({rec['epochs']} epochs"
+        + (", augmented" if rec["augment"] else "")
+        + (", standardised" if rec["standardize"] else ", raw features")
+        + ")",
+    ]
+    if rec.get("knn_top1_k20") is not None:
+        lines.append(
+            f"  kNN top-1             k=20 {_fmt(rec['knn_top1_k20'])}  "
+            f"k=200 {_fmt(rec['knn_top1_k200'])}  (cosine, exp(sim/0.07) votes)"
+        )
+    if rec.get("online_probe_top1") is not None:
+        lines.append(
+            f"  online probe top-1    {_fmt(rec['online_probe_top1'])}  (during training, "
+            "held-out subset; for comparison)"
+        )
+    lines += [
+        f"  images                {rec['train_images']:,} train, {rec['test_images']:,} test;"
+        f" {rec['seconds']:.1f} s on {rec['device']}",
+        f"  saved to {saved}",
+    ]
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    from dimcollapse.errors import UsageError
+    from dimcollapse.fileio import write_json_atomic
+    from dimcollapse.probe import probe_run, result_dir
+
+    if args.epochs < 1:
+        raise UsageError(f"--epochs must be at least 1, got {args.epochs}")
+    for name in ("train_subset", "test_subset"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise UsageError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+    if args.workers < 0:
+        raise UsageError(f"--workers must be 0 or more, got {args.workers}")
+    result = probe_run(
+        args.run,
+        features=args.features,
+        knn=args.knn,
+        epochs=args.epochs,
+        device=args.device,
+        data_root=args.data_root,
+        train_subset=args.train_subset,
+        test_subset=args.test_subset,
+        augment=args.augment,
+        seed=args.seed,
+        precision=args.precision,
+        workers=args.workers,
+        standardize=args.standardize,
+    )
+    out = result_dir(args.run) / f"probe-{args.features}.json"
+    write_json_atomic(out, result)
+    print(json.dumps(result) if args.json else _summary_text(result, str(out)), flush=True)
+    return 0
