@@ -113,3 +113,39 @@ def test_bad_inputs_give_one_error_line_and_no_plot(cli, tmp_path, z):
 
 def test_unknown_option_is_one_error_line(cli):
     assert_usage_error(cli("spectrum", "x.npy", "--bogus"), "unrecognized")
+
+
+def test_spectrum_of_a_trained_run(cli, tmp_path):
+    from dimcollapse.config import TrainConfig
+    from dimcollapse.train import train
+
+    run = tmp_path / "run"
+    train(
+        TrainConfig(
+            dataset="digits",
+            method="directclr",
+            epochs=1,
+            batch_size=64,
+            width=0.125,
+            workers=0,
+            monitor_samples=64,
+            subset=256,
+            out=str(run),
+        ),
+        verbose=False,
+    )
+    code, out, err = cli("spectrum", run, "--json", "--subset", "200")
+    assert code == 0, err
+    rec = json.loads(out)
+    assert rec["n"] == 200 and rec["dim"] == 64 and rec["key"] == "representation, test"
+    code, out, err = cli(
+        "spectrum",
+        run / "checkpoints" / "final.pt",
+        "--space",
+        "embedding",
+        "--json",
+        "--subset",
+        "200",
+    )
+    assert code == 0, err
+    assert json.loads(out)["dim"] == 11  # directclr: z = r[:d0], d0 = round(360/2048 * 64)

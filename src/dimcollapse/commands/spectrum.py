@@ -6,10 +6,15 @@ work. Metrics: collapsed dimensions (sigma_k < rel_tol * sigma_1 of the covarian
 (singular values of the raw N x d matrix), entropy effective rank and alpha-ReQ (of the covariance
 eigenvalues), and the number of dimensions holding 90% and 99% of the variance.
 
+A FILE may also be a training run directory or a dimcollapse checkpoint: its backbone then
+embeds a split of the dataset it was trained on (--split, --space, --subset), so the spectrum of
+the representation (Figs. 7b, 9) or of the embedding (Fig. 2) of a trained model is one command.
+
 examples:
   dimcollapse spectrum emb.npy
   dimcollapse spectrum a.npy b.safetensors --key embeddings --plot spectra.png
   dimcollapse spectrum emb.npz --key z --normalize --json
+  dimcollapse spectrum runs/directclr runs/simclr-none --space representation --plot fig9.png
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from typing import Any
 
 HELP = "singular-value spectrum and collapse metrics of embeddings files (Eq. 1)"
 
@@ -65,6 +71,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--device", default="cpu", help="torch device for the accumulation (cpu, cuda, cuda:1, ...)"
     )
+    models = parser.add_argument_group("trained models (FILE is a run directory or checkpoint)")
+    models.add_argument(
+        "--split",
+        choices=("train", "test"),
+        default="test",
+        help="which split of the run's dataset to embed",
+    )
+    models.add_argument(
+        "--space",
+        choices=("representation", "embedding"),
+        default="representation",
+        help="backbone output r (Figs. 7b, 9) or head output z (Fig. 2)",
+    )
+    models.add_argument(
+        "--subset", type=int, default=None, help="embed a seeded random subset of this many images"
+    )
+    models.add_argument(
+        "--data-root", default=None, help="dataset location, if not where the run was trained"
+    )
 
 
 def _summary_text(rec: dict) -> str:
@@ -106,19 +131,26 @@ def run(args: argparse.Namespace) -> int:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UsageError("--device cuda: no CUDA device is available")
 
+    if args.subset is not None and args.subset < 2:
+        raise UsageError(f"--subset must be at least 2, got {args.subset}")
     # Validate every file before computing anything, so bad input fails fast.
-    sources = [open_embeddings(f, args.key) for f in args.files]
+    sources = [_model_source(f) or open_embeddings(f, args.key) for f in args.files]
     records = []
     for src in sources:
         acc = SpectrumAccumulator(normalize=args.normalize, device=device, precision=args.precision)
-        for chunk in src.chunks(args.chunk_rows):
+        if isinstance(src, dict):  # a trained model: embed its dataset's split
+            chunks = _model_rows(src, args, device).split(args.chunk_rows)
+            name, key = src["path"], f"{args.space}, {args.split}"
+        else:
+            chunks, name, key = src.chunks(args.chunk_rows), str(src.path), src.key
+        for chunk in chunks:
             acc.update(chunk)
         if acc.nonfinite:
             raise UsageError(
-                f"{src.path}: holds {acc.nonfinite:,} NaN or infinite values; "
+                f"{name}: holds {acc.nonfinite:,} NaN or infinite values; "
                 "refusing (clean them, or drop those rows)"
             )
-        rec = {"file": str(src.path), "key": src.key, **acc.summary(args.rel_tol).to_dict()}
+        rec = {"file": name, "key": key, **acc.summary(args.rel_tol).to_dict()}
         records.append(rec)
 
     for rec in records:
@@ -141,3 +173,34 @@ def run(args: argparse.Namespace) -> int:
         if not args.json:
             print(f"plot written to {args.plot}")
     return 0
+
+
+def _model_source(path: str) -> dict | None:
+    """The loaded checkpoint if ``path`` is a run directory or a dimcollapse checkpoint."""
+    from pathlib import Path
+
+    from dimcollapse.checkpoint import find_checkpoint, load_checkpoint
+    from dimcollapse.errors import UsageError
+
+    p = Path(path)
+    if p.is_dir():
+        return {"path": str(p), "checkpoint": load_checkpoint(find_checkpoint(p))}
+    if p.suffix.lower() in (".pt", ".pth") and p.is_file():
+        try:
+            return {"path": str(p), "checkpoint": load_checkpoint(p)}
+        except UsageError:
+            return None  # not a dimcollapse checkpoint: read it as an embeddings file
+    return None
+
+
+def _model_rows(src: dict, args: argparse.Namespace, device: Any) -> Any:
+    """(N, D) features of the run's ``--split`` in ``--space``."""
+    from dimcollapse.model import ModelSpec, build_model
+    from dimcollapse.probe import extract_features, load_run_data
+
+    ckpt = src["checkpoint"]
+    model = build_model(ModelSpec(**ckpt["model_spec"]))
+    model.load_state_dict(ckpt["model"])
+    dataset = load_run_data(ckpt, args.split, data_root=args.data_root, subset=args.subset)
+    x, _ = extract_features(model, dataset, space=args.space, device=device)
+    return x
