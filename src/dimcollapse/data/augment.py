@@ -83,7 +83,9 @@ class AugmentConfig:
             raise UsageError(f"jitter must be non-negative with hue <= 0.5, got {self.jitter}")
         if b > 1 or c > 1 or s > 1:
             # factors are drawn from U(1 - x, 1 + x); above 1 they would go negative
-            raise UsageError(f"brightness/contrast/saturation jitter must be <= 1, got {self.jitter}")
+            raise UsageError(
+                f"brightness/contrast/saturation jitter must be <= 1, got {self.jitter}"
+            )
         probs = [self.flip_prob, self.jitter_prob, self.grayscale_prob, *self.blur_prob]
         probs += list(self.solarize_prob)
         if any(not 0 <= p <= 1 for p in probs):
@@ -199,7 +201,9 @@ class TwoViewTransform:
 
     def __call__(self, image: Tensor) -> tuple[Tensor, Tensor]:
         if image.dtype != torch.uint8 or image.ndim != 3:
-            raise ValueError(f"expected a uint8 (C, H, W) image, got {image.dtype} {tuple(image.shape)}")
+            raise ValueError(
+                f"expected a uint8 (C, H, W) image, got {image.dtype} {tuple(image.shape)}"
+            )
         return self.views[0](image), self.views[1](image)
 
 

@@ -15,7 +15,7 @@ Formats and where they are looked for:
   directly (same layout, no checksum); torchvision is used only to download when asked.
   STL-10 ``train`` is the labelled 5,000-image train split (``unlabeled`` is not used).
 * ``imagefolder``: ``root/<split>/<class>/<image>`` (ImageNet layout); images are decoded on
-  access to uint8 RGB at their own size; the augmentation or the eval transform sizes them.
+  access (Pillow) to uint8 RGB at their own size; the augmentation or the eval transform sizes them.
 * ``npz``: ``root`` is a ``.npz`` file with ``images`` (N, H, W) or (N, H, W, C) uint8 and
   ``labels`` (N,); ``test_file`` is the test split's file.
 * ``digits``: scikit-learn's 8x8 digits, scaled 0..16 -> 0..255, fixed 80/20 split.
@@ -41,7 +41,16 @@ from torch import Tensor
 
 from dimcollapse.errors import UsageError
 
-DATASETS = ("fashion-mnist", "mnist", "cifar10", "cifar100", "stl10", "imagefolder", "npz", "digits")
+DATASETS = (
+    "fashion-mnist",
+    "mnist",
+    "cifar10",
+    "cifar100",
+    "stl10",
+    "imagefolder",
+    "npz",
+    "digits",
+)
 SPLITS = ("train", "test")
 
 FASHION_MNIST_DEFAULT_DIR = "/usr/share/datasets/fashion-mnist"
@@ -149,9 +158,7 @@ class ImageDataset(torch.utils.data.Dataset):
                 **common,
             )
         assert self._samples is not None
-        return ImageDataset(
-            self.name, samples=[self._samples[int(i)] for i in indices], **common
-        )
+        return ImageDataset(self.name, samples=[self._samples[int(i)] for i in indices], **common)
 
     def __repr__(self) -> str:
         return (
@@ -161,17 +168,19 @@ class ImageDataset(torch.utils.data.Dataset):
 
 
 def decode_rgb(path: str) -> Tensor:
-    """Decode an image file to a uint8 (3, H, W) RGB tensor (torchvision.io, PIL as fallback)."""
-    from torchvision.io import ImageReadMode, decode_image, read_file
+    """Decode an image file to a uint8 (3, H, W) RGB tensor with Pillow.
+
+    Pillow rather than ``torchvision.io``: torchvision deprecates its decoders from 0.29 on,
+    and Pillow converts every mode (grey, palette, CMYK, alpha) to RGB the same way.
+    """
+    from PIL import Image
 
     try:
-        return decode_image(read_file(path), mode=ImageReadMode.RGB)
-    except (RuntimeError, ValueError):
-        from PIL import Image
-
         with Image.open(path) as im:
             array = np.asarray(im.convert("RGB"), dtype=np.uint8)
-        return torch.from_numpy(array.copy()).permute(2, 0, 1).contiguous()
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"cannot decode image {path}: {exc}") from exc
+    return torch.from_numpy(array.copy()).permute(2, 0, 1).contiguous()
 
 
 # ----------------------------------------------------------------------------------------------
@@ -273,7 +282,9 @@ def _read_idx(path: Path, expected_ndim: int) -> np.ndarray:
     offset = 4 + 4 * ndim
     count = int(np.prod(shape))
     if len(data) - offset != count:
-        raise UsageError(f"{path}: header says {shape} but the file holds {len(data) - offset} bytes")
+        raise UsageError(
+            f"{path}: header says {shape} but the file holds {len(data) - offset} bytes"
+        )
     return np.frombuffer(data, dtype=np.uint8, offset=offset).reshape(shape)
 
 
@@ -308,7 +319,9 @@ def _load_idx(name: str, split: str, root: str | None, download: bool) -> ImageD
     images = _read_idx(image_path, 3)
     labels = _read_idx(label_path, 1)
     if len(images) != len(labels):
-        raise UsageError(f"{image_path} has {len(images)} images but {label_path} {len(labels)} labels")
+        raise UsageError(
+            f"{image_path} has {len(images)} images but {label_path} {len(labels)} labels"
+        )
     mean, std = _STATS[name]
     return ImageDataset(
         name,
@@ -520,7 +533,9 @@ def _read_npz(path: str) -> tuple[np.ndarray, np.ndarray]:
     if len(images) == 0:
         raise UsageError(f"{p}: 'images' is empty")
     if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
-        raise UsageError(f"{p}: 'labels' must be a 1-D integer array, got {labels.dtype} {labels.shape}")
+        raise UsageError(
+            f"{p}: 'labels' must be a 1-D integer array, got {labels.dtype} {labels.shape}"
+        )
     if len(labels) != len(images):
         raise UsageError(f"{p}: {len(images)} images but {len(labels)} labels")
     if labels.min() < 0:
