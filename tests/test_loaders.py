@@ -206,8 +206,6 @@ def test_imagefolder_loaders(tmp_path):
     train = load_dataset("imagefolder", "train", root=str(tmp_path), image_size=24)
     test = load_dataset("imagefolder", "test", root=str(tmp_path), image_size=24)
     cfg = AugmentConfig.for_dataset(24, 3)
-    with pytest.raises(UsageError, match="in-memory"):
-        build_view_loader(train, cfg, batch_size=2, device=CPU, path="device")
     loader = build_view_loader(train, cfg, batch_size=2, device=CPU)
     assert loader.path == "workers" and len(loader) == 3
     for v1, v2, y in _epoch(loader, 0):
@@ -243,3 +241,57 @@ def test_cuda_paths():
     assert v1.device.type == "cuda" and y.device.type == "cuda"
     ev = next(iter(build_eval_loader(ds, batch_size=16, device=cuda)))
     assert ev[0].device.type == "cuda"
+
+
+def test_imagefolder_device_path_decodes_and_crops_inside_each_image(tmp_path):
+    """Image folders on the device path: bytes from workers, decoded and augmented in batches."""
+    from PIL import Image
+
+    from dimcollapse.data.device_augment import DeviceTwoViewAugment
+    from dimcollapse.data.loaders import decode_images, pad_batch
+
+    sizes = [(30, 40), (64, 20), (25, 25), (700, 90)]  # the last is shrunk to MAX_DECODED_SIDE
+    for k, (h, w) in enumerate(sizes):
+        d = tmp_path / "train" / ("a" if k % 2 else "b")
+        d.mkdir(parents=True, exist_ok=True)
+        arr = np.random.default_rng(k).integers(0, 256, (h, w, 3)).astype(np.uint8)
+        Image.fromarray(arr).save(d / f"{k}.{'jpg' if k % 2 else 'png'}", quality=95)
+    train = load_dataset("imagefolder", "train", root=str(tmp_path), image_size=24)
+    cfg = AugmentConfig.for_dataset(24, 3)
+    loader = build_view_loader(train, cfg, batch_size=2, device=CPU, path="device", seed=3)
+    assert loader.path == "device" and len(loader) == 2
+    first = _epoch(loader, 0)
+    for v1, v2, y in first:
+        assert v1.shape == v2.shape == (2, 3, 24, 24) and v1.dtype == torch.float32
+        assert torch.isfinite(v1).all() and y.dtype == torch.int64
+    again = _epoch(loader, 0)
+    assert all(torch.equal(a[0], b[0]) for a, b in zip(first, again))  # (seed, epoch) repeats
+
+    # Decoding matches PIL (PNG exactly, JPEG within codec tolerance); padding keeps sizes.
+    data = [
+        torch.frombuffer(bytearray(Path(p).read_bytes()), dtype=torch.uint8)
+        for p, _ in train.samples()
+    ]
+    images = decode_images(data, CPU)
+    for (path, _), img in zip(train.samples(), images):
+        ref = torch.from_numpy(np.asarray(Image.open(path).convert("RGB"))).permute(2, 0, 1)
+        assert img.shape == ref.shape
+        assert (img.float() - ref.float()).abs().mean() < (0.5 if path.endswith("png") else 8)
+    batch, hh, ww = pad_batch(images, 512)
+    assert batch.shape[0] == 4 and int(hh.max()) == 512 and int(ww.max()) <= 512
+
+    # Per-sample sizes: every crop box lies inside its own image; equal sizes give the scalar
+    # path's parameters exactly.
+    aug = DeviceTwoViewAugment(cfg, train.mean, train.std, 3)
+    heights = torch.tensor([30, 512, 25, 64] * 500)
+    widths = torch.tensor([40, 66, 25, 20] * 500)
+    p = aug.sample_params(2000, heights, widths, torch.Generator().manual_seed(0))
+    assert (p["top"] >= 0).all() and (p["left"] >= 0).all()
+    assert (p["top"] + p["height"] <= heights).all() and (p["left"] + p["width"] <= widths).all()
+    assert ((p["area_frac"] > 0) & (p["area_frac"] <= 1)).all()
+    same = aug.sample_params(
+        64, torch.full((64,), 32), torch.full((64,), 48), torch.Generator().manual_seed(1)
+    )
+    scalar = aug.sample_params(64, 32, 48, torch.Generator().manual_seed(1))
+    for key in ("top", "left", "height", "width", "flip", "blur_sigma"):
+        assert torch.equal(same[key], scalar[key]), key

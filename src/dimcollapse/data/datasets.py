@@ -132,6 +132,10 @@ class ImageDataset(torch.utils.data.Dataset):
         path, label = self._samples[index]
         return decode_rgb(path), int(label)
 
+    def samples(self) -> list[tuple[str, int]] | None:
+        """``(file path, label)`` pairs of a dataset read from files (imagefolder), else None."""
+        return list(self._samples) if self._samples is not None else None
+
     def tensors(self) -> tuple[Tensor, Tensor] | None:
         """The whole set as uint8 (N, C, H, W) and int64 (N,) when held in memory, else ``None``."""
         if self._images is None:

@@ -131,8 +131,8 @@ class DeviceTwoViewAugment:
     def sample_params(
         self,
         batch: int,
-        height: int,
-        width: int,
+        height: int | Tensor,
+        width: int | Tensor,
         generator: torch.Generator | None = None,
         *,
         view: int = 0,
@@ -147,6 +147,10 @@ class DeviceTwoViewAugment:
         component is disabled), ``jitter_order`` (int64 (B, 4), a permutation of
         BRIGHTNESS, CONTRAST, SATURATION, HUE), ``grayscale``, ``blur`` (bool), ``blur_sigma``,
         ``solarize`` (bool). Exactly ``B * (4 * CROP_ATTEMPTS + 14)`` uniforms are drawn.
+
+        ``height`` and ``width`` are the input size, or (B,) tensors of each sample's own size
+        (images of different sizes padded into one batch, top-left aligned): every crop box then
+        lies inside its own image, drawn exactly as for a single image of that size.
         """
         cfg = self.cfg
         if device is None:
@@ -159,7 +163,16 @@ class DeviceTwoViewAugment:
         rest = u[:, 4 * t :]
 
         # --- random resized crop, as torchvision's get_params (10 attempts, then centre crop)
-        area = float(height * width)
+        if isinstance(height, Tensor) or isinstance(width, Tensor):
+            hh = torch.as_tensor(height, device=device).to(torch.float32).expand(batch)
+            ww = torch.as_tensor(width, device=device).to(torch.float32).expand(batch)
+            fb_h, fb_w = _fallback_crop_batched(hh, ww, cfg.crop_ratio)
+            height, width = hh.unsqueeze(1), ww.unsqueeze(1)  # (B, 1): broadcast over attempts
+            h1, w1 = hh, ww
+        else:
+            fb_h, fb_w = _fallback_crop(height, width, cfg.crop_ratio)
+            h1, w1 = height, width
+        area = height * width
         s_lo, s_hi = cfg.crop_scale
         target = area * (s_lo + (s_hi - s_lo) * u_scale)
         log_lo, log_hi = math.log(cfg.crop_ratio[0]), math.log(cfg.crop_ratio[1])
@@ -172,15 +185,16 @@ class DeviceTwoViewAugment:
         any_valid = valid.any(dim=1)
         pick_w = cw.gather(1, first).squeeze(1)
         pick_h = ch.gather(1, first).squeeze(1)
-        top = torch.floor(u_top.gather(1, first).squeeze(1) * (height - pick_h + 1))
-        left = torch.floor(u_left.gather(1, first).squeeze(1) * (width - pick_w + 1))
-        top = torch.minimum(top, height - pick_h)
-        left = torch.minimum(left, width - pick_w)
-        fb_h, fb_w = _fallback_crop(height, width, cfg.crop_ratio)
-        crop_h = torch.where(any_valid, pick_h, torch.full_like(pick_h, fb_h)).long()
-        crop_w = torch.where(any_valid, pick_w, torch.full_like(pick_w, fb_w)).long()
-        crop_top = torch.where(any_valid, top, torch.full_like(top, (height - fb_h) // 2)).long()
-        crop_left = torch.where(any_valid, left, torch.full_like(left, (width - fb_w) // 2)).long()
+        top = torch.floor(u_top.gather(1, first).squeeze(1) * (h1 - pick_h + 1))
+        left = torch.floor(u_left.gather(1, first).squeeze(1) * (w1 - pick_w + 1))
+        top = torch.minimum(top, h1 - pick_h)
+        left = torch.minimum(left, w1 - pick_w)
+        crop_h = torch.where(any_valid, pick_h, torch.full_like(pick_h, 0) + fb_h).long()
+        crop_w = torch.where(any_valid, pick_w, torch.full_like(pick_w, 0) + fb_w).long()
+        fb_top = torch.div(torch.full_like(top, 0) + h1 - fb_h, 2, rounding_mode="floor")
+        fb_left = torch.div(torch.full_like(left, 0) + w1 - fb_w, 2, rounding_mode="floor")
+        crop_top = torch.where(any_valid, top, fb_top).long()
+        crop_left = torch.where(any_valid, left, fb_left).long()
 
         # --- flip, colour jitter, grayscale, blur, solarize
         flip = rest[:, 0] < cfg.flip_prob
@@ -202,7 +216,7 @@ class DeviceTwoViewAugment:
             "left": crop_left,
             "height": crop_h,
             "width": crop_w,
-            "area_frac": (crop_h * crop_w).to(f32) / area,
+            "area_frac": (crop_h * crop_w).to(f32) / (h1 * w1),
             "aspect_ratio": crop_w.to(f32) / crop_h.to(f32),
             "flip": flip,
             "jitter": jitter,
@@ -380,4 +394,15 @@ def _fallback_crop(height: int, width: int, ratio: tuple[float, float]) -> tuple
         w = int(round(h * max(ratio)))
     else:
         w, h = width, height
+    return h, w
+
+
+def _fallback_crop_batched(
+    height: Tensor, width: Tensor, ratio: tuple[float, float]
+) -> tuple[Tensor, Tensor]:
+    """:func:`_fallback_crop` for (B,) float tensors of sizes; returns float (h, w)."""
+    lo, hi = min(ratio), max(ratio)
+    in_ratio = width / height
+    h = torch.where(in_ratio < lo, torch.round(width / lo), height)
+    w = torch.where(in_ratio > hi, torch.round(height * hi), width)
     return h, w

@@ -5,6 +5,11 @@ the target device, by one of two paths:
 
 * ``device``: the whole uint8 dataset is moved to the device once; each step gathers a batch and
   :class:`~dimcollapse.data.device_augment.DeviceTwoViewAugment` makes both views there.
+  For image folders (ImageNet layout) DataLoader workers only read the files' bytes; the JPEGs
+  are decoded on the device (``torchvision.io.decode_jpeg(..., device=...)``, nvJPEG on a GPU),
+  images whose longer side exceeds :data:`MAX_DECODED_SIDE` are shrunk (antialiased), the batch
+  is padded into one tensor and the same batched augmentation crops each image inside its own
+  size.
 * ``workers``: a torch ``DataLoader`` runs :class:`~dimcollapse.data.augment.TwoViewTransform`
   per image in worker processes (or in this process with ``workers=0``), with pinned memory and
   non-blocking copies on CUDA.
@@ -36,6 +41,11 @@ from dimcollapse.data.device_augment import DeviceTwoViewAugment
 from dimcollapse.errors import UsageError
 
 PATHS = ("auto", "device", "workers")
+
+#: Decoded images whose longer side exceeds this are shrunk before cropping on the device path
+#: (like FFCV's ``max_resolution``): it bounds the padded batch's memory; typical ImageNet
+#: images (about 500 x 375) are untouched.
+MAX_DECODED_SIDE = 512
 
 
 def mix_seed(*values: int) -> int:
@@ -135,6 +145,143 @@ class _DeviceViewLoader(ViewLoader):
             yield view1, view2, self.labels.index_select(0, batch)
 
 
+class _FileBytes(torch.utils.data.Dataset):
+    """Raw file bytes and label of each ``(path, label)`` sample (decoding happens later)."""
+
+    def __init__(self, samples: list[tuple[str, int]]) -> None:
+        self.samples = samples
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> tuple[Tensor, int]:
+        path, label = self.samples[index]
+        with open(path, "rb") as fh:
+            data = fh.read()
+        return torch.frombuffer(bytearray(data), dtype=torch.uint8), label
+
+
+def _collate_bytes(items: list[tuple[Tensor, int]]) -> tuple[list[Tensor], Tensor]:
+    return [b for b, _ in items], torch.tensor([lab for _, lab in items], dtype=torch.int64)
+
+
+def decode_images(data: list[Tensor], device: torch.device) -> list[Tensor]:
+    """Decode encoded images to uint8 RGB (3, h, w) on ``device``.
+
+    JPEGs are decoded in one batched call on ``device`` (nvJPEG on CUDA); anything else (PNG,
+    a JPEG the device decoder refuses) is decoded on the CPU and moved.
+    """
+    import warnings
+
+    with warnings.catch_warnings():
+        # torchvision 0.29 deprecates its decoders in favour of TorchCodec; they still work and
+        # are the ones older torchvision (the GPU machines') has.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from torchvision.io import ImageReadMode, decode_image, decode_jpeg
+
+    out: list[Tensor | None] = [None] * len(data)
+    jpeg = [i for i, d in enumerate(data) if d.numel() > 2 and d[0] == 0xFF and d[1] == 0xD8]
+    if jpeg:
+        try:
+            decoded = decode_jpeg([data[i] for i in jpeg], mode=ImageReadMode.RGB, device=device)
+            for i, img in zip(jpeg, decoded):
+                out[i] = img
+        except RuntimeError:
+            pass  # e.g. a CMYK or progressive JPEG nvJPEG rejects: decode those on the CPU
+    for i, img in enumerate(out):
+        if img is None:
+            out[i] = decode_image(data[i], mode=ImageReadMode.RGB).to(device)
+    return out  # type: ignore[return-value]
+
+
+def pad_batch(images: list[Tensor], max_side: int) -> tuple[Tensor, Tensor, Tensor]:
+    """Pad (3, h_i, w_i) uint8 images into one (B, 3, H, W) tensor, top-left aligned.
+
+    Images whose longer side exceeds ``max_side`` are first shrunk (antialiased bilinear) to it.
+    Returns the batch and the (B,) int64 heights and widths of the images inside it.
+    """
+    import torch.nn.functional as F
+
+    fitted = []
+    for img in images:
+        h, w = img.shape[-2:]
+        if max(h, w) > max_side:
+            scale = max_side / max(h, w)
+            size = (max(1, round(h * scale)), max(1, round(w * scale)))
+            img = (
+                F.interpolate(
+                    img[None].float(),
+                    size=size,
+                    mode="bilinear",
+                    antialias=True,
+                    align_corners=False,
+                )[0]
+                .round_()
+                .clamp_(0, 255)
+                .to(torch.uint8)
+            )
+        fitted.append(img)
+    heights = torch.tensor([im.shape[-2] for im in fitted], dtype=torch.int64)
+    widths = torch.tensor([im.shape[-1] for im in fitted], dtype=torch.int64)
+    batch = fitted[0].new_zeros((len(fitted), 3, int(heights.max()), int(widths.max())))
+    for i, img in enumerate(fitted):
+        batch[i, :, : img.shape[-2], : img.shape[-1]] = img
+    return batch, heights, widths
+
+
+class _IndexSampler(torch.utils.data.Sampler):
+    """This rank's shard of the current epoch (the same order as the other paths)."""
+
+    def __init__(self, n: int, seed: int, rank: int, world_size: int) -> None:
+        self.n, self.seed, self.rank, self.world_size = n, seed, rank, world_size
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return self.n // self.world_size
+
+    def __iter__(self) -> Iterator[int]:
+        yield from shard_indices(self.n, self.seed, self.epoch, self.rank, self.world_size).tolist()
+
+
+class _FileDeviceViewLoader(ViewLoader):
+    """Device path for datasets read from files: bytes in workers, decode + augment on device."""
+
+    path = "device"
+
+    def __init__(self, dataset: ImageDataset, cfg: AugmentConfig, *, workers: int, **kw) -> None:
+        super().__init__(dataset, cfg, **kw)
+        samples = dataset.samples()
+        assert samples is not None
+        self.sampler = _IndexSampler(len(dataset), self.seed, self.rank, self.world_size)
+        self.loader = torch.utils.data.DataLoader(
+            _FileBytes(samples),
+            batch_size=self.batch_size,
+            sampler=self.sampler,
+            num_workers=workers,
+            collate_fn=_collate_bytes,
+            drop_last=self.drop_last,
+            persistent_workers=workers > 0,
+            generator=torch.Generator().manual_seed(mix_seed(self.seed, self.rank, 4)),
+        )
+        self.augment = DeviceTwoViewAugment(cfg, dataset.mean, dataset.std, dataset.channels)
+
+    def __iter__(self) -> Iterator[tuple[Tensor, Tensor, Tensor]]:
+        self.sampler.epoch = self.epoch
+        gen = torch.Generator(device=self.device)
+        gen.manual_seed(mix_seed(self.seed, self.epoch, self.rank, 1))
+        for data, labels in self.loader:
+            images = decode_images(data, self.device)
+            batch, heights, widths = pad_batch(images, MAX_DECODED_SIDE)
+            hh, ww = heights.to(self.device), widths.to(self.device)
+            views = []
+            for view in (0, 1):
+                params = self.augment.sample_params(
+                    len(images), hh, ww, gen, view=view, device=self.device
+                )
+                views.append(self.augment.apply(batch, params))
+            yield views[0], views[1], labels.to(self.device, non_blocking=True)
+
+
 class _SeededSampler(torch.utils.data.Sampler):
     """Yields ``(index, per-image seed)`` for this rank's shard of the current epoch."""
 
@@ -219,10 +366,9 @@ def build_view_loader(
 ) -> ViewLoader:
     """A :class:`ViewLoader` of two-view batches of ``batch_size`` (per process) on ``device``.
 
-    ``path``: ``"device"`` (augment on the device, needs an in-memory dataset), ``"workers"``
-    (CPU DataLoader workers) or ``"auto"`` (``device`` on CUDA when the dataset is in memory,
-    else ``workers``). Raises :class:`UsageError` for an unknown path, a device path on a dataset
-    not held in memory, or a dataset smaller than one global batch.
+    ``path``: ``"device"`` (augment on the device; image folders are decoded there too),
+    ``"workers"`` (CPU DataLoader workers) or ``"auto"`` (``device`` on CUDA, else ``workers``).
+    Raises :class:`UsageError` for an unknown path or a dataset smaller than one global batch.
     """
     device = torch.device(device)
     _check_common(batch_size, workers, rank, world_size)
@@ -230,12 +376,7 @@ def build_view_loader(
         raise UsageError(f"unknown data path {path!r}; valid: {', '.join(PATHS)}")
     in_memory = dataset.tensors() is not None
     if path == "auto":
-        path = "device" if device.type == "cuda" and in_memory else "workers"
-    if path == "device" and not in_memory:
-        raise UsageError(
-            f"the device data path needs an in-memory dataset; {dataset.name!r} is read from "
-            "files: use the workers path"
-        )
+        path = "device" if device.type == "cuda" else "workers"
     global_batch = batch_size * world_size
     if len(dataset) < global_batch:
         raise UsageError(
@@ -250,6 +391,8 @@ def build_view_loader(
         world_size=world_size,
         drop_last=drop_last,
     )
+    if path == "device" and not in_memory:
+        return _FileDeviceViewLoader(dataset, cfg, workers=workers, **kw)
     if path == "device":
         return _DeviceViewLoader(dataset, cfg, **kw)
     return _WorkerViewLoader(dataset, cfg, workers=workers, **kw)
