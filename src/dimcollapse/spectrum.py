@@ -121,22 +121,39 @@ class SpectrumAccumulator:
             self.precision == "auto" and t.dtype == torch.float64
         )
         x = t.to(device=self.device, dtype=torch.float64 if use64 else torch.float32)
-        finite = torch.isfinite(x)
-        if not bool(finite.all()):
-            self.nonfinite += int((~finite).sum())
-            x = x[finite.all(dim=1)]
+        if self._shift is None:
+            x = self._drop_nonfinite(x)
             if x.shape[0] == 0:
                 return
-        if self.normalize:
-            x = torch.nn.functional.normalize(x, dim=1)
-        if self._shift is None:
+            if self.normalize:
+                x = torch.nn.functional.normalize(x, dim=1)
             self._shift = x.mean(dim=0, dtype=torch.float64)
             self._s1 = torch.zeros_like(self._shift)
             self._s2 = torch.zeros(self.dim, self.dim, dtype=torch.float64, device=self.device)
+        elif self.normalize:
+            x = torch.nn.functional.normalize(x, dim=1)
         c = x - self._shift.to(x.dtype)  # (B, d), centred on the shift
-        self._s1 += c.sum(dim=0, dtype=torch.float64)
+        # Column sums as a matrix-vector product (BLAS, far faster than a float64 reduction on a
+        # CPU). A NaN or inf anywhere makes its column sum non-finite; only then is the chunk
+        # checked element by element (a finite but huge chunk that overflows is checked too).
+        s1 = torch.ones(1, c.shape[0], dtype=c.dtype, device=c.device) @ c
+        if not bool(torch.isfinite(s1).all()):
+            x = self._drop_nonfinite(x)
+            if x.shape[0] == 0:
+                return
+            c = x - self._shift.to(x.dtype)
+            s1 = c.sum(dim=0, keepdim=True, dtype=torch.float64)
+        self._s1 += s1[0].to(torch.float64)
         self._s2 += (c.T @ c).to(torch.float64)
         self.n += x.shape[0]
+
+    def _drop_nonfinite(self, x: torch.Tensor) -> torch.Tensor:
+        """Rows of ``x`` with only finite values; the non-finite entries are counted."""
+        finite = torch.isfinite(x)
+        if bool(finite.all()):
+            return x
+        self.nonfinite += int((~finite).sum())
+        return x[finite.all(dim=1)]
 
     def merge(self, other: SpectrumAccumulator) -> None:
         """Add another accumulator's rows to this one (e.g. from another process)."""
@@ -170,29 +187,33 @@ class SpectrumAccumulator:
 
     def covariance(self) -> np.ndarray:
         """The (d, d) float64 covariance of Eq. 1 (centred, divided by N)."""
-        self._require_rows()
-        assert self._s1 is not None and self._s2 is not None
-        mean_c = self._s1 / self.n
-        cov = self._s2 / self.n - torch.outer(mean_c, mean_c)
-        cov = 0.5 * (cov + cov.T)
-        return cov.cpu().numpy()
+        return self._covariance_tensor().cpu().numpy()
 
-    def gram(self) -> np.ndarray:
-        """The (d, d) float64 uncentred Gram matrix Z^T Z of all rows seen."""
+    def _gram_tensor(self) -> torch.Tensor:
         self._require_rows()
         assert self._shift is not None and self._s1 is not None and self._s2 is not None
         k, s1 = self._shift, self._s1
         g = self._s2 + torch.outer(s1, k) + torch.outer(k, s1) + self.n * torch.outer(k, k)
-        g = 0.5 * (g + g.T)
-        return g.cpu().numpy()
+        return 0.5 * (g + g.T)
+
+    def gram(self) -> np.ndarray:
+        """The (d, d) float64 uncentred Gram matrix Z^T Z of all rows seen."""
+        return self._gram_tensor().cpu().numpy()
+
+    def _covariance_tensor(self) -> torch.Tensor:
+        self._require_rows()
+        assert self._s1 is not None and self._s2 is not None
+        mean_c = self._s1 / self.n
+        cov = self._s2 / self.n - torch.outer(mean_c, mean_c)
+        return 0.5 * (cov + cov.T)
 
     def singular_values(self) -> np.ndarray:
-        """(d,) descending singular values of the Eq. 1 covariance."""
-        return symmetric_singular_values(self.covariance())
+        """(d,) descending singular values of the Eq. 1 covariance (eigvalsh on its device)."""
+        return symmetric_singular_values(self._covariance_tensor())
 
     def raw_singular_values(self) -> np.ndarray:
         """(min(N, d),) descending singular values of the raw uncentred N x d matrix Z (RankMe)."""
-        eig = symmetric_singular_values(self.gram())
+        eig = symmetric_singular_values(self._gram_tensor())
         return np.sqrt(eig[: min(self.n, eig.shape[0])])
 
     def summary(self, rel_tol: float = DEFAULT_REL_TOL) -> SpectrumSummary:
@@ -237,8 +258,20 @@ class SpectrumSummary:
         return d
 
 
-def symmetric_singular_values(m: np.ndarray) -> np.ndarray:
-    """Descending singular values of a symmetric matrix, in float64 (|eigenvalues|)."""
+def symmetric_singular_values(m: np.ndarray | torch.Tensor) -> np.ndarray:
+    """Descending singular values of a symmetric matrix, in float64 (|eigenvalues|).
+
+    A CUDA tensor is decomposed on its GPU (``torch.linalg.eigvalsh``); anything else with
+    LAPACK through NumPy. Falls back to a general SVD if the symmetric solver fails.
+    """
+    if isinstance(m, torch.Tensor):
+        if m.device.type == "cuda":
+            try:
+                ev = torch.linalg.eigvalsh(m.to(torch.float64)).abs().cpu().numpy()
+                return np.sort(ev)[::-1].copy()
+            except RuntimeError:
+                pass  # fall back to the host below
+        m = m.detach().cpu().numpy()
     m = np.asarray(m, dtype=np.float64)
     try:
         ev = np.abs(np.linalg.eigvalsh(m))
