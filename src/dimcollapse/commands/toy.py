@@ -1,0 +1,377 @@
+"""The theory lab: train the linear toy models of sections 4 and 5 and check the paper's claims.
+
+Models: L bias-free d x d linear layers (ReLU between them in `relu`), Gaussian inputs, two views
+made by additive Gaussian noise, InfoNCE of Eq. 2 (or its normalised form, --loss cosine), plain
+SGD. Every --track-every steps the singular values of each W_l, the embedding covariance
+spectrum (Eq. 1, on fresh samples) and the alignment matrices V_{l+1}^T U_l are recorded; at the
+end the closed forms are checked in float64: Lemma 2 (X of Eq. 6 = Sigma0_hat - Sigma1_hat),
+Lemmas 1/3 (closed-form gradients against autograd), the eigenvalues of X (Theorem 1), the
+alignment (Theorem 2) and Eq. 11 (Theorem 3).
+
+scenarios:
+  strong-aug  section 4: one layer, strong vs weak noise on the last half of the dimensions
+  two-layer   section 5, Figs. 4-5: alignment heatmap, singular value trajectories
+  depth       Fig. 6a: embedding spectra for L = 1..4
+  relu        Fig. 6b: L = 2 with and without ReLU
+  all         every scenario (trained together) plus one combined figure
+
+Each writes OUT/<scenario>.png and OUT/<scenario>.json; --json prints one JSON object per training
+run on stdout. `dimcollapse toy SCENARIO --help` lists a scenario's defaults.
+
+examples:
+  dimcollapse toy strong-aug
+  dimcollapse toy two-layer --steps 20000 --out figs
+  dimcollapse toy depth --depths 1,2,3,4,5,6 --json
+  dimcollapse toy all --seed 3 --out toy-output
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from dimcollapse.cli import ArgumentParser, HelpFormatter
+from dimcollapse.errors import UsageError
+
+HELP = "linear toy models of sections 4-5: strong augmentation, alignment, depth, ReLU"
+
+_SCENARIO_HELP = {
+    "strong-aug": "section 4 (Theorem 1): one layer, strong vs weak augmentation",
+    "two-layer": "section 5 (Theorems 2-3, Figs. 4-5): alignment and singular value dynamics",
+    "depth": "Fig. 6a: more layers, more collapsed dimensions",
+    "relu": "Fig. 6b: two layers with and without ReLU",
+    "all": "every scenario, trained together, plus one combined figure",
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from dimcollapse.toy.presets import SCENARIO_NAMES, SCENARIOS
+
+    sub = parser.add_subparsers(
+        dest="scenario", metavar="SCENARIO", parser_class=ArgumentParser, required=True
+    )
+    for name in (*SCENARIO_NAMES, "all"):
+        sc = SCENARIOS.get(name)
+        desc = _SCENARIO_HELP[name]
+        if sc is not None:
+            desc = f"{sc.title} ({sc.paper})."
+        p = sub.add_parser(
+            name, help=_SCENARIO_HELP[name], description=desc, formatter_class=HelpFormatter
+        )
+        _add_common(p, None if sc is None else sc)
+        if sc is not None:
+            _add_specific(p, sc)
+
+
+def _add_common(p: argparse.ArgumentParser, sc: Any) -> None:
+    """Options every scenario takes; their defaults are the scenario's (``all``: each one's)."""
+    from dimcollapse.spectrum import DEFAULT_REL_TOL
+
+    def default(field: str) -> Any:
+        return argparse.SUPPRESS if sc is None else getattr(sc.config, field)
+
+    each = " (default: each scenario's own)" if sc is None else ""
+    out = p.add_argument_group("output")
+    out.add_argument("--out", default="toy-output", metavar="DIR", help="where files go")
+    out.add_argument("--json", action="store_true", help="print one JSON object per run")
+    out.add_argument("--no-figures", action="store_true", help="write the JSON files only")
+    tol = DEFAULT_REL_TOL if sc is None or sc.rel_tol is None else sc.rel_tol
+    out.add_argument(
+        "--rel-tol",
+        type=float,
+        default=argparse.SUPPRESS if sc is None else tol,
+        help="a dimension is collapsed when sigma_k < REL_TOL * sigma_1 of the Eq. 1 covariance"
+        + each,
+    )
+    g = p.add_argument_group("model and training")
+    g.add_argument("--dim", type=int, default=default("dim"), help="d, the width" + each)
+    g.add_argument("--steps", type=int, default=default("steps"), help="SGD steps per run" + each)
+    g.add_argument("--lr", type=float, default=default("lr"), help="SGD learning rate" + each)
+    g.add_argument(
+        "--batch-size", type=int, default=default("batch_size"), help="pairs per step" + each
+    )
+    g.add_argument(
+        "--loss",
+        choices=("distance", "cosine"),
+        default=default("loss"),
+        help="distance: Eq. 2, -|z_i - z_j|^2 / (2 tau), unnormalised; cosine: "
+        "z_i^T z_j / tau on L2-normalised embeddings (X of Eq. 6, G = -W X and Theorem 1 "
+        "are about distance; with cosine X is still reported but does not drive W)" + each,
+    )
+    g.add_argument(
+        "--temperature",
+        type=float,
+        default=default("temperature"),
+        help="tau (Eq. 2 is tau = 1)" + each,
+    )
+    g.add_argument(
+        "--init",
+        choices=("random", "spectral", "orthogonal"),
+        default=default("init"),
+        help="random: U(-1/sqrt(d), 1/sqrt(d)); spectral: U diag(exp(-DECAY k)) V^T "
+        "(non-degenerate, the paper's case 2); orthogonal: all singular values equal" + each,
+    )
+    g.add_argument(
+        "--init-decay",
+        type=float,
+        default=default("init_decay"),
+        metavar="DECAY",
+        help="decay of the spectral initialisation" + each,
+    )
+    g.add_argument(
+        "--init-scale",
+        type=float,
+        default=default("init_scale"),
+        help="multiplies the initial weights" + each,
+    )
+    g.add_argument(
+        "--input-var",
+        default=argparse.SUPPRESS if sc is None else "1",
+        metavar="V[,V...]",
+        help="variances of the Gaussian inputs: one for every dimension, or d of them" + each,
+    )
+    g.add_argument("--seed", type=int, default=default("seed"), help="the runs' seed" + each)
+    g.add_argument(
+        "--dtype",
+        choices=("float32", "float64"),
+        default=default("dtype"),
+        help="training precision (the analytics are always float64)" + each,
+    )
+    t = p.add_argument_group("tracking")
+    t.add_argument(
+        "--track-every",
+        type=int,
+        default=default("track_every"),
+        metavar="K",
+        help="record spectra and alignment every K steps" + each,
+    )
+    t.add_argument(
+        "--eval-samples",
+        type=int,
+        default=default("eval_samples"),
+        help="fresh clean samples for each embedding spectrum" + each,
+    )
+    t.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads while this command runs (the toy's matrices are too small "
+        "to gain from more)",
+    )
+
+
+def _add_specific(p: argparse.ArgumentParser, sc: Any) -> None:
+    cfg = sc.config
+    g = p.add_argument_group(f"{sc.name}")
+    g.add_argument(
+        "--noise",
+        type=float,
+        default=cfg.noise,
+        help="noise standard deviation of the augmentation"
+        + (" (the strong run)" if sc.name == "strong-aug" else ""),
+    )
+    g.add_argument(
+        "--noise-dims",
+        default="half" if sc.name == "strong-aug" else "all",
+        metavar="K",
+        help="the noise sits on the last K input dimensions ('all', 'half' or a number)",
+    )
+    if sc.name == "strong-aug":
+        g.add_argument(
+            "--weak-noise", type=float, default=sc.weak_noise, help="the weak run's noise"
+        )
+        g.add_argument(
+            "--layers", type=int, default=cfg.layers, help="L (Theorem 1 is about L = 1)"
+        )
+    elif sc.name == "depth":
+        g.add_argument(
+            "--depths",
+            default=",".join(str(k) for k in sc.depths),
+            metavar="L[,L...]",
+            help="the layer counts to compare",
+        )
+    elif sc.name == "relu":
+        g.add_argument("--layers", type=int, default=cfg.layers, help="L")
+    elif sc.name == "two-layer":
+        g.add_argument(
+            "--layers", type=int, default=cfg.layers, help="L (Theorem 2 is about L = 2)"
+        )
+
+
+_FIELDS = {
+    "dim": "dim",
+    "steps": "steps",
+    "lr": "lr",
+    "batch_size": "batch_size",
+    "loss": "loss",
+    "temperature": "temperature",
+    "init": "init",
+    "init_decay": "init_decay",
+    "init_scale": "init_scale",
+    "seed": "seed",
+    "dtype": "dtype",
+    "track_every": "track_every",
+    "eval_samples": "eval_samples",
+    "noise": "noise",
+    "layers": "layers",
+}
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """ToyConfig fields from the parsed options (only those present)."""
+    out = {field: getattr(args, opt) for opt, field in _FIELDS.items() if hasattr(args, opt)}
+    dim = out.get("dim", 16)
+    if hasattr(args, "noise_dims"):
+        out["noise_dims"] = _parse_noise_dims(args.noise_dims, dim)
+    if hasattr(args, "input_var"):
+        out["input_cov"] = _parse_input_var(args.input_var, dim)
+    return out
+
+
+def _parse_noise_dims(text: str, dim: int) -> int | None:
+    word = str(text).strip().lower()
+    if word == "all":
+        return None
+    if word == "half":
+        return dim // 2
+    try:
+        k = int(word)
+    except ValueError:
+        raise UsageError(f"--noise-dims must be 'all', 'half' or a number, got {text!r}") from None
+    if k < 0 or k > dim:
+        raise UsageError(f"--noise-dims must be between 0 and --dim ({dim}), got {k}")
+    return k
+
+
+def _parse_input_var(text: str, dim: int) -> tuple[float, ...] | None:
+    try:
+        values = [float(v) for v in str(text).split(",") if v.strip()]
+    except ValueError:
+        raise UsageError(f"--input-var must be numbers separated by commas, got {text!r}") from None
+    if len(values) == 1:
+        values = values * dim
+    if len(values) != dim:
+        raise UsageError(f"--input-var needs 1 or --dim ({dim}) values, got {len(values)}")
+    if not all(math.isfinite(v) and v >= 0 for v in values):
+        raise UsageError("--input-var values must be finite and >= 0")
+    if all(v == 1.0 for v in values):
+        return None
+    return tuple(values)
+
+
+def _parse_depths(text: str) -> list[int]:
+    try:
+        return [int(v) for v in str(text).split(",") if v.strip()]
+    except ValueError:
+        raise UsageError(f"--depths must be integers separated by commas, got {text!r}") from None
+
+
+def _clean(obj: Any) -> Any:
+    """JSON-safe: non-finite floats become None."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _clean(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_clean(v) for v in obj]
+    return obj
+
+
+def _fmt(value: Any, spec: str = ".2g") -> str:
+    return "n/a" if value is None else format(value, spec)
+
+
+def _describe(rec: dict[str, Any]) -> str:
+    noise_dims = rec["noise_dims"]
+    where = "all dims" if noise_dims == rec["dim"] else f"last {noise_dims} dims"
+    parts = [
+        f"{rec['scenario']:<10} {rec['run']:<7} L={rec['layers']}{' relu' if rec['relu'] else ''}",
+        f"noise {rec['noise']:g} on {where}",
+        f"collapsed {rec['collapsed_dims']}/{rec['dim']} (init {rec['collapsed_dims_init']})",
+        f"min eig X {_fmt(rec['x_min_eigenvalue'], '.3g')}",
+        f"Lemma 2 err {_fmt(rec['lemma2_max_abs_err'])}",
+        f"grad rel err {_fmt(rec['gradient_rel_err'])}",
+    ]
+    if "alignment_diag_mean" in rec:
+        parts.append(
+            f"|diag A| {_fmt(rec['alignment_diag_mean'], '.3f')}"
+            f" (weighted {_fmt(rec['alignment_weighted_diag_mean'], '.3f')})"
+        )
+    if "eq11_rel_err" in rec:
+        parts.append(f"Eq. 11 rel err {_fmt(rec['eq11_rel_err'], '.3g')}")
+    return "  ".join(parts)
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from dimcollapse.fileio import write_json_atomic
+    from dimcollapse.toy.presets import SCENARIO_NAMES
+    from dimcollapse.toy.scenarios import run_scenarios
+
+    names = list(SCENARIO_NAMES) if args.scenario == "all" else [args.scenario]
+    overrides = _overrides(args)
+    rel_tol = getattr(args, "rel_tol", None)
+    if rel_tol is not None and not (math.isfinite(rel_tol) and 0 < rel_tol < 1):
+        raise UsageError(f"--rel-tol must be between 0 and 1, got {rel_tol}")
+    if args.threads < 1:
+        raise UsageError(f"--threads must be at least 1, got {args.threads}")
+    depths = _parse_depths(args.depths) if hasattr(args, "depths") else None
+    weak = getattr(args, "weak_noise", None)
+    if weak is not None and not (math.isfinite(weak) and weak >= 0):
+        raise UsageError(f"--weak-noise must be a finite number >= 0, got {weak}")
+    out_dir = Path(args.out)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UsageError(f"--out {out_dir} exists and is not a directory")
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(args.threads)
+    t0 = time.perf_counter()
+    try:
+        results = run_scenarios(names, rel_tol=rel_tol, weak_noise=weak, depths=depths, **overrides)
+    finally:
+        torch.set_num_threads(threads)
+    train_s = time.perf_counter() - t0
+
+    written: list[Path] = []
+    for res in results:
+        json_path = out_dir / f"{res.name}.json"
+        write_json_atomic(json_path, _clean(res.to_dict()))
+        written.append(json_path)
+    if args.scenario == "all":
+        path = out_dir / "all.json"
+        write_json_atomic(path, _clean({"scenarios": [r.to_dict() for r in results]}))
+        written.append(path)
+    if not args.no_figures:
+        from dimcollapse.toy.plots import combined_figure, save_figure, scenario_figure
+
+        for res in results:
+            path = out_dir / f"{res.name}.png"
+            save_figure(scenario_figure(res), path)
+            written.append(path)
+        if args.scenario == "all":
+            path = out_dir / "all.png"
+            save_figure(combined_figure(results), path)
+            written.append(path)
+    total_s = time.perf_counter() - t0
+
+    if args.json:
+        for res in results:
+            for rec in res.records():
+                print(json.dumps(_clean(rec), allow_nan=False))
+    else:
+        for res in results:
+            for rec in res.records():
+                print(_describe(rec))
+    note = sys.stderr if args.json else sys.stdout
+    print(
+        f"trained in {train_s:.1f} s, {total_s:.1f} s in all; wrote "
+        + ", ".join(str(p) for p in written),
+        file=note,
+    )
+    return 0
