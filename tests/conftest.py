@@ -31,3 +31,15 @@ def assert_usage_error(result: tuple[int, str, str], *fragments: str) -> None:
     assert "Traceback" not in err
     for frag in fragments:
         assert frag in lines[0], (frag, lines[0])
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread():
+    """Tiny test models run faster on one thread, and OpenMP threads oversubscribe a busy
+    2-core machine (measured 5-30x slowdowns); the library itself leaves threads alone."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
