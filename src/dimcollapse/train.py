@@ -219,13 +219,15 @@ def train(cfg: TrainConfig, *, verbose: bool = True, stop_after: int | None = No
     ``cfg.resume``), e.g. to fit a run into a time-limited job slot.
     """
     cfg.validate()
+    joined = not dist.is_distributed()  # a caller's process group is left as it was
     rank, local_rank, world = dist.setup_from_env(
         "cuda" if cfg.device != "cpu" and torch.cuda.is_available() else "cpu"
     )
     try:
         return _train(cfg, rank, local_rank, world, verbose, stop_after)
     finally:
-        dist.cleanup()
+        if joined:
+            dist.cleanup()
 
 
 def _train(
