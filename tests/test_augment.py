@@ -53,16 +53,6 @@ def _unnormalize(x: torch.Tensor, mean, std) -> torch.Tensor:
     return x * s + m
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: these small tensors gain nothing from more, and shared CI cores
-    make OpenMP threads wait on each other."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 # ----------------------------------------------------------------------------------------------
 # config
 

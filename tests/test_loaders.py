@@ -16,16 +16,6 @@ from dimcollapse.errors import UsageError
 CPU = torch.device("cpu")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: these small tensors gain nothing from more, and shared CI cores
-    make OpenMP threads wait on each other."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _toy(n: int = 40, channels: int = 3, size: int = 12) -> ImageDataset:
     """Labels are the indices, so a batch's labels say which images it holds."""
     g = torch.Generator().manual_seed(0)

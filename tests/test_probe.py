@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import shutil
 
@@ -38,23 +37,6 @@ RESULT_KEYS = (
 )
 
 
-@contextlib.contextmanager
-def _one_thread():
-    """These tensors are tiny: on busy cores one intra-op thread is several times faster."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    with _one_thread():
-        yield
-
-
 @pytest.fixture(scope="session")
 def runs(tmp_path_factory):
     """One tiny directclr run and one simclr-none run on digits, trained once per session."""
@@ -63,20 +45,19 @@ def runs(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("probe_runs")
     out = {}
-    with _one_thread():
-        for method in ("directclr", "simclr-none"):
-            cfg = TrainConfig(
-                dataset="digits",
-                method=method,
-                epochs=1,
-                batch_size=64,
-                width=0.125,
-                workers=0,
-                subset=256,
-                monitor_samples=128,
-                out=str(root / method),
-            )
-            out[method] = train(cfg, verbose=False).out
+    for method in ("directclr", "simclr-none"):
+        cfg = TrainConfig(
+            dataset="digits",
+            method=method,
+            epochs=1,
+            batch_size=64,
+            width=0.125,
+            workers=0,
+            subset=256,
+            monitor_samples=128,
+            out=str(root / method),
+        )
+        out[method] = train(cfg, verbose=False).out
     return out
 
 

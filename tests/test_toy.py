@@ -37,16 +37,6 @@ from dimcollapse.toy.models import (
 F64 = torch.float64
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """The toy's matrices are tiny: intra-op threads only add synchronisation (the command line
-    uses one thread too, --threads)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _views(n: int = 24, d: int = 5, seed: int = 0, noise: float = 0.7):
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(n, d, generator=g, dtype=F64)

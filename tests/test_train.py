@@ -30,6 +30,12 @@ TINY = {
     "subset": 640,
 }
 
+
+def _cli_args(**settings: object) -> list[str]:
+    """``TrainConfig`` settings as ``dimcollapse train`` options."""
+    return [arg for k, v in settings.items() for arg in ("--" + k.replace("_", "-"), str(v))]
+
+
 METRIC_KEYS = (
     "epoch",
     "step",
@@ -150,22 +156,7 @@ def test_yaml_config_and_overrides(cli, tmp_path):
 
 def test_bad_training_input(cli, tmp_path):
     out = tmp_path / "run"
-    tiny = [
-        "--dataset",
-        "digits",
-        "--width",
-        "0.125",
-        "--batch-size",
-        "64",
-        "--epochs",
-        "1",
-        "--workers",
-        "0",
-        "--monitor-samples",
-        "64",
-        "--subset",
-        "128",
-    ]
+    tiny = _cli_args(**{**TINY, "epochs": 1, "monitor_samples": 64, "subset": 128})
     cases = [
         (["--method", "simclr"], "unknown method"),
         (["--dataset", "imagenet"], "unknown dataset"),
@@ -209,25 +200,8 @@ def test_torchrun_two_processes_match_one(tmp_path):
     """
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     args = [
-        "--dataset",
-        "digits",
-        "--width",
-        "0.125",
-        "--batch-size",
-        "64",
-        "--epochs",
-        "2",
-        "--workers",
-        "0",
-        "--monitor-samples",
-        "128",
-        "--subset",
-        "512",
+        *_cli_args(**{**TINY, "subset": 512, "method": "directclr", "device": "cpu"}),
         "--quiet",
-        "--method",
-        "directclr",
-        "--device",
-        "cpu",
     ]
     single = train(
         TrainConfig(
