@@ -71,6 +71,11 @@ def test_text_summary_and_overlaid_plot(cli, tmp_path, z):
     assert code == 0, err
     assert "collapsed dimensions  10 of 16" in out and "RankMe" in out
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    before = plot.read_bytes()
+    assert_usage_error(cli("spectrum", tmp_path / "b.npy", "--plot", plot), "--force")
+    assert plot.read_bytes() == before
+    assert cli("spectrum", tmp_path / "b.npy", "--plot", plot, "--force")[0] == 0
+    assert plot.read_bytes() != before
     code, out, _ = cli("spectrum", tmp_path / "a.npy", tmp_path / "b.npy", "--json")
     assert [json.loads(line)["file"] for line in out.splitlines()] == [
         str(tmp_path / "a.npy"),

@@ -53,6 +53,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="OUT.png",
         help="write log singular value against index, all files overlaid",
     )
+    parser.add_argument("--force", action="store_true", help="overwrite an existing --plot file")
     parser.add_argument(
         "--json", action="store_true", help="print one JSON object per file, one per line"
     )
@@ -123,7 +124,9 @@ def run(args: argparse.Namespace) -> int:
     if args.chunk_rows < 1:
         raise UsageError(f"--chunk-rows must be at least 1, got {args.chunk_rows}")
     if args.plot is not None:
-        check_output_suffix(args.plot, (".png", ".pdf", ".svg"))
+        plot = check_output_suffix(args.plot, (".png", ".pdf", ".svg"))
+        if plot.exists() and not args.force:
+            raise UsageError(f"{plot}: already exists; pass --force to overwrite it")
     try:
         device = torch.device(args.device)
     except RuntimeError as exc:
