@@ -258,3 +258,28 @@ def test_gpu_training_uses_device_path_bf16(tmp_path):
     ckpt = load_checkpoint(result.checkpoint)
     assert ckpt["data"]["data_path"] == "device" and ckpt["data"]["precision"] == "bf16"
     assert result.metrics[-1]["loss"] < result.metrics[0]["loss"]
+
+
+def test_npz_without_test_file_monitors_on_train_images(tmp_path):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    np.savez(
+        tmp_path / "d.npz",
+        images=rng.integers(0, 256, (192, 12, 12), dtype=np.uint8),
+        labels=rng.integers(0, 3, 192),
+    )
+    cfg = TrainConfig(
+        dataset="npz",
+        data_root=str(tmp_path / "d.npz"),
+        epochs=1,
+        batch_size=64,
+        width=0.125,
+        workers=0,
+        monitor_samples=100,
+        online_probe=False,
+        out=str(tmp_path / "run"),
+    )
+    result = train(cfg, verbose=False)
+    assert load_checkpoint(result.checkpoint)["data"]["monitor_split"] == "train"
+    assert result.metrics[-1]["representation_dim"] == 64

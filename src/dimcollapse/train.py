@@ -262,10 +262,15 @@ def _train(
     }
     train_set = load_dataset(cfg.dataset, "train", subset=cfg.subset, **common)
     held_out = None
+    # The spectra are measured on held-out images; an npz set without a test file has none, so
+    # a fixed subset of its training images stands in (said in config.yaml as monitor_split).
+    monitor_split = "train" if cfg.dataset == "npz" and not cfg.test_file else "test"
     if main and cfg.monitor_samples > 0:
-        held_out = load_dataset(cfg.dataset, "test", **common)
+        held_out = load_dataset(cfg.dataset, monitor_split, **common)
         if cfg.monitor_samples < len(held_out):
-            held_out = load_dataset(cfg.dataset, "test", subset=cfg.monitor_samples, **common)
+            held_out = load_dataset(
+                cfg.dataset, monitor_split, subset=cfg.monitor_samples, **common
+            )
     aug = resolve_augment(cfg, train_set)
     per_rank = cfg.batch_size // world
     loader = build_view_loader(
@@ -342,6 +347,7 @@ def _train(
         "mean": list(train_set.mean),
         "std": list(train_set.std),
         "train_images": len(train_set),
+        "monitor_split": monitor_split,
     }
     metrics_path, spectra_path = out / "metrics.jsonl", out / "spectra.jsonl"
     history: list[dict[str, Any]] = []
@@ -398,7 +404,10 @@ def _train(
             loss = info_nce(
                 z1.float(), z2.float(), temperature=cfg.temperature, convention=cfg.loss
             )
-            probe_loss = F.cross_entropy(logits.float(), y) if cfg.online_probe else 0 * loss
+            if cfg.online_probe:
+                probe_loss = F.cross_entropy(logits.float(), y)
+            else:  # keep the probe in the graph with a zero gradient: DDP expects every parameter
+                probe_loss = 0.0 * logits.float().sum()
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss + probe_loss).backward()
             scaler.step(optimizer)
