@@ -283,3 +283,17 @@ def test_npz_without_test_file_monitors_on_train_images(tmp_path):
     result = train(cfg, verbose=False)
     assert load_checkpoint(result.checkpoint)["data"]["monitor_split"] == "train"
     assert result.metrics[-1]["representation_dim"] == 64
+
+
+def test_cli_resume_keeps_the_runs_settings(cli, tmp_path):
+    import yaml
+
+    out = tmp_path / "run"
+    tiny = _cli_args(**{**TINY, "epochs": 1, "monitor_samples": 64, "subset": 128})
+    assert cli("train", *tiny, "--aug-flip-prob", "0", "--out", out, "--quiet")[0] == 0
+    code, _, err = cli("train", "--out", out, "--resume", "--epochs", "2", "--quiet")
+    assert code == 0, err
+    saved = yaml.safe_load((out / "config.yaml").read_text())["config"]
+    assert saved["epochs"] == 2 and saved["dataset"] == "digits"
+    assert saved["augment"]["flip_prob"] == 0.0
+    assert len((out / "metrics.jsonl").read_text().splitlines()) == 2

@@ -104,8 +104,12 @@ class TrainConfig:
     sync_bn: bool = _f(False, "SyncBatchNorm under torchrun (GPU)")
     seed: int = _f(0, "random seed (data order, augmentation, initialisation)")
     deterministic: bool = _f(False, "use deterministic algorithms (slower; for exact resume tests)")
-    out: str = _f("runs/directclr", "run directory")
+    out: str | None = _f(None, "run directory; default: runs/METHOD")
     resume: bool = _f(False, "continue the run in --out from checkpoints/last.pt")
+
+    def __post_init__(self) -> None:
+        if self.out is None:
+            self.out = f"runs/{self.method}"
 
     def validate(self) -> None:
         """Raise :class:`UsageError` for impossible settings (names checked by the factories)."""
@@ -204,19 +208,21 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
         tp, _ = _base_type(hints[f.name])
         flag = "--" + f.name.replace("_", "-")
         default = f.default
-        helptext = f"{f.metadata['help']} (default: {default})"
+        helptext = f.metadata["help"]
+        if not (default is None and "default:" in helptext):
+            helptext += f" (default: {default})"
         if tp is bool:
             parser.add_argument(
                 flag,
                 type=_parse_bool,
                 nargs="?",
                 const=True,
-                default=None,
+                default=argparse.SUPPRESS,
                 metavar="BOOL",
                 help=helptext,
             )
         else:
-            parser.add_argument(flag, type=tp, default=None, help=helptext)
+            parser.add_argument(flag, type=tp, default=argparse.SUPPRESS, help=helptext)
     aug_hints = typing.get_type_hints(AugmentConfig)
     for f in dataclasses.fields(AugmentConfig):
         tp, _ = _base_type(aug_hints[f.name])
@@ -227,10 +233,14 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
         helptext = f"augmentation: {f.name} (default: {default})"
         if typing.get_origin(tp) is tuple:
             parser.add_argument(
-                flag, type=float, nargs=len(typing.get_args(tp)), default=None, help=helptext
+                flag,
+                type=float,
+                nargs=len(typing.get_args(tp)),
+                default=argparse.SUPPRESS,
+                help=helptext,
             )
         else:
-            parser.add_argument(flag, type=tp, default=None, help=helptext)
+            parser.add_argument(flag, type=tp, default=argparse.SUPPRESS, help=helptext)
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:

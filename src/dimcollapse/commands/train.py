@@ -39,15 +39,18 @@ def run(args: argparse.Namespace) -> int:
 
     from dimcollapse.config import TrainConfig, config_from_args, load_yaml
 
-    if args.resume and not args.config and args.out:
+    if getattr(args, "resume", False) and not args.config and getattr(args, "out", None):
         # Resuming: start from the run's own saved configuration, then apply typed options.
         saved = Path(args.out) / "config.yaml"
         if saved.is_file():
             data = load_yaml(saved).get("config", {})
-            base = TrainConfig.from_dict({k: v for k, v in data.items()})
+            base = TrainConfig.from_dict(dict(data))
             for key, value in base.to_dict().items():
                 if getattr(args, key, None) is None and key != "augment":
                     setattr(args, key, value)
+            for key, value in (data.get("augment") or {}).items():  # the resolved recipe
+                if getattr(args, f"aug_{key}", None) is None:
+                    setattr(args, f"aug_{key}", value)
     cfg = config_from_args(args)
     from dimcollapse.train import train
 
