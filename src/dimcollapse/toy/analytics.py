@@ -141,23 +141,29 @@ def closed_form_gradients(
     if relu and big_l > 1:
         z1, in1 = forward(mats, x1, relu=True)
         z2, in2 = forward(mats, x2, relu=True)
-        h1, h2, w_last = in1[-1], in2[-1], mats[-1]
-        if loss == "distance":
-            alpha = softmax_alphas(z1, z2, loss, temperature)
-            g_last = -w_last @ x_matrix(alpha, h1, h2) / temperature
-        else:
-            _, g1, g2 = embedding_gradients(z1, z2, loss, temperature)
-            g_last = g1.T @ h1 + g2.T @ h2
+        g_last = _lemma1_gradient(mats[-1], in1[-1], in2[-1], z1, z2, loss, temperature)
         return [None] * (big_l - 1) + [g_last]
     p = _product(mats, x1.shape[1])
-    z1, z2 = x1 @ p.T, x2 @ p.T
+    g = _lemma1_gradient(p, x1, x2, x1 @ p.T, x2 @ p.T, loss, temperature)
+    return list(chain_gradients(mats, g))
+
+
+def _lemma1_gradient(
+    w: torch.Tensor,
+    in1: torch.Tensor,
+    in2: torch.Tensor,
+    z1: torch.Tensor,
+    z2: torch.Tensor,
+    loss: str,
+    temperature: float,
+) -> torch.Tensor:
+    """``dL/dW`` for embeddings ``z = in @ W.T`` (Lemma 1): ``-W X / tau`` (Eq. 5) for the
+    distance loss, ``sum_i g_{z_i} in_i^T + g_{z'_i} in'_i^T`` otherwise."""
     if loss == "distance":
         alpha = softmax_alphas(z1, z2, loss, temperature)
-        g = -p @ x_matrix(alpha, x1, x2) / temperature
-    else:
-        _, g1, g2 = embedding_gradients(z1, z2, loss, temperature)
-        g = g1.T @ x1 + g2.T @ x2
-    return list(chain_gradients(mats, g))
+        return -w @ x_matrix(alpha, in1, in2) / temperature
+    _, g1, g2 = embedding_gradients(z1, z2, loss, temperature)
+    return g1.T @ in1 + g2.T @ in2
 
 
 def autograd_gradients(
