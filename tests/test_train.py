@@ -297,3 +297,12 @@ def test_cli_resume_keeps_the_runs_settings(cli, tmp_path):
     assert saved["epochs"] == 2 and saved["dataset"] == "digits"
     assert saved["augment"]["flip_prob"] == 0.0
     assert len((out / "metrics.jsonl").read_text().splitlines()) == 2
+
+
+@pytest.mark.parametrize("path", sorted(Path(__file__).parent.parent.glob("configs/*.yaml")))
+def test_shipped_configs_are_valid(path):
+    from dimcollapse.config import load_yaml
+
+    cfg = TrainConfig.from_dict(load_yaml(path))
+    cfg.validate()
+    assert cfg.method in METHODS and cfg.temperature == 0.1
