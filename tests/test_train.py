@@ -219,9 +219,8 @@ def test_torchrun_two_processes_match_one(tmp_path):
         sys.executable,
         "-m",
         "torch.distributed.run",
+        "--standalone",  # a free local port, so parallel CI jobs cannot collide
         "--nproc_per_node=2",
-        "--master_port",
-        "29517",
         "-m",
         "dimcollapse",
         "train",
