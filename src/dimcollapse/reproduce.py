@@ -739,59 +739,18 @@ def _check_out_dir(out: Path, plan: Plan) -> dict[str, Any] | None:
     return data
 
 
-def reproduce(settings: ReproduceSettings) -> dict[str, Any]:
-    """Run the whole reproduction (see the module docstring); return ``reproduce.json``'s data."""
-    t_start = time.perf_counter()
-    rank = int(os.environ.get("RANK", "0")) if "WORLD_SIZE" in os.environ else 0
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    main = rank == 0
-    out = Path(settings.out)
-    plan = resolve_plan(settings)
-    _check_out_dir(out, plan)
-    runs = plan_runs(plan)
-
-    from dimcollapse.runtime import resolve_device
-
-    device = resolve_device(settings.device)
+def _build_tasks(
+    plan: Plan,
+    runs: list[RunPlan],
+    settings: ReproduceSettings,
+    out: Path,
+    device: Any,
+    rank: int,
+    verbose: bool,
+) -> list[dict[str, Any]]:
+    """Every stage as a picklable task: one per pretraining run, then (rank 0) toys, baselines."""
     cpu = device.type == "cpu"
-    cpus = _usable_cpus()
-    if settings.jobs is not None:
-        if settings.jobs < 1:
-            raise UsageError(f"jobs must be at least 1, got {settings.jobs}")
-        jobs = settings.jobs
-    else:
-        jobs = min(len(runs), cpus) if cpu and world == 1 else 1
-    if world > 1:
-        jobs = 1
-    verbose = settings.verbose and main
-
-    env = environment() if main else {}
-    execution: dict[str, Any] = {
-        "device": str(device),
-        "jobs": jobs,
-        "threads_per_job": None,
-        "world_size": world,
-    }
-    manifest: dict[str, Any] = {
-        "format": FORMAT,
-        "version": FORMAT_VERSION,
-        "status": "running",
-        "settings": _jsonable(plan.key()),
-        "command": settings.command_line(),
-        "argv": sys.argv,
-        "execution": execution,
-        "environment": env,
-    }
-    if main:
-        out.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(out / "reproduce.json", manifest)
-    _log(
-        verbose,
-        f"{len(runs)} pretraining runs of {plan.epochs} epochs on {plan.dataset} "
-        f"({plan.subset or 'all'} images, {plan.backbone} x{plan.width}, rep_dim {plan.rep_dim}), "
-        f"probes, baselines, theory lab; {device}, {jobs} parallel job(s); output in {out}",
-    )
-
+    main = rank == 0
     probe = {
         "epochs": plan.probe_epochs,
         "train_subset": plan.subset,
@@ -853,7 +812,19 @@ def reproduce(settings: ReproduceSettings) -> dict[str, Any]:
             }
         )
 
-    t_stages = time.perf_counter()
+    return tasks
+
+
+def _execute(
+    tasks: list[dict[str, Any]],
+    jobs: int,
+    cpus: int,
+    world: int,
+    device: Any,
+    execution: dict[str, Any],
+) -> dict[str, dict[str, Any]]:
+    """Run the unfinished tasks (reusing finished stages) in ``jobs`` processes or in this one;
+    records the jobs and threads used in ``execution``; returns results by task id."""
     results: dict[str, dict[str, Any]] = {}
     pending = []
     for task in tasks:  # finished stages are read here, without starting a worker
@@ -874,6 +845,66 @@ def reproduce(settings: ReproduceSettings) -> dict[str, Any]:
                 results[_task_id(task)] = _run_task(task)
     else:
         _run_parallel(pending, jobs, results)
+    return results
+
+
+def reproduce(settings: ReproduceSettings) -> dict[str, Any]:
+    """Run the whole reproduction (see the module docstring); return ``reproduce.json``'s data."""
+    t_start = time.perf_counter()
+    rank = int(os.environ.get("RANK", "0")) if "WORLD_SIZE" in os.environ else 0
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    main = rank == 0
+    out = Path(settings.out)
+    plan = resolve_plan(settings)
+    _check_out_dir(out, plan)
+    runs = plan_runs(plan)
+
+    from dimcollapse.runtime import resolve_device
+
+    device = resolve_device(settings.device)
+    cpu = device.type == "cpu"
+    cpus = _usable_cpus()
+    if settings.jobs is not None:
+        if settings.jobs < 1:
+            raise UsageError(f"jobs must be at least 1, got {settings.jobs}")
+        jobs = settings.jobs
+    else:
+        jobs = min(len(runs), cpus) if cpu and world == 1 else 1
+    if world > 1:
+        jobs = 1
+    verbose = settings.verbose and main
+
+    env = environment() if main else {}
+    execution: dict[str, Any] = {
+        "device": str(device),
+        "jobs": jobs,
+        "threads_per_job": None,
+        "world_size": world,
+    }
+    manifest: dict[str, Any] = {
+        "format": FORMAT,
+        "version": FORMAT_VERSION,
+        "status": "running",
+        "settings": _jsonable(plan.key()),
+        "command": settings.command_line(),
+        "argv": sys.argv,
+        "execution": execution,
+        "environment": env,
+    }
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(out / "reproduce.json", manifest)
+    _log(
+        verbose,
+        f"{len(runs)} pretraining runs of {plan.epochs} epochs on {plan.dataset} "
+        f"({plan.subset or 'all'} images, {plan.backbone} x{plan.width}, rep_dim {plan.rep_dim}), "
+        f"probes, baselines, theory lab; {device}, {jobs} parallel job(s); output in {out}",
+    )
+
+    tasks = _build_tasks(plan, runs, settings, out, device, rank, verbose)
+
+    t_stages = time.perf_counter()
+    results = _execute(tasks, jobs, cpus, world, device, execution)
     stages_wall = time.perf_counter() - t_stages
     if not main:
         return {}
