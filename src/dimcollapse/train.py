@@ -349,39 +349,21 @@ def _train(
         "train_images": len(train_set),
         "monitor_split": monitor_split,
     }
-    metrics_path, spectra_path = out / "metrics.jsonl", out / "spectra.jsonl"
-    history: list[dict[str, Any]] = []
-    writer = None
-    if main:
-        import yaml
-
-        (out / "checkpoints").mkdir(parents=True, exist_ok=True)
-        write_text_atomic(
-            out / "config.yaml",
-            yaml.safe_dump({"config": _plain(resolved), "run": _plain(facts)}, sort_keys=False),
+    run_dir = _RunDir(out, resolved, facts, start_epoch if resume_from else None) if main else None
+    if main and verbose:
+        print(
+            f"training {cfg.method} on {cfg.dataset} ({len(train_set):,} images, "
+            f"{cfg.backbone} x{cfg.width}, rep_dim {model.rep_dim}"
+            + (f", d0 {head.d0}" if head.d0 else "")
+            + f") for {cfg.epochs} epochs; "
+            f"{world} process(es), {device}, {precision}, data path {loader.path}; "
+            f"run directory {out}",
+            flush=True,
         )
-        if resume_from is not None:  # drop lines of epochs the checkpoint does not hold
-            for path in (metrics_path, spectra_path):
-                if path.exists():
-                    keep = [
-                        ln
-                        for ln in path.read_text().splitlines()
-                        if ln.strip() and json.loads(ln)["epoch"] <= start_epoch
-                    ]
-                    write_text_atomic(path, "".join(ln + "\n" for ln in keep))
-            history = [json.loads(ln) for ln in metrics_path.read_text().splitlines() if ln]
-        writer = _open_tensorboard(out)
-        if verbose:
-            print(
-                f"training {cfg.method} on {cfg.dataset} ({len(train_set):,} images, "
-                f"{cfg.backbone} x{cfg.width}, rep_dim {model.rep_dim}"
-                + (f", d0 {head.d0}" if head.d0 else "")
-                + f") for {cfg.epochs} epochs; "
-                f"{world} process(es), {device}, {precision}, data path {loader.path}; "
-                f"run directory {out}",
-                flush=True,
-            )
     monitor = _Monitor(held_out, 512, device)
+    stepper = _Stepper(
+        forward, optimizer, scheduler, scaler, cfg, precision, device, channels_last, world
+    )
 
     # ---- epochs
     model.train()
@@ -391,49 +373,7 @@ def _train(
         progress = _Progress(
             main and verbose, steps_per_epoch, epoch + 1, cfg.epochs, cfg.log_every
         )
-        loss_sum = torch.zeros((), device=device)
-        probe_sum = torch.zeros((), device=device)
-        seen = 0
-        t0 = time.perf_counter()
-        for i, (v1, v2, y) in enumerate(loader):
-            if channels_last:
-                v1 = v1.contiguous(memory_format=torch.channels_last)
-                v2 = v2.contiguous(memory_format=torch.channels_last)
-            with autocast(precision, device):
-                _r1, z1, _r2, z2, logits = forward(v1, v2)
-            loss = info_nce(
-                z1.float(), z2.float(), temperature=cfg.temperature, convention=cfg.loss
-            )
-            if cfg.online_probe:
-                probe_loss = F.cross_entropy(logits.float(), y)
-            else:  # keep the probe in the graph with a zero gradient: DDP expects every parameter
-                probe_loss = 0.0 * logits.float().sum()
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss + probe_loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            scheduler.step()
-            step += 1
-            seen += y.shape[0]
-            loss_sum += loss.detach()
-            probe_sum += probe_loss.detach()
-            if (i + 1) % cfg.log_every == 0 or progress.bar is not None:
-                shown = None
-                if (i + 1) % cfg.log_every == 0:
-                    shown = float(loss_sum) / (i + 1)  # one host sync per log_every steps
-                    if not math.isfinite(shown):
-                        raise UsageError(
-                            f"the loss became {shown} at step {step}; lower the "
-                            "learning rate or use fp32"
-                        )
-                ips = seen * world / (time.perf_counter() - t0)
-                progress.update(i + 1, shown, scheduler.get_last_lr()[0], ips)
-        progress.close()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        seconds = time.perf_counter() - t0
-        dist.all_reduce_sum(loss_sum)
-        dist.all_reduce_sum(probe_sum)
+        loss_sum, probe_sum, seen, seconds, step = stepper.run_epoch(loader, progress, step)
         mean_loss = float(loss_sum) / (steps_per_epoch * world)
         if not math.isfinite(mean_loss):
             raise UsageError(
@@ -453,15 +393,8 @@ def _train(
             "epoch_seconds": seconds,
             **measured,
         }
-        history.append(line)
-        _append_line(metrics_path, line)
-        if spectra:
-            _append_line(spectra_path, {"epoch": epoch + 1, **spectra})
-        if writer is not None:
-            for key, value in line.items():
-                if key != "epoch" and isinstance(value, (int, float)):
-                    writer.add_scalar(key, value, epoch + 1)
-            writer.flush()
+        assert run_dir is not None
+        run_dir.record(line, spectra)
         if verbose:
             print(_epoch_text(line, cfg.epochs), flush=True)
         save_checkpoint(
@@ -491,13 +424,136 @@ def _train(
 
             with atomic_path(final) as tmp:
                 shutil.copyfile(last, tmp)
-        if writer is not None:
-            writer.close()
+        assert run_dir is not None
+        run_dir.close()
         if verbose:
             print(
-                f"done: checkpoints in {out / 'checkpoints'}, metrics in {metrics_path}", flush=True
+                f"done: checkpoints in {out / 'checkpoints'}, metrics in {run_dir.metrics_path}",
+                flush=True,
             )
-    return RunResult(out=out, metrics=history, checkpoint=final)
+    return RunResult(out=out, metrics=run_dir.history if run_dir else [], checkpoint=final)
+
+
+class _Stepper:
+    """One epoch of optimisation steps; the loss stays on the device (no per-step host sync)."""
+
+    def __init__(
+        self,
+        forward: nn.Module,
+        optimizer: Any,
+        scheduler: Any,
+        scaler: Any,
+        cfg: TrainConfig,
+        precision: str,
+        device: torch.device,
+        channels_last: bool,
+        world: int,
+    ) -> None:
+        self.forward, self.optimizer, self.scheduler, self.scaler = (
+            forward,
+            optimizer,
+            scheduler,
+            scaler,
+        )
+        self.cfg, self.precision, self.device = cfg, precision, device
+        self.channels_last, self.world = channels_last, world
+
+    def run_epoch(
+        self, loader: Any, progress: _Progress, step: int
+    ) -> tuple[torch.Tensor, torch.Tensor, int, float, int]:
+        """Returns the summed (all-reduced) contrastive and probe losses, images seen by this
+        process, seconds, and the global step count after the epoch."""
+        cfg, device = self.cfg, self.device
+        loss_sum = torch.zeros((), device=device)
+        probe_sum = torch.zeros((), device=device)
+        seen = 0
+        t0 = time.perf_counter()
+        for i, (v1, v2, y) in enumerate(loader):
+            if self.channels_last:
+                v1 = v1.contiguous(memory_format=torch.channels_last)
+                v2 = v2.contiguous(memory_format=torch.channels_last)
+            with autocast(self.precision, device):
+                _r1, z1, _r2, z2, logits = self.forward(v1, v2)
+            loss = info_nce(
+                z1.float(), z2.float(), temperature=cfg.temperature, convention=cfg.loss
+            )
+            if cfg.online_probe:
+                probe_loss = F.cross_entropy(logits.float(), y)
+            else:  # keep the probe in the graph with a zero gradient: DDP expects every parameter
+                probe_loss = 0.0 * logits.float().sum()
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(loss + probe_loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            self.scheduler.step()
+            step += 1
+            seen += y.shape[0]
+            loss_sum += loss.detach()
+            probe_sum += probe_loss.detach()
+            if (i + 1) % cfg.log_every == 0 or progress.bar is not None:
+                shown = None
+                if (i + 1) % cfg.log_every == 0:
+                    shown = float(loss_sum) / (i + 1)  # one host sync per log_every steps
+                    if not math.isfinite(shown):
+                        raise UsageError(
+                            f"the loss became {shown} at step {step}; lower the "
+                            "learning rate or use fp32"
+                        )
+                ips = seen * self.world / (time.perf_counter() - t0)
+                progress.update(i + 1, shown, self.scheduler.get_last_lr()[0], ips)
+        progress.close()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        seconds = time.perf_counter() - t0
+        dist.all_reduce_sum(loss_sum)
+        dist.all_reduce_sum(probe_sum)
+        return loss_sum, probe_sum, seen, seconds, step
+
+
+class _RunDir:
+    """The run directory's files (rank 0): config.yaml, metrics/spectra lines, TensorBoard."""
+
+    def __init__(
+        self, out: Path, resolved: dict[str, Any], facts: dict[str, Any], resumed_epoch: int | None
+    ) -> None:
+        import yaml
+
+        self.metrics_path, self.spectra_path = out / "metrics.jsonl", out / "spectra.jsonl"
+        self.history: list[dict[str, Any]] = []
+        (out / "checkpoints").mkdir(parents=True, exist_ok=True)
+        write_text_atomic(
+            out / "config.yaml",
+            yaml.safe_dump({"config": _plain(resolved), "run": _plain(facts)}, sort_keys=False),
+        )
+        if resumed_epoch is not None:  # drop lines of epochs the checkpoint does not hold
+            for path in (self.metrics_path, self.spectra_path):
+                if path.exists():
+                    keep = [
+                        ln
+                        for ln in path.read_text().splitlines()
+                        if ln.strip() and json.loads(ln)["epoch"] <= resumed_epoch
+                    ]
+                    write_text_atomic(path, "".join(ln + "\n" for ln in keep))
+            self.history = [
+                json.loads(ln) for ln in self.metrics_path.read_text().splitlines() if ln
+            ]
+        self.writer = _open_tensorboard(out)
+
+    def record(self, line: dict[str, Any], spectra: dict[str, Any]) -> None:
+        """Append one epoch's metrics (and spectra) to the files and TensorBoard."""
+        self.history.append(line)
+        _append_line(self.metrics_path, line)
+        if spectra:
+            _append_line(self.spectra_path, {"epoch": line["epoch"], **spectra})
+        if self.writer is not None:
+            for key, value in line.items():
+                if key != "epoch" and isinstance(value, (int, float)):
+                    self.writer.add_scalar(key, value, line["epoch"])
+            self.writer.flush()
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
 
 
 def _append_line(path: Path, obj: dict[str, Any]) -> None:
