@@ -197,3 +197,16 @@ def test_warmup_cosine_errors():
         warmup_cosine(optimizer, total_steps=0, warmup_steps=0)
     with pytest.raises(UsageError, match="final_ratio"):
         warmup_cosine(optimizer, total_steps=10, warmup_steps=1, final_ratio=2.0)
+
+
+def test_lars_group_without_adaptation_is_plain_sgd_with_momentum():
+    w = torch.nn.Parameter(torch.tensor([[1.0, -2.0], [0.5, 3.0]], dtype=torch.float64))
+    opt = LARS([{"params": [w], "adapt": False}], lr=0.1, momentum=0.9, weight_decay=0.01)
+    grads = [np.array([[0.3, -0.1], [0.2, 0.4]]), np.array([[-0.2, 0.1], [0.0, 0.5]])]
+    ref, mu = w.detach().numpy().copy(), np.zeros((2, 2))
+    for g in grads:
+        w.grad = torch.tensor(g)
+        opt.step()
+        mu = 0.9 * mu + (g + 0.01 * ref)
+        ref = ref - 0.1 * mu
+    np.testing.assert_allclose(w.detach().numpy(), ref, rtol=1e-12)

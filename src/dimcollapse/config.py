@@ -95,6 +95,12 @@ class TrainConfig:
         "held-out images whose spectra and online-probe accuracy are measured each epoch (0: off)",
     )
     online_probe: bool = _f(True, "train a linear classifier on the detached representation")
+    online_probe_lr: float = _f(
+        0.1,
+        "online probe learning rate (SGD momentum, no LARS trust ratio, same schedule); the "
+        "paper's code adapts it with LARS like the backbone, which learns far slower in short "
+        "runs; it never affects the backbone",
+    )
     log_every: int = _f(20, "print a progress line every N steps when not on a terminal")
     # execution
     device: str = _f("auto", "auto | cpu | cuda | cuda:N")
@@ -136,6 +142,7 @@ class TrainConfig:
             (self.batch_size >= 2, f"batch size must be at least 2, got {self.batch_size}"),
             (self.width > 0, f"width must be positive, got {self.width}"),
             (self.base_lr > 0, f"base lr must be positive, got {self.base_lr}"),
+            (self.online_probe_lr > 0, "online probe lr must be positive"),
             (self.temperature > 0, f"temperature must be positive, got {self.temperature}"),
             (self.weight_decay >= 0, f"weight decay must be >= 0, got {self.weight_decay}"),
             (self.warmup_epochs >= 0, f"warm-up epochs must be >= 0, got {self.warmup_epochs}"),

@@ -34,7 +34,8 @@ class LARS(torch.optim.Optimizer):
     Parameters with ``ndim <= 1`` (biases, BatchNorm scales and shifts) are excluded from both the
     weight decay and the trust-ratio adaptation when ``exclude_1d`` is true (the default), as in
     the paper's code: for them the update is plain SGD with momentum. Options can be set per
-    parameter group.
+    parameter group; a group with ``adapt=False`` gets no trust ratio at all (plain SGD with
+    momentum and weight decay), e.g. a linear probe trained beside the network.
     """
 
     def __init__(
@@ -63,7 +64,9 @@ class LARS(torch.optim.Optimizer):
                 if p.grad is None:
                     continue
                 g = p.grad
-                if not (group["exclude_1d"] and p.ndim <= 1):
+                if not group.get("adapt", True):
+                    g = g.add(p, alpha=group["weight_decay"]) if group["weight_decay"] else g
+                elif not (group["exclude_1d"] and p.ndim <= 1):
                     g = g.add(p, alpha=group["weight_decay"])
                     p_norm = torch.linalg.vector_norm(p)
                     g_norm = torch.linalg.vector_norm(g)

@@ -294,9 +294,15 @@ def _train(
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     lr = scaled_lr(cfg.base_lr, cfg.batch_size, cfg.lr_scaling)
+    probe_params = list(model.online_probe.parameters())
+    probe_ids = {id(q) for q in probe_params}
+    groups = [
+        {"params": [q for q in model.parameters() if id(q) not in probe_ids]},
+        {"params": probe_params, "lr": cfg.online_probe_lr, "adapt": False},
+    ]
     optimizer = build_optimizer(
         cfg.optimizer,
-        model,
+        groups,
         lr=lr,
         weight_decay=cfg.weight_decay,
         momentum=cfg.momentum,
