@@ -38,7 +38,7 @@ format: $(STAMP)
 test: $(STAMP) fashion-mnist lint
 	$(BIN)/python -m pytest -q
 
-# The built-in default: Table 1 and the figures at a CPU scale (about 5 minutes on 2 cores).
+# The built-in default: Table 1 and the figures at a CPU scale (about 3-4 minutes on 2 cores).
 # Rerunning reuses finished stages; `make clean` starts over.
 demo: $(STAMP) fashion-mnist
 	$(BIN)/dimcollapse reproduce --scale quick --out $(DEMO_OUT)
