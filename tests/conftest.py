@@ -43,3 +43,25 @@ def _one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def fashion_mnist_or_skip() -> None:
+    """Skip a test that needs the Debian Fashion-MNIST files when they are absent, except under
+    ``CI=true``, where their absence fails the test: CI must not pass with the real data missing."""
+    import os
+    from pathlib import Path
+
+    from dimcollapse.data.datasets import FASHION_MNIST_DEFAULT_DIR
+
+    names = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte")
+    names += ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+    root = Path(FASHION_MNIST_DEFAULT_DIR)
+    if all((root / f"{n}.gz").is_file() or (root / n).is_file() for n in names):
+        return
+    message = (
+        f"Fashion-MNIST files absent from {root} "
+        "(apt-get update && apt-get install -y dataset-fashion-mnist)"
+    )
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(message + "; CI=true requires them")
+    pytest.skip(message)

@@ -10,22 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import fashion_mnist_or_skip
 
 from dimcollapse.data.datasets import (
     DATASETS,
-    FASHION_MNIST_DEFAULT_DIR,
     ImageDataset,
     load_dataset,
 )
 from dimcollapse.errors import UsageError
-
-FMNIST_FILES = [
-    "train-images-idx3-ubyte.gz",
-    "train-labels-idx1-ubyte.gz",
-    "t10k-images-idx3-ubyte.gz",
-    "t10k-labels-idx1-ubyte.gz",
-]
-HAVE_FMNIST = all((Path(FASHION_MNIST_DEFAULT_DIR) / f).is_file() for f in FMNIST_FILES)
 
 
 def _rng(seed: int = 0) -> np.random.Generator:
@@ -36,12 +28,8 @@ def _rng(seed: int = 0) -> np.random.Generator:
 # Fashion-MNIST from the Debian package
 
 
-@pytest.mark.skipif(
-    not HAVE_FMNIST,
-    reason=f"Fashion-MNIST files absent from {FASHION_MNIST_DEFAULT_DIR} "
-    "(apt-get install dataset-fashion-mnist)",
-)
 def test_fashion_mnist_debian_files():
+    fashion_mnist_or_skip()
     train = load_dataset("fashion-mnist", "train")
     test = load_dataset("fashion-mnist", "test")
     x, y = train.tensors()

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import assert_usage_error
 
+from dimcollapse.aggregate import aggregate_seeds
 from dimcollapse.errors import UsageError
 from dimcollapse.report import check_claims
 from dimcollapse.reproduce import (
@@ -31,6 +32,7 @@ TINY = dict(
     probe_epochs=2,
     test_subset=100,
     toy_steps=20,
+    seeds=2,
     jobs=1,
     verbose=False,
 )
@@ -54,6 +56,8 @@ TINY_ARGS = [
     "100",
     "--toy-steps",
     "20",
+    "--seeds",
+    "2",
     "--jobs",
     "1",
     "--quiet",
@@ -124,11 +128,17 @@ def test_report_has_every_section_table_row_and_figure(tiny):
         "python",
         "CPU",
         "GPU",
-        "seed",
+        "seeds",
         "**total, this invocation**",
     ):
         assert f"| {item} |" in md, item
     assert md.count("**How to read this.**") >= 8
+    # the verdict count up top, how it was computed, intervals in the table and the claims
+    assert re.search(r"\*\*The paper's \d+ claims here: [^*]*(hold|fail|inconclusive)", md)
+    assert "paired differences" in md and "95% Student-t interval" in md
+    row = next(ln for ln in md.splitlines() if ln.startswith("| `simclr-mlp` |"))
+    assert re.search(r"\d+\.\d \[-?\d+\.\d, \d+\.\d\]", row), row
+    assert any(v in md for v in ("| holds |", "| **fails** |", "| inconclusive |"))
 
 
 def test_manifest_holds_settings_and_every_result(tiny):
@@ -138,7 +148,16 @@ def test_manifest_holds_settings_and_every_result(tiny):
     assert data["settings"]["epochs"] == 1 and data["settings"]["dataset"] == "digits"
     assert sorted(data["runs"]) == sorted(METHODS)
     for name, run in data["runs"].items():
-        assert (out / "runs" / name / "checkpoints" / "final.pt").is_file()
+        for seed in (0, 1):
+            assert (out / "runs" / name / f"seed-{seed}" / "checkpoints" / "final.pt").is_file()
+        assert run["seed_values"] == [0, 1] and [s["seed"] for s in run["seeds"]] == [0, 1]
+        per_seed = [s["probe"]["full"]["top1"] for s in run["seeds"]]
+        assert run["probe"]["full"]["top1"] == pytest.approx(sum(per_seed) / 2)
+        lo, hi = run["probe"]["full"]["top1_ci95"]
+        assert lo <= run["probe"]["full"]["top1"] <= hi
+        for key in ("knn_top1_k20_ci95",):
+            assert len(run["probe"]["full"][key]) == 2
+        assert len(run["representation"]["rankme_ci95"]) == 2
         assert 0.0 <= run["probe"]["full"]["top1"] <= 1.0
         assert run["probe"]["full"]["knn_top1_k20"] is not None
         assert len(run["representation"]["singular_values"]) == run["rep_dim"]
@@ -147,17 +166,18 @@ def test_manifest_holds_settings_and_every_result(tiny):
     assert sub["dim"] == data["runs"]["directclr"]["d0"]
     assert set(data["baselines"]) == {"pixels", "random"}
     assert data["baselines"]["pixels"]["probe"]["dim"] == 64  # 8x8 digits
-    assert data["claims"] and all(
-        set(c) == {"claim", "paper", "ours", "holds"} for c in data["claims"]
-    )
+    keys = {"claim", "paper", "ours", "verdict", "ci95", "holds", "kind"}
+    assert data["claims"] and all(set(c) == keys for c in data["claims"])
+    assert all(c["verdict"] in ("holds", "fails", "inconclusive") for c in data["claims"])
+    assert all(c["ci95"] is not None for c in data["claims"])  # two seeds: intervals
     assert data["timing"]["total_wall_s"] > 0
     assert data["environment"]["torch"]
 
 
 def test_rerun_with_same_settings_reuses_every_stage(tiny, cli):
     out, _, first = tiny
-    finals = {p: p.stat().st_mtime_ns for p in out.glob("runs/*/checkpoints/final.pt")}
-    assert len(finals) == len(METHODS)
+    finals = {p: p.stat().st_mtime_ns for p in out.glob("runs/*/seed-*/checkpoints/final.pt")}
+    assert len(finals) == 2 * len(METHODS)
     t0 = time.perf_counter()
     code, _out, err = cli("reproduce", *TINY_ARGS, "--out", out)
     elapsed = time.perf_counter() - t0
@@ -165,20 +185,20 @@ def test_rerun_with_same_settings_reuses_every_stage(tiny, cli):
     assert {p: p.stat().st_mtime_ns for p in finals} == finals  # nothing retrained
     data = json.loads((out / "reproduce.json").read_text())
     reused = set(data["timing"]["reused"])
-    assert {f"run:{m}" for m in METHODS} | {"baselines", "toys"} <= reused
+    assert {f"run:{m}:{s}" for m in METHODS for s in (0, 1)} | {"baselines:0", "toys"} <= reused
     assert elapsed < first
 
 
 def test_a_stage_interrupted_after_pretraining_is_probed_again_not_retrained(tiny):
     out, _, _ = tiny
-    stage = out / "runs" / "simclr-none" / "reproduce_stage.json"
-    final = out / "runs" / "simclr-none" / "checkpoints" / "final.pt"
+    stage = out / "runs" / "simclr-none" / "seed-0" / "reproduce_stage.json"
+    final = out / "runs" / "simclr-none" / "seed-0" / "checkpoints" / "final.pt"
     mtime = final.stat().st_mtime_ns
     stage.unlink()
     data = reproduce(ReproduceSettings(out=str(out), **TINY))
     assert stage.is_file() and final.stat().st_mtime_ns == mtime
-    assert "run:simclr-none" not in data["timing"]["reused"]
-    assert "run:simclr-mlp" in data["timing"]["reused"]
+    assert "run:simclr-none:0" not in data["timing"]["reused"]
+    assert "run:simclr-mlp:0" in data["timing"]["reused"]
 
 
 def test_other_settings_into_the_same_directory_are_refused(tiny, cli):
@@ -214,9 +234,17 @@ def test_scales_resolve_to_the_documented_runs(tmp_path):
     full = resolve_plan(ReproduceSettings(out=str(tmp_path), scale="full", dataset="digits"))
     assert full.width == 1.0 and full.rep_dim == 512 and full.default_d0 == 90
     assert full.d0_values == [16, 32, 64, 128, 256]
-    names = [r.name for r in plan_runs(full)]
+    assert full.seeds == [0, 1, 2] and full.proj_out == 128
+    runs = plan_runs(full)
+    assert [r.seed for r in runs] == [0] * 11 + [1] * 11 + [2] * 11  # seed-major
+    names = [r.name for r in runs if r.seed == 0]
     assert names[:6] == list(METHODS)
     assert names[6:] == [f"directclr-d0-{d}" for d in (16, 32, 64, 128, 256)]
+    assert len({r.task_id for r in runs}) == len(runs)
+    five = resolve_plan(ReproduceSettings(out=str(tmp_path), dataset="digits", seeds=5, seed=7))
+    assert five.seeds == [7, 8, 9, 10, 11]
+    with pytest.raises(UsageError, match="seeds"):
+        resolve_plan(ReproduceSettings(out=str(tmp_path), dataset="digits", seeds=0))
     over = resolve_plan(
         ReproduceSettings(
             out=str(tmp_path), scale="full", dataset="digits", epochs=3, subset=100, width=0.5
@@ -241,28 +269,85 @@ def _run(method: str, top1: float, rankme: float, collapsed: int = 0, **extra) -
     }
 
 
-def test_claims_follow_the_numbers():
+def _seeded(method: str, top1s, rankmes, collapsed=None, emb_collapsed=None) -> dict:
+    """A run aggregated from per-seed results, as reproduce() writes it."""
+    seeds = []
+    for i, (t, r) in enumerate(zip(top1s, rankmes)):
+        c = 0 if collapsed is None else collapsed[i]
+        e = 0 if emb_collapsed is None else emb_collapsed[i]
+        run = _run(method, t, r, c)
+        run["embedding"]["collapsed_dims"] = e
+        run["seed"] = i
+        seeds.append(run)
+    return aggregate_seeds(seeds)
+
+
+def test_claims_are_judged_from_paired_seeds():
     runs = {
-        "simclr-mlp": _run("simclr-mlp", 0.80, 40.0),
-        "simclr-linear": _run("simclr-linear", 0.75, 35.0),
-        "simclr-none": _run("simclr-none", 0.70, 10.0, collapsed=20),
-        "directclr": _run("directclr", 0.77, 38.0),
-        "fixed-lowrank": _run("fixed-lowrank", 0.765, 37.0),
-        "diagonal": _run("diagonal", 0.70, 30.0),
+        "simclr-mlp": _seeded(
+            "simclr-mlp", [0.80, 0.82, 0.81], [40, 41, 42], emb_collapsed=[9, 12, 10]
+        ),
+        "simclr-linear": _seeded("simclr-linear", [0.75, 0.77, 0.76], [35, 36, 37]),
+        "simclr-none": _seeded("simclr-none", [0.70, 0.72, 0.71], [10, 12, 11], [20, 21, 19]),
+        # one point above linear on average, but the paired differences change sign
+        "directclr": _seeded("directclr", [0.79, 0.765, 0.78], [38, 39, 37]),
+        "fixed-lowrank": _seeded("fixed-lowrank", [0.788, 0.767, 0.779], [37, 38, 36]),
+        "diagonal": _seeded("diagonal", [0.70, 0.71, 0.70], [30, 31, 29]),
     }
-    runs["directclr"]["probe"]["subvector"] = {"top1": 0.6}
+    for i, seed in enumerate(runs["directclr"]["seeds"]):
+        seed["probe"]["subvector"] = {"top1": 0.6 + 0.01 * i}
+    runs["directclr"]["probe"]["subvector"] = {"top1": 0.61}
+    random = {
+        "probe": {"top1": 0.5},
+        "seeds": [{"probe": {"top1": 0.5 + 0.01 * i}} for i in range(3)],
+    }
+    pixels = {"probe": {"top1": 0.9}, "seeds": [{"probe": {"top1": 0.9}} for _ in range(3)]}
     manifest = {
         "runs": runs,
         "paper": {"top1": {}, "subvector_top1": 47.9},
-        "baselines": {"random": {"probe": {"top1": 0.5}}},
+        "baselines": {"random": random, "pixels": pixels},
     }
-    by_claim = {c["claim"].split(" (")[0]: c["holds"] for c in check_claims(manifest)}
-    assert by_claim["A projector helps: SimCLR MLP > linear > no projector"] is True
-    assert by_claim["DirectCLR beats SimCLR with a linear projector"] is True
-    assert by_claim["A fixed low-rank projector does about as well as DirectCLR"] is True
-    assert by_claim["A trainable diagonal projector does about as well as a linear one"] is False
-    assert by_claim["Sanity check"] is True
-    assert all(v is not None for v in by_claim.values())
+    claims = check_claims(manifest)
+    by_claim = {c["claim"].split(" (")[0]: c["verdict"] for c in claims}
+    assert by_claim["A projector helps: SimCLR MLP > linear > no projector"] == "holds"
+    assert by_claim["DirectCLR beats SimCLR with a linear projector"] == "inconclusive"
+    assert by_claim["DirectCLR beats SimCLR without a projector"] == "holds"
+    assert by_claim["A fixed low-rank projector does about as well as DirectCLR"] == "holds"
+    assert by_claim["A trainable diagonal projector does about as well as a linear one"] == "fails"
+    assert (
+        by_claim["DirectCLR's r beyond r[:d0] carries information: probe on r[:d0] < on r"]
+        == "holds"
+    )
+    assert by_claim["The embedding of SimCLR"] == "holds"
+    assert by_claim["Without a projector the representation collapses more"] == "holds"
+    sanity = [c for c in claims if c["kind"] == "sanity"]
+    assert [c["verdict"] for c in sanity] == ["holds", "fails"]  # random: beaten; pixels: not
+    # every verdict carries the interval it was read from
+    assert all(c["ci95"] is not None for c in claims)
+    # a reversed ordering fails; no collapse in any seed fails the Fig. 2 claim
+    runs["simclr-none"] = _seeded("simclr-none", [0.90, 0.91, 0.92], [50, 51, 52])
+    runs["simclr-mlp"] = _seeded("simclr-mlp", [0.80, 0.82, 0.81], [40, 41, 42])
+    by_claim = {c["claim"].split(" (")[0]: c["verdict"] for c in check_claims(manifest)}
+    assert by_claim["A projector helps: SimCLR MLP > linear > no projector"] == "fails"
+    assert by_claim["The embedding of SimCLR"] == "fails"
+    assert by_claim["Without a projector the representation collapses more"] == "fails"
+
+
+def test_one_seed_judges_nothing():
+    runs = {m: _seeded(m, [0.8], [40]) for m in METHODS}
+    claims = check_claims({"runs": runs, "paper": {}, "baselines": {}})
+    assert claims and {c["verdict"] for c in claims} == {"inconclusive"}
+
+
+def test_aggregate_keeps_every_seed_and_its_interval():
+    agg = _seeded("simclr-mlp", [0.80, 0.82, 0.84], [40, 41, 45], emb_collapsed=[3, 5, 4])
+    assert agg["probe"]["full"]["top1"] == pytest.approx(0.82)
+    lo, hi = agg["probe"]["full"]["top1_ci95"]
+    assert lo < 0.82 < hi and hi - lo == pytest.approx(2 * 4.302653 * 0.02 / 3**0.5, rel=1e-5)
+    assert agg["representation"]["rankme"] == pytest.approx(42.0)
+    assert agg["embedding"]["collapsed_dims"] == pytest.approx(4.0)
+    assert [s["probe"]["full"]["top1"] for s in agg["seeds"]] == [0.80, 0.82, 0.84]
+    assert agg["seed_values"] == [0, 1, 2]
 
 
 def test_help_lists_the_options(cli):

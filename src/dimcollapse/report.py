@@ -19,10 +19,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from dimcollapse.claims import HOW_JUDGED, SAME_WITHIN_POINTS, check_claims
 from dimcollapse.fileio import write_text_atomic
+from dimcollapse.stats import verdict_counts
 
-#: Two accuracies count as "about the same" within this many percentage points.
-SAME_WITHIN_POINTS = 2.0
+__all__ = ["SAME_WITHIN_POINTS", "check_claims", "draw_figures", "write_report"]
+
 
 _LOSS = {"directclr": "DirectCLR"}
 _PROJECTOR = {
@@ -176,130 +178,43 @@ def _secs(x: float | None) -> str:
     return f"{x:.0f} s" if x < 120 else f"{x:.0f} s ({x / 60:.1f} min)"
 
 
-def _verdict(holds: bool | None) -> str:
-    return {True: "yes", False: "**no**", None: "n/a"}[holds]
+def _pct_ci(result: Mapping[str, Any], key: str = "top1") -> str:
+    """A fraction as a percentage with its interval, ``81.2 [80.1, 82.3]``."""
+    text = _pct(result.get(key))
+    ci = result.get(f"{key}_ci95")
+    return text if not ci else f"{text} [{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]"
 
 
-def check_claims(manifest: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The paper's claims, each with the paper's evidence, ours, and whether it holds here."""
-    runs = manifest.get("runs", {})
-    paper = manifest.get("paper", {}).get("top1", {})
-    sub_paper = manifest.get("paper", {}).get("subvector_top1")
+def _f_ci(result: Mapping[str, Any], key: str, digits: int = 1) -> str:
+    text = _f(result.get(key), digits)
+    ci = result.get(f"{key}_ci95")
+    return text if not ci else f"{text} [{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]"
 
-    def top1(name: str) -> float | None:
-        r = runs.get(name)
-        return None if r is None else 100 * r["probe"]["full"]["top1"]
 
-    def rank(name: str, space: str = "representation") -> float | None:
-        r = runs.get(name)
-        return None if r is None else r[space]["rankme"]
+def _seeds_text(settings: Mapping[str, Any]) -> str:
+    seeds = settings.get("seeds") or [settings["seed"]]
+    if len(seeds) == 1:
+        return f"one seed ({seeds[0]})"
+    return f"{len(seeds)} seeds ({', '.join(str(x) for x in seeds)}) per method"
 
-    claims: list[dict[str, Any]] = []
 
-    def order(claim: str, names: Sequence[str]) -> None:
-        vals = [top1(n) for n in names]
-        holds = None if None in vals else all(a > b for a, b in zip(vals, vals[1:]))
-        claims.append(
-            {
-                "claim": claim,
-                "paper": " > ".join(f"{paper.get(n, 'n/a')}" for n in names),
-                "ours": " vs ".join(_f(v) for v in vals),
-                "holds": holds,
-            }
-        )
+#: What each scale can and cannot show (the report's opening paragraph).
+SCALE_NOTES = {
+    "quick": "This is a **quick** run, sized for a few minutes of a laptop CPU: a small "
+    "network, a subset, few epochs. It shows the pipeline end to end and the effects that "
+    "appear early (the spectra, the theory lab); it does not reproduce the paper's ImageNet "
+    "numbers, and it cannot separate methods a point or two apart.",
+    "cpu": "This is a **cpu** run, sized for about an hour and a half of a 2-core CPU: several "
+    "seeds per method, so that orderings can be judged; still a small network on a small "
+    "dataset, so the levels are not the paper's ImageNet numbers.",
+    "full": "This is a **full** run (a whole dataset, a full-width ResNet-18, long training), "
+    "still far smaller than the paper's ResNet-50 on ImageNet: absolute numbers differ; "
+    "the orderings are what can be compared.",
+}
 
-    def same(claim: str, a: str, b: str) -> None:
-        va, vb = top1(a), top1(b)
-        holds = None if va is None or vb is None else abs(va - vb) <= SAME_WITHIN_POINTS
-        claims.append(
-            {
-                "claim": claim,
-                "paper": f"{paper.get(a, 'n/a')} vs {paper.get(b, 'n/a')}",
-                "ours": f"{_f(va)} vs {_f(vb)}",
-                "holds": holds,
-            }
-        )
 
-    order(
-        "A projector helps: SimCLR MLP > linear > no projector (Table 1)",
-        ["simclr-mlp", "simclr-linear", "simclr-none"],
-    )
-    order(
-        "DirectCLR beats SimCLR with a linear projector (Table 1)", ["directclr", "simclr-linear"]
-    )
-    order("DirectCLR beats SimCLR without a projector (Table 1)", ["directclr", "simclr-none"])
-    order("SimCLR with the MLP projector stays best (Table 1)", ["simclr-mlp", "directclr"])
-    same(
-        "A fixed low-rank projector does about as well as DirectCLR (6.3)",
-        "fixed-lowrank",
-        "directclr",
-    )
-    same(
-        "A trainable diagonal projector does about as well as a linear one (6.3)",
-        "diagonal",
-        "simclr-linear",
-    )
-    d = runs.get("directclr")
-    if d is not None and "subvector" in d["probe"]:
-        full, sub = 100 * d["probe"]["full"]["top1"], 100 * d["probe"]["subvector"]["top1"]
-        claims.append(
-            {
-                "claim": "DirectCLR's r beyond r[:d0] carries information: probe on r[:d0] < on r (6.3)",
-                "paper": f"{sub_paper} < {paper.get('directclr', 'n/a')}",
-                "ours": f"{sub:.1f} vs {full:.1f}",
-                "holds": sub < full,
-            }
-        )
-    mlp = runs.get("simclr-mlp")
-    if mlp is not None:
-        e = mlp["embedding"]
-        claims.append(
-            {
-                "claim": "The embedding of SimCLR (MLP projector) has collapsed dimensions (Fig. 2)",
-                "paper": "about 30 of 128 singular values drop to zero",
-                "ours": f"{e['collapsed_dims']} of {e['dim']} collapsed, RankMe {e['rankme']:.1f}",
-                "holds": e["collapsed_dims"] > 0,
-            }
-        )
-    for claim, a, b, fig in (
-        (
-            "Without a projector the representation collapses more (lower rank) than with one",
-            "simclr-none",
-            "simclr-mlp",
-            "Fig. 7b",
-        ),
-        (
-            "DirectCLR keeps the representation from collapsing, unlike SimCLR without a projector",
-            "simclr-none",
-            "directclr",
-            "Fig. 9c",
-        ),
-    ):
-        ra, rb = rank(a), rank(b)
-        ca = runs[a]["representation"]["collapsed_dims"] if a in runs else None
-        cb = runs[b]["representation"]["collapsed_dims"] if b in runs else None
-        claims.append(
-            {
-                "claim": f"{claim} ({fig})",
-                "paper": "visibly more collapsed singular values without a projector",
-                "ours": f"RankMe of r {_f(ra)} ({a}) vs {_f(rb)} ({b}); collapsed dims {ca} vs {cb}",
-                "holds": None if ra is None or rb is None else ra < rb,
-            }
-        )
-    base = manifest.get("baselines", {}).get("random")
-    if base is not None and runs:
-        worst = min((100 * r["probe"]["full"]["top1"], n) for n, r in runs.items())
-        rnd = 100 * base["probe"]["top1"]
-        claims.append(
-            {
-                "claim": "Sanity check (not a claim of the paper): every pretrained backbone "
-                "beats a random one",
-                "paper": "-",
-                "ours": f"worst {worst[1]} {worst[0]:.1f} vs random backbone {rnd:.1f}",
-                "holds": worst[0] > rnd,
-            }
-        )
-    return claims
+def _verdict(verdict: str) -> str:
+    return {"holds": "holds", "fails": "**fails**", "inconclusive": "inconclusive"}[verdict]
 
 
 # ---- the report ---------------------------------------------------------------------------------
@@ -434,36 +349,27 @@ def _build(
         f"Jing, Vincent, LeCun, Tian (ICLR 2022), reproduced with `dimcollapse` at scale "
         f"**{s['scale']}**: {s['dataset']} ({images} training images), {s['backbone']} at width "
         f"{s['width']} (representation r of {s['rep_dim']} dimensions, DirectCLR's d0 = "
-        f"{s['default_d0']}), {s['epochs']} pretraining epochs, seed {s['seed']}."
+        f"{s['default_d0']}), {s['epochs']} pretraining epochs, {_seeds_text(s)}."
     )
-    paper_claims = [c for c in claims if not c["claim"].startswith("Sanity check")]
-    holds = sum(1 for c in paper_claims if c["holds"] is True)
-    known = sum(1 for c in paper_claims if c["holds"] is not None)
-    scale_note = (
-        "This is a **quick** run: a few epochs of a small network on a small subset, sized for a "
-        "laptop CPU. It shows the pipeline end to end and the qualitative effects that appear "
-        "early (the spectra); it does not reproduce the paper's ImageNet numbers, and its "
-        "accuracy ordering is within the noise of so short a training: trust the orderings only "
-        "at `--scale full`."
-        if quick
-        else "This is a **full** run (a whole dataset, a full-width ResNet-18, long training), "
-        "still far smaller than the paper's ResNet-50 on ImageNet: absolute numbers differ; "
-        "the orderings are what can be compared."
+    paper_claims = [c for c in claims if c.get("kind", "paper") == "paper"]
+    counts = verdict_counts([c["verdict"] for c in paper_claims])
+    doc.p(
+        f"**The paper's {len(paper_claims)} claims here: {counts}.** "
+        + HOW_JUDGED.format(margin=SAME_WITHIN_POINTS)
+        + " "
+        + SCALE_NOTES.get(s["scale"], "")
     )
-    doc.p(f"{holds} of {known} checkable claims of the paper hold in this run. {scale_note}")
     if runs:
         best = max(runs.values(), key=lambda r: r["probe"]["full"]["top1"])
-        text = (
-            f"Best offline linear top-1: {_pct(best['probe']['full']['top1'])}% (`{best['name']}`)"
-        )
+        text = f"Best offline linear top-1: {_pct_ci(best['probe']['full'])}% (`{best['name']}`)"
         for key, label in (("pixels", "raw pixels"), ("random", "a random backbone")):
             if key in base:
-                text += f"; {label}: {_pct(base[key]['probe']['top1'])}%"
+                text += f"; {label}: {_pct_ci(base[key]['probe'])}%"
         if "pixels" in base and best["probe"]["full"]["top1"] < base["pixels"]["probe"]["top1"]:
             text += (
                 ". No pretrained backbone beats a linear classifier on the raw pixels here: "
-                f"{s['dataset']} is largely linearly separable in pixel space, and a short "
-                "pretraining has not caught up with that yet"
+                f"{s['dataset']} is largely linearly separable in pixel space, and this "
+                "pretraining has not caught up with that"
             )
         doc.p(text + ".")
 
@@ -492,7 +398,7 @@ def _build(
                 f"{execution.get('jobs', 1)} (threads per job: "
                 f"{execution.get('threads_per_job') or 'default'})",
             ],
-            ["seed", s["seed"]],
+            ["seeds", ", ".join(str(x) for x in s.get("seeds") or [s["seed"]])],
             [
                 "dataset",
                 f"{s['dataset']}" + (f" from {s['data_root']}" if s.get("data_root") else ""),
@@ -556,10 +462,10 @@ def _build(
                     f"`{key}`",
                     label,
                     note,
-                    _pct(b["probe"]["top1"]),
-                    _pct(b["probe"].get("knn_top1_k20")),
-                    f"{b['representation']['collapsed_dims']}/{b['representation']['dim']}",
-                    _f(b["representation"]["rankme"]),
+                    _pct_ci(b["probe"]),
+                    _pct_ci(b["probe"], "knn_top1_k20"),
+                    f"{_f(b['representation']['collapsed_dims'])}/{b['representation']['dim']}",
+                    _f_ci(b["representation"], "rankme"),
                     "-",
                 ]
             )
@@ -569,16 +475,17 @@ def _build(
             "run",
             "loss",
             "projector",
-            "linear top-1 (%)",
-            "kNN top-1 k=20 (%)",
+            "linear top-1 (%) [95% CI]",
+            "kNN top-1 k=20 (%) [95% CI]",
             "collapsed dims of r",
-            "RankMe of r",
+            "RankMe of r [95% CI]",
             "paper top-1 (%), ImageNet",
         ],
         rows,
     )
     doc.read(
-        "Ours: offline linear and kNN accuracy on held-out images of "
+        "Ours: the mean over seeds, with its 95% Student-t interval in brackets (none with one "
+        "seed), of the offline linear and kNN accuracy on held-out images of "
         f"{s['dataset']}, and the collapse of the representation r (the backbone output the "
         "probe reads) on the same images: *collapsed dims* counts covariance singular values "
         "below 1e-5 of the largest, *RankMe* is the effective rank (Garrido et al. 2023; at most "
@@ -593,17 +500,18 @@ def _build(
     )
     doc.h(3, "The paper's claims, checked")
     doc.table(
-        ["claim", "paper", "ours", "holds here"],
-        [[c["claim"], c["paper"], c["ours"], _verdict(c["holds"])] for c in claims],
+        ["claim", "paper", "ours: means; paired differences [95% CI]", "verdict"],
+        [[c["claim"], c["paper"], c["ours"], _verdict(c["verdict"])] for c in claims],
     )
     doc.read(
-        f"Accuracies count as about the same within {SAME_WITHIN_POINTS:g} points. "
+        HOW_JUDGED.format(margin=SAME_WITHIN_POINTS)
+        + " Accuracies are in points; differences are paired by seed (the same seed trains "
+        "every method on the same images, in the same order)."
         + (
-            "At quick scale a failed ordering is expected and says little: the differences "
-            "between methods are of the order of the run-to-run noise after so few steps."
+            " A quick run has too few seeds and epochs to separate methods a point or two "
+            "apart: expect inconclusive orderings; `--scale cpu` has the seeds for it."
             if quick
-            else "Differences of a point or less are within seed-to-seed noise; rerun with other "
-            "`--seed`s before drawing conclusions from them."
+            else ""
         )
     )
     if "accuracy" in drawn:
@@ -623,7 +531,8 @@ def _build(
             "embedding z of SimCLR with its MLP projector, sorted, log scale.",
         )
         text = (
-            f"Here: {e['collapsed_dims']} of {e['dim']} embedding dimensions are collapsed "
+            f"Here: {_f_ci(e, 'collapsed_dims')} of {e['dim']} embedding dimensions are "
+            "collapsed (mean over seeds) "
             f"(below the dotted threshold); RankMe {e['rankme']:.1f} of {e['dim']}; "
             f"90% of the variance lies in {e['dims_90']} dimensions."
         )
@@ -763,12 +672,12 @@ def _build(
     reused = set(timing.get("reused", []))
     trows = []
     for name, r in runs.items():
-        mark = " (reused)" if f"run:{name}" in reused else ""
+        mark = " (reused)" if any(t.startswith(f"run:{name}:") for t in reused) else ""
         trows.append([f"`{name}`: pretraining{mark}", _secs(r["seconds"]["train"])])
         trows.append([f"`{name}`: probes and spectra{mark}", _secs(r["seconds"]["probe"])])
     trows.append(
         [
-            "baselines" + (" (reused)" if "baselines" in reused else ""),
+            "baselines" + (" (reused)" if any(t.startswith("baselines") for t in reused) else ""),
             _secs(timing.get("baselines_s")),
         ]
     )
@@ -791,7 +700,7 @@ def _build(
     doc.ul(
         [
             "`reproduce.json`: settings, environment and every result",
-            "`runs/<name>/`: each pretraining run (`metrics.jsonl`, `spectra.jsonl`, `config.yaml`, "
+            "`runs/<name>/seed-<seed>/`: each pretraining run (`metrics.jsonl`, `spectra.jsonl`, `config.yaml`, "
             "`checkpoints/final.pt`) and its `reproduce_stage.json`",
             "`baselines/`, `toys/`, `figures/`: the baselines, the theory lab's output, the figures",
         ]
@@ -811,8 +720,8 @@ def _table_row(run: Mapping[str, Any], paper: float | None, *, subvector: bool =
             f"`{run['name']}` (probe on r[:{run['d0']}])",
             _LOSS.get(method, "SimCLR"),
             f"linear probe on the sub-vector only ({probe['dim']} dims)",
-            _pct(probe["top1"]),
-            _pct(probe.get("knn_top1_k20")),
+            _pct_ci(probe),
+            _pct_ci(probe, "knn_top1_k20"),
             "-",
             "-",
             "-" if paper is None else f"{paper}",
@@ -824,10 +733,10 @@ def _table_row(run: Mapping[str, Any], paper: float | None, *, subvector: bool =
         f"`{run['name']}`",
         _LOSS.get(method, "SimCLR"),
         proj,
-        _pct(probe["top1"]),
-        _pct(probe.get("knn_top1_k20")),
-        f"{rep['collapsed_dims']}/{rep['dim']}",
-        _f(rep["rankme"]),
+        _pct_ci(probe),
+        _pct_ci(probe, "knn_top1_k20"),
+        f"{_f(rep['collapsed_dims'])}/{rep['dim']}",
+        _f_ci(rep, "rankme"),
         "-" if paper is None else f"{paper}",
     ]
 

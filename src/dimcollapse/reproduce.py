@@ -93,6 +93,8 @@ SCALE_DEFAULTS: dict[str, dict[str, Any]] = {
         "test_subset": 2000,
         "toy_steps": 4000,
         "d0_sweep": False,
+        "seeds": 1,
+        "proj_out": 128,
     },
     "full": {
         "dataset": "fashion-mnist",
@@ -107,6 +109,8 @@ SCALE_DEFAULTS: dict[str, dict[str, Any]] = {
         "test_subset": None,
         "toy_steps": None,
         "d0_sweep": True,
+        "seeds": 3,
+        "proj_out": 128,
     },
 }
 #: The d0 sweep: rep_dim divided by these.
@@ -134,6 +138,8 @@ class ReproduceSettings:
     width: float | None = None
     device: str = "auto"
     seed: int = 0
+    #: how many seeds per method: seed, seed + 1, ... (None: the scale's default)
+    seeds: int | None = None
     # knobs (Python API; the command line has hidden options for some)
     batch_size: int | None = None
     monitor_samples: int | None = None
@@ -160,6 +166,8 @@ class ReproduceSettings:
             parts += ["--device", self.device]
         if self.seed != 0:
             parts += ["--seed", str(self.seed)]
+        if self.seeds is not None:
+            parts += ["--seeds", str(self.seeds)]
         for name in ("batch_size", "monitor_samples", "probe_epochs", "test_subset", "toy_steps"):
             value = getattr(self, name)
             if value is not None:
@@ -191,6 +199,10 @@ class Plan:
     rep_dim: int
     default_d0: int
     d0_values: list[int] = field(default_factory=list)
+    #: every seed a method is trained with (``seed``, ``seed + 1``, ...)
+    seeds: list[int] = field(default_factory=list)
+    #: the projectors' output size (simclr-mlp, simclr-linear); None: scaled from rep_dim
+    proj_out: int | None = None
 
     def key(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -204,6 +216,14 @@ class RunPlan:
     method: str
     group: str  # "table1" | "ablation" | "d0-sweep"
     d0: int | None = None
+    seed: int = 0
+
+    @property
+    def task_id(self) -> str:
+        return f"run:{self.name}:{self.seed}"
+
+    def directory(self, out: Path) -> Path:
+        return out / "runs" / self.name / f"seed-{self.seed}"
 
 
 # ---- planning ---------------------------------------------------------------------------------
@@ -228,6 +248,7 @@ def resolve_plan(settings: ReproduceSettings) -> Plan:
         raise UsageError(f"unknown dataset {dataset!r}; choose from {', '.join(DATASETS)}")
     epochs, subset, width = int(pick("epochs")), pick("subset"), float(pick("width"))
     batch_size, monitor = int(pick("batch_size")), int(pick("monitor_samples"))
+    n_seeds = int(pick("seeds"))
     probe_epochs, test_subset, toy_steps = (
         int(pick("probe_epochs")),
         pick("test_subset"),
@@ -242,6 +263,7 @@ def resolve_plan(settings: ReproduceSettings) -> Plan:
         (test_subset is None or int(test_subset) >= 1, "test subset must be at least 1"),
         (toy_steps is None or int(toy_steps) >= 1, "toy steps must be at least 1"),
         (monitor >= 0, "monitor samples must be >= 0"),
+        (n_seeds >= 1, f"seeds must be at least 1, got {n_seeds}"),
     ):
         if not ok:
             raise UsageError(message)
@@ -279,17 +301,29 @@ def resolve_plan(settings: ReproduceSettings) -> Plan:
         rep_dim=int(rep_dim),
         default_d0=int(default_d0(rep_dim)),
         d0_values=d0_values,
+        seeds=[int(settings.seed) + i for i in range(n_seeds)],
+        proj_out=d.get("proj_out"),
     )
 
 
 def plan_runs(plan: Plan) -> list[RunPlan]:
-    """The pretraining runs: Table 1, the ablations, then the d0 sweep (if any)."""
-    runs = [RunPlan(m, m, "table1") for m in TABLE1_METHODS]
-    runs += [RunPlan(m, m, "ablation") for m in ABLATION_METHODS]
-    for d0 in plan.d0_values:
-        if d0 != plan.default_d0:  # the main directclr run already covers the default d0
-            runs.append(RunPlan(f"directclr-d0-{d0}", "directclr", "d0-sweep", d0))
+    """The pretraining runs, seed by seed: Table 1, the ablations, then the d0 sweep (if any).
+
+    Seed-major order, so that with parallel workers every method's first seed finishes before
+    any second seed starts (an interrupted reproduction has whole seeds to reuse)."""
+    runs = []
+    for seed in plan.seeds or [plan.seed]:
+        runs += [RunPlan(m, m, "table1", seed=seed) for m in TABLE1_METHODS]
+        runs += [RunPlan(m, m, "ablation", seed=seed) for m in ABLATION_METHODS]
+        for d0 in plan.d0_values:
+            if d0 != plan.default_d0:  # the main directclr run already covers the default d0
+                runs.append(RunPlan(f"directclr-d0-{d0}", "directclr", "d0-sweep", d0, seed))
     return runs
+
+
+def run_names(runs: list[RunPlan]) -> list[str]:
+    """The distinct run names (one per method or sweep point), in plan order."""
+    return list(dict.fromkeys(r.name for r in runs))
 
 
 def train_config(plan: Plan, run: RunPlan, out: Path, device: str, cpu: bool) -> Any:
@@ -303,13 +337,14 @@ def train_config(plan: Plan, run: RunPlan, out: Path, device: str, cpu: bool) ->
         width=plan.width,
         small_stem=plan.small_stem,
         d0=run.d0,
+        proj_out=plan.proj_out if run.method in ("simclr-mlp", "simclr-linear") else None,
         dataset=plan.dataset,
         data_root=plan.data_root,
         subset=plan.subset,
         epochs=plan.epochs,
         batch_size=plan.batch_size,
         monitor_samples=plan.monitor_samples,
-        seed=plan.seed,
+        seed=run.seed,
         device=device,
         # on a CPU the batched "device" augmentation in-process beats per-image transforms
         data_path="device" if cpu and in_memory else "auto",
@@ -502,6 +537,7 @@ def _stage_run(task: dict[str, Any]) -> dict[str, Any]:
     probe_seconds = time.perf_counter() - t1
     result = {
         "name": name,
+        "seed": int(task["seed"]),
         "method": task["method"],
         "group": task["group"],
         "d0": d0,
@@ -760,17 +796,20 @@ def _build_tasks(
     tasks: list[dict[str, Any]] = []
     for run in runs:
         # the device as asked ("auto", "cuda"): under torchrun each rank picks its own GPU
-        cfg = train_config(plan, run, out / "runs" / run.name, settings.device, cpu)
+        cfg = train_config(plan, run, run.directory(out), settings.device, cpu)
+        run_probe = {**probe, "seed": run.seed}
         tasks.append(
             {
                 "kind": "run",
+                "id": run.task_id,
                 "name": run.name,
+                "seed": run.seed,
                 "method": run.method,
                 "group": run.group,
-                "dir": str(out / "runs" / run.name),
+                "dir": str(run.directory(out)),
                 "config": cfg.to_dict(),
-                "key": {"train": _semantic(cfg.to_dict()), "probe": probe},
-                "probe": probe,
+                "key": {"train": _semantic(cfg.to_dict()), "probe": run_probe},
+                "probe": run_probe,
                 "device": str(device),
                 "rank": rank,
                 "verbose": verbose,
@@ -794,6 +833,7 @@ def _build_tasks(
         tasks.append(
             {
                 "kind": "toys",
+                "id": "toys",
                 "dir": str(out / "toys"),
                 "key": {"steps": plan.toy_steps, "seed": plan.seed},
                 "steps": plan.toy_steps,
@@ -801,16 +841,18 @@ def _build_tasks(
                 "verbose": verbose,
             }
         )
-        tasks.append(
-            {
-                "kind": "baselines",
-                "dir": str(out / "baselines"),
-                "key": base_key,
-                "plan": plan.key(),
-                "device": str(device),
-                "verbose": verbose,
-            }
-        )
+        for seed in plan.seeds or [plan.seed]:
+            tasks.append(
+                {
+                    "kind": "baselines",
+                    "id": f"baselines:{seed}",
+                    "dir": str(out / "baselines" / f"seed-{seed}"),
+                    "key": {**base_key, "seed": seed},
+                    "plan": {**plan.key(), "seed": seed},
+                    "device": str(device),
+                    "verbose": verbose,
+                }
+            )
 
     return tasks
 
@@ -896,7 +938,8 @@ def reproduce(settings: ReproduceSettings) -> dict[str, Any]:
         write_json_atomic(out / "reproduce.json", manifest)
     _log(
         verbose,
-        f"{len(runs)} pretraining runs of {plan.epochs} epochs on {plan.dataset} "
+        f"{len(runs)} pretraining runs ({len(plan.seeds)} seed(s) each) of {plan.epochs} epochs "
+        f"on {plan.dataset} "
         f"({plan.subset or 'all'} images, {plan.backbone} x{plan.width}, rep_dim {plan.rep_dim}), "
         f"probes, baselines, theory lab; {device}, {jobs} parallel job(s); output in {out}",
     )
@@ -909,11 +952,18 @@ def reproduce(settings: ReproduceSettings) -> dict[str, Any]:
     if not main:
         return {}
 
-    run_results = {r.name: results[f"run:{r.name}"] for r in runs}
+    from dimcollapse.aggregate import aggregate_baselines, aggregate_seeds
+
+    seeds = plan.seeds or [plan.seed]
+    run_results = {
+        name: aggregate_seeds([results[r.task_id] for r in runs if r.name == name])
+        for name in run_names(runs)
+    }
+    baselines = aggregate_baselines([results[f"baselines:{s}"] for s in seeds])
     manifest.update(
         {
             "runs": run_results,
-            "baselines": {k: v for k, v in results["baselines"].items() if isinstance(v, dict)},
+            "baselines": {k: v for k, v in baselines.items() if isinstance(v, dict)},
             "toys": results["toys"],
             "paper": {"top1": PAPER_TOP1, "subvector_top1": PAPER_SUBVECTOR_TOP1},
         }
@@ -924,7 +974,7 @@ def reproduce(settings: ReproduceSettings) -> dict[str, Any]:
     timing: dict[str, Any] = {
         "pretraining_s": sum(r["seconds"]["train"] for r in run_results.values()),
         "probes_s": sum(r["seconds"]["probe"] for r in run_results.values()),
-        "baselines_s": results["baselines"].get("seconds"),
+        "baselines_s": baselines.get("seconds"),
         "toys_s": results["toys"].get("seconds"),
         "stages_wall_s": stages_wall,
         "reused": sorted(k for k, v in results.items() if v.get("reused")),
@@ -991,4 +1041,4 @@ def _run_parallel(tasks: list[dict[str, Any]], jobs: int, results: dict[str, Any
 
 
 def _task_id(task: dict[str, Any]) -> str:
-    return f"run:{task['name']}" if task["kind"] == "run" else task["kind"]
+    return str(task["id"])

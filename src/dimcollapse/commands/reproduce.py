@@ -30,9 +30,10 @@ HELP = "run every experiment of the paper and write a report (Markdown + HTML)"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--scale",
-        choices=("quick", "full"),
+        choices=("quick", "cpu", "full"),
         default="quick",
-        help="quick: minutes on a CPU; full: one or more GPUs",
+        help="quick: minutes on a CPU (the demo); cpu: about 90 minutes on 2 CPU cores, "
+        "3 seeds; full: one or more GPUs",
     )
     parser.add_argument(
         "--dataset",
@@ -66,7 +67,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="backbone width multiplier (default: 0.25 quick / 1 full)%(default).0s",
     )
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    parser.add_argument("--seed", type=int, default=0, help="random seed of every stage")
+    parser.add_argument(
+        "--seed", type=int, default=0, help="first random seed (seeds are SEED, SEED+1, ...)"
+    )
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        default=None,
+        metavar="K",
+        help="train every method with K seeds; claims are judged from the paired differences "
+        "across seeds (default: the scale's, 2 quick / 3 cpu / 3 full)%(default).0s",
+    )
     parser.add_argument(
         "--jobs",
         type=int,
@@ -102,6 +113,7 @@ def run(args: argparse.Namespace) -> int:
         width=args.width,
         device=args.device,
         seed=args.seed,
+        seeds=args.seeds,
         batch_size=args.batch_size,
         monitor_samples=args.monitor_samples,
         probe_epochs=args.probe_epochs,
