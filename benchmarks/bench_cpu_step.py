@@ -140,9 +140,7 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--steps", type=int, default=4)
     p.add_argument("--batch", type=int, default=256)
-    p.add_argument(
-        "--variants", default="fp32,bf16,channels_last,bf16+channels_last,compile"
-    )
+    p.add_argument("--variants", default="fp32,bf16,channels_last,bf16+channels_last,compile")
     p.add_argument("--processes", action="store_true")
     p.add_argument("--json", action="store_true")
     args = p.parse_args()

@@ -39,7 +39,9 @@ def main() -> None:
     p.add_argument("--base-lr", type=float, default=None)
     p.add_argument("--precision", default="fp32")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--probe-train", type=int, default=None, help="probe train images (default: subset)")
+    p.add_argument(
+        "--probe-train", type=int, default=None, help="probe train images (default: subset)"
+    )
     p.add_argument("--probe-epochs", type=int, default=30)
     p.add_argument("--test-subset", type=int, default=2000)
     p.add_argument("--results", required=True)
