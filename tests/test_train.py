@@ -15,6 +15,7 @@ from conftest import assert_usage_error
 
 from dimcollapse.checkpoint import load_checkpoint, load_model
 from dimcollapse.config import TrainConfig
+from dimcollapse.errors import UsageError
 from dimcollapse.losses import info_nce
 from dimcollapse.model import ModelSpec, build_model
 from dimcollapse.projectors import METHODS
@@ -305,3 +306,28 @@ def test_shipped_configs_are_valid(path):
     cfg = TrainConfig.from_dict(load_yaml(path))
     cfg.validate()
     assert cfg.method in METHODS and cfg.temperature == 0.1
+
+
+def test_sync_bn_defaults_on_for_cuda_only_and_the_setting_wins():
+    from dimcollapse.train import use_sync_bn
+
+    assert use_sync_bn(None, torch.device("cuda")) is True
+    assert use_sync_bn(None, torch.device("cpu")) is False
+    assert use_sync_bn(False, torch.device("cuda")) is False
+    assert use_sync_bn(True, torch.device("cpu")) is True
+
+
+def test_diagonal_init_reaches_the_model_from_the_config(tmp_path):
+    from dimcollapse.data.datasets import load_dataset
+    from dimcollapse.model import build_model
+    from dimcollapse.train import model_spec
+
+    data = load_dataset("digits", "train")
+    for init in ("ones", "random"):
+        cfg = TrainConfig(method="diagonal", dataset="digits", width=0.0625, diagonal_init=init)
+        cfg.validate()
+        head = build_model(model_spec(cfg, data, data.image_size)).head
+        assert head.init == init
+        assert torch.equal(head.weight.detach(), torch.ones_like(head.weight)) == (init == "ones")
+    with pytest.raises(UsageError, match="diagonal_init"):
+        TrainConfig(method="diagonal", diagonal_init="zeros").validate()

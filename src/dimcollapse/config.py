@@ -56,6 +56,10 @@ class TrainConfig:
     )
     proj_hidden: int | None = _f(None, "simclr-mlp hidden size; default: scaled from 2048")
     proj_out: int | None = _f(None, "simclr-mlp/-linear output size; default: scaled from 128")
+    diagonal_init: str = _f(
+        "ones",
+        "diagonal: ones (identity) | random (the singular values of a random linear projector)",
+    )
     # data
     dataset: str = _f(
         "fashion-mnist",
@@ -107,7 +111,10 @@ class TrainConfig:
     precision: str = _f("auto", "auto (bf16 on GPU, fp32 on CPU) | fp32 | bf16 | fp16")
     channels_last: bool | None = _f(None, "channels_last memory format; default: on for GPU")
     compile: bool = _f(False, "torch.compile the backbone")
-    sync_bn: bool = _f(False, "SyncBatchNorm under torchrun (GPU)")
+    sync_bn: bool | None = _f(
+        None,
+        "SyncBatchNorm under torchrun; default: on with CUDA (as the paper's code), off with gloo",
+    )
     seed: int = _f(0, "random seed (data order, augmentation, initialisation)")
     deterministic: bool = _f(False, "use deterministic algorithms (slower; for exact resume tests)")
     out: str | None = _f(None, "run directory; default: runs/METHOD")
@@ -123,7 +130,7 @@ class TrainConfig:
         from dimcollapse.data.datasets import DATASETS
         from dimcollapse.losses import LOSS_CONVENTIONS
         from dimcollapse.optim import OPTIMIZERS
-        from dimcollapse.projectors import METHODS
+        from dimcollapse.projectors import DIAGONAL_INITS, METHODS
 
         for name, value, allowed in (
             ("method", self.method, METHODS),
@@ -134,6 +141,7 @@ class TrainConfig:
             ("precision", self.precision, PRECISIONS),
             ("data_path", self.data_path, DATA_PATHS),
             ("lr_scaling", self.lr_scaling, ("linear", "sqrt")),
+            ("diagonal_init", self.diagonal_init, DIAGONAL_INITS),
         ):
             if value not in allowed:
                 raise UsageError(f"unknown {name} {value!r}; choose from {', '.join(allowed)}")

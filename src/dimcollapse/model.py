@@ -29,6 +29,7 @@ class ModelSpec:
     proj_hidden: int | None = None
     proj_out: int | None = None
     seed: int = 0
+    diagonal_init: str = "ones"
 
 
 class ContrastiveModel(nn.Module):
@@ -70,6 +71,7 @@ def build_model(spec: ModelSpec) -> ContrastiveModel:
         d0=spec.d0,
         hidden_dim=spec.proj_hidden,
         out_dim=spec.proj_out,
+        diagonal_init=spec.diagonal_init,
         generator=gen,
     )
     return ContrastiveModel(backbone, rep_dim, head, spec.num_classes)

@@ -180,6 +180,8 @@ class DiagonalHead(Head):
             weight = values[torch.randperm(rep_dim, generator=generator)]
         self.init = init
         self.weight = nn.Parameter(weight)
+        # a weight, not a bias: weight decay and the LARS trust ratio apply (optim._decay_groups)
+        self.weight.dimcollapse_matrix_like = True
 
     def forward(self, r: Tensor) -> Tensor:
         return r * self.weight

@@ -74,7 +74,11 @@ def _threshold_note(ax: Any, rel_tol: float, *, top: bool = True) -> None:
 def _spectrum_series(run: Mapping[str, Any], space: str, label: str | None = None) -> tuple:
     s = run[space]
     name = label or METHOD_LABELS.get(run.get("method", ""), run.get("name", "?"))
-    text = f"{name} (RankMe {s['rankme']:.1f}, {s['collapsed_dims']}/{s['dim']} collapsed)"
+    k = len(run.get("seeds") or [run])
+    collapsed = s["collapsed_dims"]
+    collapsed_text = f"{collapsed:g}" if k == 1 else f"{collapsed:.1f}"
+    text = f"{name} (RankMe {s['rankme']:.1f}, {collapsed_text}/{s['dim']} collapsed"
+    text += ")" if k == 1 else f"; mean of {k} seeds)"
     return text, s["singular_values"]
 
 
@@ -209,6 +213,19 @@ def figure_training_curves(
     )
     for ax, (key, scale, ylabel, title) in zip(axes, panels):
         for name, run in runs.items():
+            color = METHOD_COLORS.get(run["method"])
+            seeds = run.get("seeds") or []
+            if len(seeds) > 1:  # each seed faint, the mean on top
+                for seed in seeds:
+                    sh = [h for h in seed.get("history", []) if h.get(key) is not None]
+                    ax.plot(
+                        [h["epoch"] for h in sh],
+                        [scale * h[key] for h in sh],
+                        "-",
+                        lw=0.8,
+                        alpha=0.25,
+                        color=color,
+                    )
             hist = [h for h in run.get("history", []) if h.get(key) is not None]
             if not hist:
                 continue
@@ -217,7 +234,7 @@ def figure_training_curves(
                 [scale * h[key] for h in hist],
                 "o-",
                 ms=3,
-                color=METHOD_COLORS.get(run["method"]),
+                color=color,
                 label=METHOD_LABELS.get(name, name),
             )
         ax.set_xlabel("epoch")
@@ -252,27 +269,61 @@ def figure_accuracy(
         1,
         2,
         figsize=(12, 0.55 * len(names) + 1.8),
-        sharey=True,
+        sharey=False,
         gridspec_kw={"width_ratios": [3, 2]},
     )
     y = list(range(len(names)))[::-1]
     ours = [100 * runs[n]["probe"]["full"]["top1"] for n in names]
     colors = [METHOD_COLORS.get(runs[n]["method"], "grey") for n in names]
-    ax1.barh(y, ours, color=colors)
-    for yi, v in zip(y, ours):
-        ax1.text(v, yi, f" {v:.1f}", va="center", fontsize="small")
+    cis = [runs[n]["probe"]["full"].get("top1_ci95") for n in names]
+    err = [
+        [v - 100 * ci[0] if ci else 0.0 for v, ci in zip(ours, cis)],
+        [100 * ci[1] - v if ci else 0.0 for v, ci in zip(ours, cis)],
+    ]
+    has_ci = any(ci for ci in cis)
+    ax1.errorbar(
+        ours,
+        y,
+        xerr=err if has_ci else None,
+        fmt="none",
+        ecolor="black",
+        elinewidth=1.2,
+        capsize=4,
+        zorder=3,
+    )
+    shown = list(ours)
+    for yi, name in zip(y, names):
+        seeds = runs[name].get("seeds") or []
+        vals = [100 * s["probe"]["full"]["top1"] for s in seeds if "probe" in s]
+        if len(vals) > 1:  # every seed as a dot on its bar
+            ax1.plot(vals, [yi] * len(vals), "o", ms=3.5, color="white", mec="black", zorder=4)
+            shown += vals
+    ax1.scatter(ours, y, marker="D", s=40, c=colors, edgecolors="black", zorder=5)
+    for yi, v, ci in zip(y, ours, cis):
+        text = f"  {v:.1f}" + (f" [{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]" if ci else "")
+        ax1.text(v, yi + 0.28, text, va="center", fontsize="x-small")
     styles = (("pixels", "k", "--"), ("random", "grey", ":"))
     for key, color, ls in styles:
         if key in baselines:
             v = 100 * baselines[key]["probe"]["top1"]
             ax1.axvline(v, color=color, ls=ls, label=f"{baselines[key]['name']}: {v:.1f}")
+            shown.append(v)
     ax1.set_yticks(y)
     ax1.set_yticklabels([METHOD_LABELS.get(n, n) for n in names])
+    k = max(len(runs[n].get("seeds") or [1]) for n in names)
     ax1.set_xlabel("offline linear top-1 (%), this run")
-    ax1.set_title("Ours")
+    ax1.set_title(
+        f"Ours: mean of {k} seeds (diamond), each seed (dot), 95% interval (bar)"
+        if k > 1
+        else "Ours (one seed: no interval)",
+        fontsize="medium",
+    )
     ax1.legend(fontsize="small", loc="lower right")
     ax1.grid(True, axis="x", alpha=0.3)
-    ax1.set_xlim(0, 100)
+    lo_ci = [100 * ci[0] for ci in cis if ci] + shown
+    hi_ci = [100 * ci[1] for ci in cis if ci] + shown
+    lo, hi = max(0.0, min(lo_ci) - 3), min(100.0, max(hi_ci) + 6)
+    ax1.set_xlim(lo, hi)
     pv = [
         paper.get(runs[n]["method"]) if runs[n].get("group") != "d0-sweep" else None for n in names
     ]
@@ -287,6 +338,8 @@ def figure_accuracy(
             ax2.text(v, yi, f" {v:.1f}", va="center", fontsize="small")
     ax2.set_xlabel("linear top-1 (%), paper: ResNet-50, ImageNet, 100 epochs")
     ax2.set_title("Paper (Table 1, section 6.3)")
+    ax2.set_yticks(y)
+    ax2.set_yticklabels([])
     ax2.grid(True, axis="x", alpha=0.3)
     ax2.set_xlim(0, 100)
     _save(fig, path)

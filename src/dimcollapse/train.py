@@ -60,6 +60,7 @@ RESUME_FIXED = (
     "d0",
     "proj_hidden",
     "proj_out",
+    "diagonal_init",
     "batch_size",
     "seed",
 )
@@ -72,6 +73,14 @@ class RunResult:
     out: Path
     metrics: list[dict[str, Any]]
     checkpoint: Path
+
+
+def use_sync_bn(setting: bool | None, device: torch.device) -> bool:
+    """Whether to convert BatchNorm to SyncBatchNorm under DDP: the setting, or by default on
+    CUDA (the paper's code always converts: batch statistics over the global batch, which
+    InfoNCE's negatives otherwise leak through) and off on the CPU, where gloo has no
+    SyncBatchNorm support."""
+    return device.type == "cuda" if setting is None else bool(setting)
 
 
 def resolve_augment(cfg: TrainConfig, dataset: ImageDataset) -> AugmentConfig:
@@ -96,6 +105,7 @@ def model_spec(cfg: TrainConfig, dataset: ImageDataset, image_size: int) -> Mode
         proj_hidden=cfg.proj_hidden,
         proj_out=cfg.proj_out,
         seed=cfg.seed,
+        diagonal_init=cfg.diagonal_init,
     )
 
 
@@ -289,7 +299,7 @@ def _train(
     # ---- model, optimiser, schedule
     spec = model_spec(cfg, train_set, aug.image_size)
     model = build_model(spec).to(device)
-    if world > 1 and cfg.sync_bn:
+    if world > 1 and use_sync_bn(cfg.sync_bn, device):
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
