@@ -38,6 +38,8 @@ def main() -> None:
     p.add_argument("--crop-min", type=float, default=None, help="random resized crop min scale")
     p.add_argument("--base-lr", type=float, default=None)
     p.add_argument("--precision", default="fp32")
+    p.add_argument("--channels-last", choices=("on", "off"), default="off")
+    p.add_argument("--keep", action="store_true", help="keep the checkpoints")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--probe-train", type=int, default=None, help="probe train images (default: subset)"
@@ -72,6 +74,7 @@ def main() -> None:
         proj_hidden=args.proj_hidden,
         augment=augment,
         precision=args.precision,
+        channels_last=args.channels_last == "on",
         seed=args.seed,
         device="cpu",
         data_path="device",
@@ -98,7 +101,7 @@ def main() -> None:
     keep = ("dim", "collapsed_dims", "rankme", "entropy_rank", "dims_90", "dims_99")
     row = {
         "tag": args.tag,
-        **{k: v for k, v in vars(args).items() if k not in ("results", "workdir", "tag")},
+        **{k: v for k, v in vars(args).items() if k not in ("results", "workdir", "tag", "keep")},
         "train_s": round(train_s, 1),
         "top1": probe["top1"],
         "knn_top1_k20": probe["knn_top1_k20"],
@@ -112,7 +115,8 @@ def main() -> None:
     with open(args.results, "a") as fh:
         fh.write(json.dumps(row) + "\n")
     print(json.dumps(row))
-    shutil.rmtree(out / "checkpoints", ignore_errors=True)
+    if not args.keep:
+        shutil.rmtree(out / "checkpoints", ignore_errors=True)
 
 
 if __name__ == "__main__":
