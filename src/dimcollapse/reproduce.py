@@ -54,7 +54,7 @@ from typing import Any
 from dimcollapse.errors import UsageError
 from dimcollapse.fileio import write_json_atomic
 
-SCALES = ("quick", "full")
+SCALES = ("quick", "cpu", "full")
 #: Table 1 of the paper, in its order.
 TABLE1_METHODS = ("simclr-mlp", "simclr-linear", "simclr-none", "directclr")
 #: The projector ablations of section 6.3.
@@ -83,17 +83,33 @@ SCALE_DEFAULTS: dict[str, dict[str, Any]] = {
     "quick": {
         "dataset": "fashion-mnist",
         "backbone": "resnet18",
-        "epochs": 10,
+        "epochs": 6,
+        "subset": 4000,
+        "width": 0.25,
+        "small_stem": False,
+        "batch_size": 128,
+        "monitor_samples": 1000,
+        "probe_epochs": 30,
+        "test_subset": None,
+        "toy_steps": 4000,
+        "d0_sweep": False,
+        "seeds": 3,
+        "proj_out": 128,
+    },
+    "cpu": {
+        "dataset": "fashion-mnist",
+        "backbone": "resnet18",
+        "epochs": 30,
         "subset": 8000,
         "width": 0.25,
         "small_stem": False,
         "batch_size": 256,
         "monitor_samples": 1000,
-        "probe_epochs": 30,
-        "test_subset": 2000,
-        "toy_steps": 4000,
+        "probe_epochs": 100,
+        "test_subset": None,
+        "toy_steps": None,
         "d0_sweep": False,
-        "seeds": 1,
+        "seeds": 3,
         "proj_out": 128,
     },
     "full": {
