@@ -229,8 +229,12 @@ def test_bad_options_are_one_line_errors(tmp_path, cli):
 
 def test_scales_resolve_to_the_documented_runs(tmp_path):
     quick = resolve_plan(ReproduceSettings(out=str(tmp_path), dataset="digits"))
-    assert quick.d0_values == [] and [r.name for r in plan_runs(quick)] == list(METHODS)
+    assert quick.d0_values == [] and [r.name for r in plan_runs(quick)] == list(METHODS) * 3
     assert quick.epochs >= 1 and quick.width == 0.25 and quick.small_stem is False
+    assert quick.seeds == [0, 1, 2] and quick.proj_out == 128
+    cpu = resolve_plan(ReproduceSettings(out=str(tmp_path), scale="cpu", dataset="digits"))
+    assert len(cpu.seeds) >= 3 and cpu.d0_values == [] and cpu.epochs > quick.epochs
+    assert len(plan_runs(cpu)) == 6 * len(cpu.seeds)
     full = resolve_plan(ReproduceSettings(out=str(tmp_path), scale="full", dataset="digits"))
     assert full.width == 1.0 and full.rep_dim == 512 and full.default_d0 == 90
     assert full.d0_values == [16, 32, 64, 128, 256]
