@@ -23,16 +23,34 @@ interrupted during pretraining resumes from its ``checkpoints/last.pt``; so an i
 reproduce continues when rerun with the same command. A directory holding a report of other
 settings (or anything else) is refused.
 
-Scales (``--epochs``, ``--subset``, ``--width`` override them):
+Seeds: every method is trained with ``--seeds K`` seeds (``seed``, ``seed + 1``, ...; each
+seed trains every method on the same images in the same order). ``reproduce.json`` keeps each
+seed's results in ``runs[name]["seeds"]`` and reports their mean in the usual fields with a 95%
+Student-t interval beside the main ones (``top1_ci95``, ``knn_top1_k20_ci95``, ``rankme_ci95``;
+:mod:`dimcollapse.aggregate`); claims are judged from the paired differences across seeds
+(:mod:`dimcollapse.claims`).
 
-* ``quick``: CPU-sized, a few minutes on 2 cores. Fashion-MNIST, 8,000 training images,
-  ResNet-18 at width 0.25 with its standard stem (stride-2 conv and max-pool: a 7x7 map after the
-  stem, which is what makes it fast enough), a few epochs, probes of 30 epochs on 2,000 test
-  images, no d0 sweep. On a CPU the runs go to parallel single-threaded worker processes, which
-  on a small, busy machine is several times faster than one process with several threads.
+Scales (``--epochs``, ``--subset``, ``--width``, ``--seeds`` override them). The defaults come
+from the study in ``docs/experiments/fashion-mnist-collapse.md``:
+
+* ``quick`` (the demo, at most 10 minutes on 2 cores): Fashion-MNIST, 3 seeds, 4,000 training
+  images, 6 epochs at batch 128, ResNet-18 at width 0.25 with its standard stem (stride-2 conv
+  and max-pool: a 7x7 map after the stem, ten times cheaper than the small-image stem), the
+  paper's absolute 128-d embedding (a rep/16 = 16-d one uses every dimension and cannot show
+  Fig. 2's collapse; 128 shows 5-12 collapsed dimensions in every seed), 30-epoch probes on
+  the whole test set, no d0 sweep. Batch 128 doubles the steps of so short a run (collapse is
+  a product of optimisation steps; it was tighter across seeds than at 256). Three seeds are
+  the fewest with which an interval can decide anything.
+* ``cpu`` (at most 90 minutes on 2 cores): the same network, 3 seeds, 8,000 images, 30 epochs
+  at the paper's batch-size rule (256), 100-epoch probes on the whole test set, the theory lab
+  at its full lengths: enough seeds and steps to judge every Table 1 claim.
 * ``full``: one GPU (or several under ``torchrun``; rank 0 probes and writes the report). All of
-  Fashion-MNIST (or ``--dataset cifar10 --data-root DIR``), ResNet-18 at width 1 with the
-  small-image stem, 100 epochs, 100-epoch probes on the whole test set, and the d0 sweep.
+  Fashion-MNIST (or ``--dataset cifar10 --data-root DIR``), 3 seeds, ResNet-18 at width 1 with
+  the small-image stem, 100 epochs, 100-epoch probes on the whole test set, and the d0 sweep.
+
+On a CPU the runs go to parallel single-threaded worker processes: on a 2-core machine two
+processes of one thread each trained 4.3 times as many images per second as one process with
+two threads (``benchmarks/bench_cpu_step.py --processes``).
 """
 
 from __future__ import annotations

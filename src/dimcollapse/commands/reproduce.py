@@ -6,14 +6,19 @@ d0; probes each frozen backbone offline (linear and kNN; DirectCLR also on r[:d0
 baselines (raw pixels, a random backbone); measures the representation and embedding spectra;
 runs the theory lab; writes OUT/report.md, OUT/report.html and OUT/reproduce.json.
 
-Scales: quick (CPU, minutes: Fashion-MNIST subset, ResNet-18 x0.25, a few epochs) and full (one
-GPU, or several under torchrun: all of the dataset, ResNet-18 x1, 100 epochs, d0 sweep).
---epochs, --subset and --width override the scale's values. Rerunning the same command into the
+Scales: quick (the demo, under 10 minutes on 2 CPU cores: Fashion-MNIST subset, ResNet-18
+x0.25, 3 seeds, a few epochs), cpu (about 90 minutes on 2 cores: 3 seeds, 30 epochs, every
+Table 1 claim judged) and full (one GPU, or several under torchrun: all of the dataset,
+ResNet-18 x1, 100 epochs, d0 sweep). --epochs, --subset, --width and --seeds override the
+scale's values. Each claim is judged holds / fails / inconclusive from the paired differences
+between methods across seeds and their 95% interval. Rerunning the same command into the
 same OUT reuses finished stages and resumes an interrupted run; OUT holding a report of other
 settings is refused.
 
 examples:
   dimcollapse reproduce --scale quick --out reports/quick
+  dimcollapse reproduce --scale cpu --out reports/cpu            # in the background: ~1.5 h
+  dimcollapse reproduce --scale quick --seeds 5 --out reports/quick5
   dimcollapse reproduce --epochs 1 --subset 512 --out /tmp/smoke
   dimcollapse reproduce --scale full --out reports/full
   dimcollapse reproduce --scale full --dataset cifar10 --data-root data/ --out reports/c10
@@ -51,20 +56,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--epochs",
         type=int,
         default=None,
-        help="pretraining epochs (default: the scale's, 10 quick / 100 full)%(default).0s",
+        help="pretraining epochs (default: the scale's, 6 quick / 30 cpu / 100 full)%(default).0s",
     )
     parser.add_argument(
         "--subset",
         type=int,
         default=None,
-        help="pretrain and probe on this many training images (default: 8000 quick / all full)"
+        help="pretrain and probe on this many training images (default: 4000 quick / 8000 cpu / "
+        "all full)"
         "%(default).0s",
     )
     parser.add_argument(
         "--width",
         type=float,
         default=None,
-        help="backbone width multiplier (default: 0.25 quick / 1 full)%(default).0s",
+        help="backbone width multiplier (default: 0.25 quick and cpu / 1 full)%(default).0s",
     )
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     parser.add_argument(
