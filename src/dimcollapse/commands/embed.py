@@ -25,7 +25,14 @@ SUFFIXES = (".npy", ".safetensors")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("run", metavar="RUN_OR_CHECKPOINT", help="run directory or checkpoint file")
+    from dimcollapse.commands._models import add_foreign_options
+
+    parser.add_argument(
+        "run",
+        nargs="?",
+        metavar="RUN_OR_CHECKPOINT",
+        help="run directory or checkpoint file (or --model with --weights)",
+    )
     parser.add_argument("--split", choices=("train", "test"), required=True, help="dataset split")
     parser.add_argument(
         "--space",
@@ -57,6 +64,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="also write the labels (safetensors key 'labels'; .npy: sibling FILE.labels.npy)",
     )
     parser.add_argument("--force", action="store_true", help="overwrite existing output files")
+    add_foreign_options(parser)
 
 
 def labels_path(out: Path) -> Path:
@@ -87,17 +95,32 @@ def run(args: argparse.Namespace) -> int:
 
     import numpy as np
 
-    from dimcollapse.checkpoint import find_checkpoint, load_model
+    from dimcollapse.commands._models import load_foreign_models, load_images, wants_foreign
     from dimcollapse.fileio import atomic_path
-    from dimcollapse.probe import extract_features, load_run_data
+    from dimcollapse.probe import extract_features
     from dimcollapse.runtime import resolve_device
 
-    path = find_checkpoint(args.run)
-    model, ckpt = load_model(path)
+    foreign = wants_foreign(args)
+    if foreign == (args.run is not None):
+        raise UsageError("give either a run directory or checkpoint, or --model with --weights")
+    if foreign and len(args.model) > 1:
+        raise UsageError("embed writes one file: give one --model")
+    if foreign:
+        dataset = load_images(args, args.split, args.subset, args.seed)
+        ((label, model),) = load_foreign_models(args, dataset)
+        if args.space != "representation":
+            raise UsageError("--space embedding needs a dimcollapse run (a foreign model has r)")
+        source = f"{args.dataset} {args.split} split by {label}"
+    else:
+        from dimcollapse.checkpoint import find_checkpoint, load_model
+        from dimcollapse.probe import load_run_data
+
+        model, ckpt = load_model(find_checkpoint(args.run))
+        dataset = load_run_data(
+            ckpt, args.split, data_root=args.data_root, subset=args.subset, seed=args.seed
+        )
+        source = f"{ckpt.get('config', {}).get('dataset')} {args.split} split"
     device = resolve_device(args.device)
-    dataset = load_run_data(
-        ckpt, args.split, data_root=args.data_root, subset=args.subset, seed=args.seed
-    )
     x, y = extract_features(
         model,
         dataset,
@@ -130,7 +153,7 @@ def run(args: argparse.Namespace) -> int:
         extra = f" and labels ({targets[1]})" if len(targets) > 1 else " and labels"
     print(
         f"wrote {vectors.shape[0]:,} x {vectors.shape[1]} float32 {args.space} vectors of the "
-        f"{ckpt.get('config', {}).get('dataset')} {args.split} split to {out}{extra}",
+        f"{source} to {out}{extra}",
         flush=True,
     )
     return 0

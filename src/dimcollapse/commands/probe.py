@@ -26,7 +26,14 @@ HELP = "offline linear and kNN probe of a trained run (full r or DirectCLR's r[:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("run", metavar="RUN_OR_CHECKPOINT", help="run directory or checkpoint file")
+    from dimcollapse.commands._models import add_foreign_options
+
+    parser.add_argument(
+        "run",
+        nargs="?",
+        metavar="RUN_OR_CHECKPOINT",
+        help="run directory or checkpoint file (or --model with --weights)",
+    )
     parser.add_argument(
         "--features",
         choices=("full", "subvector"),
@@ -73,6 +80,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--workers", type=int, default=0, help="DataLoader workers (image folders)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the probe and of the subsets")
+    add_foreign_options(parser)
 
 
 def _fmt(value: float | None) -> str:
@@ -126,6 +134,13 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
     if args.workers < 0:
         raise UsageError(f"--workers must be 0 or more, got {args.workers}")
+    from dimcollapse.commands._models import wants_foreign
+
+    foreign = wants_foreign(args)
+    if foreign == (args.run is not None):
+        raise UsageError("give either a run directory or checkpoint, or --model with --weights")
+    if foreign:
+        return _probe_foreign(args)
     result = probe_run(
         args.run,
         features=args.features,
@@ -144,4 +159,53 @@ def run(args: argparse.Namespace) -> int:
     out = result_dir(args.run) / f"probe-{args.features}.json"
     write_json_atomic(out, result)
     print(json.dumps(result) if args.json else _summary_text(result, str(out)), flush=True)
+    return 0
+
+
+def _probe_foreign(args: argparse.Namespace) -> int:
+    """Offline linear (and kNN) probe of each --model's representation on --dataset."""
+    import time
+
+    from dimcollapse.commands._models import load_foreign_models, load_images
+    from dimcollapse.errors import UsageError
+    from dimcollapse.probe import extract_features, probe_features
+    from dimcollapse.runtime import resolve_device
+
+    if args.features != "full" or args.augment:
+        raise UsageError("--features subvector and --augment need a dimcollapse run")
+    device = resolve_device(args.device)
+    train_set = load_images(args, "train", args.train_subset, args.seed)
+    test_set = load_images(args, "test", args.test_subset, args.seed)
+    for label, model in load_foreign_models(args, train_set):
+        t0 = time.perf_counter()
+        common = dict(device=device, precision=args.precision)
+        train_x, train_y = extract_features(model, train_set, **common)
+        test_x, test_y = extract_features(model, test_set, **common)
+        result = probe_features(
+            train_x,
+            train_y,
+            test_x,
+            test_y,
+            num_classes=int(train_set.num_classes),
+            epochs=args.epochs,
+            knn=args.knn,
+            seed=args.seed,
+            device=device,
+            standardize=args.standardize,
+        )
+        result.update(
+            {"model": label, "dataset": args.dataset, "seconds": time.perf_counter() - t0}
+        )
+        if args.json:
+            print(json.dumps(result), flush=True)
+            continue
+        knn = ""
+        if result.get("knn_top1_k20") is not None:
+            knn = f", kNN k=20 {_fmt(result['knn_top1_k20'])}"
+        print(
+            f"offline probe of {label} on {args.dataset}: {result['dim']}-d r, linear top-1 "
+            f"{_fmt(result['top1'])}{knn} ({result['train_images']:,} train, "
+            f"{result['test_images']:,} test images, {result['seconds']:.1f} s)",
+            flush=True,
+        )
     return 0

@@ -10,11 +10,19 @@ A FILE may also be a training run directory or a dimcollapse checkpoint: its bac
 embeds a split of the dataset it was trained on (--split, --space, --subset), so the spectrum of
 the representation (Figs. 7b, 9) or of the embedding (Fig. 2) of a trained model is one command.
 
+A model trained elsewhere: --model torchvision:NAME or timm:NAME with --weights FILE (a
+torchvision state_dict, a .safetensors file, a Lightning .ckpt with a backbone. prefix, ...)
+embeds a split of --dataset; its penultimate feature, or --layer's output, is the representation.
+
 examples:
   dimcollapse spectrum emb.npy
   dimcollapse spectrum a.npy b.safetensors --key embeddings --plot spectra.png
   dimcollapse spectrum emb.npz --key z --normalize --json
   dimcollapse spectrum runs/directclr runs/simclr-none --space representation --plot fig9.png
+  dimcollapse spectrum --model torchvision:resnet18 --weights r18.pth --dataset fashion-mnist --json
+  dimcollapse spectrum --model torchvision:resnet18 --weights simclr.ckpt \
+      --model torchvision:resnet18 --weights supervised.pth --dataset cifar10 --data-root data \
+      --image-size 32 --plot compare.png
 """
 
 from __future__ import annotations
@@ -28,9 +36,15 @@ HELP = "singular-value spectrum and collapse metrics of embeddings files (Eq. 1)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from dimcollapse.commands._models import add_foreign_options
     from dimcollapse.spectrum import DEFAULT_REL_TOL, PRECISIONS
 
-    parser.add_argument("files", nargs="+", metavar="FILE", help="embeddings files, N x d")
+    parser.add_argument(
+        "files",
+        nargs="*",
+        metavar="FILE",
+        help="embeddings files (N x d), run directories or checkpoints",
+    )
     parser.add_argument(
         "--key",
         default=None,
@@ -91,6 +105,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     models.add_argument(
         "--data-root", default=None, help="dataset location, if not where the run was trained"
     )
+    add_foreign_options(parser)
 
 
 def _summary_text(rec: dict) -> str:
@@ -136,12 +151,29 @@ def run(args: argparse.Namespace) -> int:
 
     if args.subset is not None and args.subset < 2:
         raise UsageError(f"--subset must be at least 2, got {args.subset}")
+    from dimcollapse.commands._models import load_foreign_models, load_images, wants_foreign
+
+    foreign = wants_foreign(args)
+    if not args.files and not foreign:
+        raise UsageError("give embeddings files, run directories, or --model with --weights")
     # Validate every file before computing anything, so bad input fails fast.
-    sources = [_model_source(f) or open_embeddings(f, args.key) for f in args.files]
+    sources: list[Any] = [_model_source(f) or open_embeddings(f, args.key) for f in args.files]
+    if foreign:
+        images = load_images(args, args.split, args.subset)
+        sources += [
+            {"foreign": model, "path": label, "images": images}
+            for label, model in load_foreign_models(args, images)
+        ]
     records = []
     for src in sources:
         acc = SpectrumAccumulator(normalize=args.normalize, device=device, precision=args.precision)
-        if isinstance(src, dict):  # a trained model: embed its dataset's split
+        if isinstance(src, dict) and "foreign" in src:  # a model trained elsewhere
+            from dimcollapse.probe import extract_features
+
+            rows, _ = extract_features(src["foreign"], src["images"], device=device)
+            chunks = rows.split(args.chunk_rows)
+            name, key = src["path"], f"representation, {args.dataset} {args.split}"
+        elif isinstance(src, dict):  # a trained model: embed its dataset's split
             chunks = _model_rows(src, args, device).split(args.chunk_rows)
             name, key = src["path"], f"{args.space}, {args.split}"
         else:

@@ -1,0 +1,100 @@
+"""Command-line options shared by ``spectrum``, ``embed`` and ``probe`` for models trained
+elsewhere (:mod:`dimcollapse.foreign`): ``--model``, ``--weights``, ``--prefix``, ``--layer``,
+``--image-size`` and ``--dataset``."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+MODEL_HELP = (
+    "a model trained elsewhere: torchvision:NAME (any torchvision classification model) or "
+    "timm:NAME (needs dimcollapse[timm]); with --weights; repeat both to compare models"
+)
+
+
+def add_foreign_options(parser: argparse.ArgumentParser, *, dataset: bool = True) -> None:
+    """Add the foreign-model options (``dataset``: also ``--dataset``)."""
+    group = parser.add_argument_group(
+        "models trained elsewhere (instead of a dimcollapse run; see dimcollapse.foreign)"
+    )
+    group.add_argument(
+        "--model", action="append", default=None, metavar="FAMILY:NAME", help=MODEL_HELP
+    )
+    group.add_argument(
+        "--weights",
+        action="append",
+        default=None,
+        metavar="FILE",
+        help=".pt/.pth (weights_only), .safetensors or a Lightning .ckpt; one per --model",
+    )
+    group.add_argument(
+        "--prefix",
+        default=None,
+        help="key prefix of the weights inside the file, e.g. 'backbone.' (default: found)",
+    )
+    group.add_argument(
+        "--layer",
+        default=None,
+        metavar="NAME",
+        help="read this named module's output (pooled if spatial) instead of the penultimate "
+        "feature, e.g. layer3",
+    )
+    group.add_argument(
+        "--image-size",
+        type=int,
+        default=None,
+        help="resize images to this size (default: the model's, 224 for most)",
+    )
+    if dataset:
+        group.add_argument(
+            "--dataset",
+            default="fashion-mnist",
+            help="the images to embed (names as dimcollapse train --dataset)",
+        )
+
+
+def wants_foreign(args: argparse.Namespace) -> bool:
+    """Whether the command line names foreign models; checks that --model and --weights pair."""
+    from dimcollapse.errors import UsageError
+
+    models, weights = args.model or [], args.weights or []
+    if not models and not weights:
+        return False
+    if len(models) != len(weights):
+        raise UsageError(
+            f"give one --weights per --model ({len(models)} --model, {len(weights)} --weights)"
+        )
+    if args.image_size is not None and args.image_size < 8:
+        raise UsageError(f"--image-size must be at least 8, got {args.image_size}")
+    return True
+
+
+def load_foreign_models(args: argparse.Namespace, dataset: Any) -> list[tuple[str, Any]]:
+    """``(label, ForeignModel)`` for each ``--model``/``--weights`` pair, inputs matched to the
+    dataset's normalisation. Every model is built and loaded before any is run."""
+    from pathlib import Path
+
+    from dimcollapse.foreign import load_foreign_model
+
+    out = []
+    for spec, weights in zip(args.model, args.weights):
+        model = load_foreign_model(
+            spec,
+            weights,
+            data_mean=dataset.mean,
+            data_std=dataset.std,
+            prefix=args.prefix,
+            layer=args.layer,
+            image_size=args.image_size,
+        )
+        label = f"{spec} ({Path(weights).name}" + (f", {args.layer})" if args.layer else ")")
+        out.append((label, model))
+    return out
+
+
+def load_images(args: argparse.Namespace, split: str, subset: int | None, seed: int = 0) -> Any:
+    """The ``split`` of ``--dataset`` under ``--data-root``, optionally a seeded subset."""
+    from dimcollapse.data.datasets import load_dataset
+
+    return load_dataset(args.dataset, split, root=args.data_root, subset=subset, seed=seed)
