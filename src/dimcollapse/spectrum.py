@@ -127,7 +127,9 @@ class SpectrumAccumulator:
                 return
             if self.normalize:
                 x = torch.nn.functional.normalize(x, dim=1)
-            self._shift = x.mean(dim=0, dtype=torch.float64)
+            # stored exactly as rows are centred on it (its rounding to the rows' dtype), so
+            # that merged sums about different shifts agree at large offsets
+            self._shift = x.mean(dim=0, dtype=torch.float64).to(x.dtype).to(torch.float64)
             self._s1 = torch.zeros_like(self._shift)
             self._s2 = torch.zeros(self.dim, self.dim, dtype=torch.float64, device=self.device)
         elif self.normalize:
