@@ -201,3 +201,9 @@ def test_timm_models_when_timm_is_installed(tmp_path):
     )  # fmt: skip
     x, _ = extract_features(fm, data)
     assert x.shape == (8, 512)
+    from dimcollapse.errors import UsageError
+
+    with pytest.raises(UsageError, match="resnet18"):
+        load_foreign_model(
+            "timm:resnet81", tmp_path / "t.pth", data_mean=data.mean, data_std=data.std
+        )
