@@ -14,6 +14,12 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def _run(*cmd: object, env: dict | None = None, cwd: Path | None = None):
+    return subprocess.run(
+        [str(c) for c in cmd], capture_output=True, text=True, env=env, cwd=cwd, check=False
+    )
+
+
 @pytest.mark.slow
 def test_wheel_installs_in_a_fresh_venv_and_runs(tmp_path):
     pytest.importorskip("build")
@@ -40,36 +46,14 @@ def test_wheel_installs_in_a_fresh_venv_and_runs(tmp_path):
     py = env_dir / "bin" / "python"
     # the wheel alone, without its dependencies (torch is gigabytes): they come from this
     # environment's site-packages on PYTHONPATH, the package itself only from the wheel
-    subprocess.run(
-        [str(py), "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)],
-        check=True,
-        capture_output=True,
-    )
+    installed = _run(py, "-m", "pip", "install", "-q", "--no-deps", "--no-index", wheel)
+    assert installed.returncode == 0, installed.stderr
     deps = sysconfig.get_paths()["purelib"]
     env = {"PYTHONPATH": deps, "PATH": str(env_dir / "bin"), "HOME": str(tmp_path)}
-    where = subprocess.run(
-        [str(py), "-c", "import dimcollapse, sys; print(dimcollapse.__file__)"],
-        check=True,
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-    ).stdout
+    where = _run(py, "-c", "import dimcollapse; print(dimcollapse.__file__)", env=env, cwd=tmp_path)
+    where = where.stdout
     assert str(env_dir) in where, where  # imported from the wheel, not from the checkout
-    out = subprocess.run(
-        [str(env_dir / "bin" / "dimcollapse"), "--help"],
-        check=True,
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-    ).stdout
-    assert "spectrum" in out and "reproduce" in out
-    version = subprocess.run(
-        [str(env_dir / "bin" / "dimcollapse"), "--version"],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-    )
+    helped = _run(env_dir / "bin" / "dimcollapse", "--help", env=env, cwd=tmp_path)
+    assert helped.returncode == 0 and "spectrum" in helped.stdout and "reproduce" in helped.stdout
+    version = _run(env_dir / "bin" / "dimcollapse", "--version", env=env, cwd=tmp_path)
     assert version.returncode == 0 and version.stdout.startswith("dimcollapse ")

@@ -100,16 +100,9 @@ def _open_npz(path: Path) -> dict[str, Any]:
 
 
 def _open_pt(path: Path) -> Any:
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        if "weights_only" in str(exc) or "Unpickl" in str(exc):
-            raise UsageError(
-                f"{path}: needs arbitrary unpickling to load; refusing (files load with "
-                "weights_only=True); save a plain tensor or a dict of tensors instead"
-            ) from exc
-        raise UsageError(f"{path}: not a readable torch file ({msg})") from exc
+    from dimcollapse.fileio import load_torch_weights_only
+
+    obj = load_torch_weights_only(path)
     if isinstance(obj, torch.Tensor):
         return {"": obj}
     if isinstance(obj, dict):

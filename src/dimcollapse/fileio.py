@@ -55,3 +55,22 @@ def check_output_suffix(path: str | os.PathLike[str], allowed: tuple[str, ...]) 
     if p.suffix.lower() not in allowed:
         raise UsageError(f"{p}: output must end in one of {', '.join(allowed)}")
     return p
+
+
+def load_torch_weights_only(path: str | os.PathLike[str], what: str = "torch file") -> Any:
+    """``torch.load(path, weights_only=True)`` on the CPU, with one-line errors: a file that
+    needs arbitrary unpickling is refused (never run), anything unreadable is named as such."""
+    import torch
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - pickle and zip errors of every kind
+        text = str(exc)
+        if "weights_only" in text or "Unpickl" in text or "Unsupported global" in text:
+            raise UsageError(
+                f"{path}: holds pickled Python objects beyond tensors; refusing, since "
+                "unpickling can run code (files load with weights_only=True): save a tensor, "
+                "a dict of tensors or a state_dict instead"
+            ) from None
+        first = text.splitlines()[0] if text else type(exc).__name__
+        raise UsageError(f"{path}: not a readable {what} ({first})") from None

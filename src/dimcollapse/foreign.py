@@ -164,17 +164,9 @@ def read_weights(path: str | os.PathLike[str]) -> dict[str, Tensor]:
             return dict(load_file(str(p)))
         except Exception as exc:  # noqa: BLE001 - safetensors raises several kinds
             raise UsageError(f"{p}: not a readable safetensors file ({exc})") from None
-    try:
-        data = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - pickle errors of every kind
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        if "weights_only" in str(exc) or "Unsupported global" in str(exc):
-            raise UsageError(
-                f"{p}: holds pickled Python objects beyond tensors; not loaded, since "
-                "unpickling can run code (save its state_dict, or convert it to .safetensors)"
-            ) from None
-        raise UsageError(f"{p}: not a PyTorch weights file ({first})") from None
-    return _tensor_dict(data, p)
+    from dimcollapse.fileio import load_torch_weights_only
+
+    return _tensor_dict(load_torch_weights_only(p, "PyTorch weights file"), p)
 
 
 def _tensor_dict(data: Any, path: Path) -> dict[str, Tensor]:
