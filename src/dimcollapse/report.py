@@ -369,7 +369,11 @@ def _build(
             text += (
                 ". No pretrained backbone beats a linear classifier on the raw pixels here: "
                 f"{s['dataset']} is largely linearly separable in pixel space, and this "
-                "pretraining has not caught up with that"
+                "pretraining has not caught up with that. It is not the probe (more probe "
+                "epochs do not help): the small network's representation is less linearly "
+                "separable than the pixels; a wider network or the small-image stem closes "
+                "the gap at several times the cost (the study in the repository's "
+                "docs/experiments/fashion-mnist-collapse.md)"
             )
         doc.p(text + ".")
 
