@@ -331,3 +331,40 @@ def test_diagonal_init_reaches_the_model_from_the_config(tmp_path):
         assert torch.equal(head.weight.detach(), torch.ones_like(head.weight)) == (init == "ones")
     with pytest.raises(UsageError, match="diagonal_init"):
         TrainConfig(method="diagonal", diagonal_init="zeros").validate()
+
+
+@pytest.mark.parametrize(
+    "yaml_text, key, expected",
+    [
+        ('epochs: "lots"\n', "epochs", "an integer"),
+        ("batch_size: [1, 2]\n", "batch_size", "an integer"),
+        ('width: "wide"\n', "width", "a number"),
+        ("compile: 3\n", "compile", "true or false"),
+        ("epochs: true\n", "epochs", "an integer"),
+    ],
+)
+def test_yaml_values_of_the_wrong_type_are_one_line_errors(tmp_path, cli, yaml_text, key, expected):
+    config = tmp_path / "bad.yaml"
+    config.write_text(yaml_text)
+    out = tmp_path / "run"
+    result = cli("train", "--config", config, "--dataset", "digits", "--out", out)
+    assert_usage_error(result, f"setting {key}", expected)
+    assert not out.exists()
+
+
+def test_yaml_accepts_an_integer_for_a_float_setting():
+    cfg = TrainConfig.from_dict({"base_lr": 1, "width": 1, "d0": None})
+    assert cfg.base_lr == 1 and cfg.width == 1
+
+
+def test_resume_after_a_torn_metrics_line_drops_it_with_a_warning(cli, tmp_path):
+    out = tmp_path / "run"
+    tiny = _cli_args(**{**TINY, "epochs": 1, "monitor_samples": 64, "subset": 128})
+    assert cli("train", *tiny, "--out", out, "--quiet")[0] == 0
+    with (out / "metrics.jsonl").open("a") as fh:
+        fh.write('{"epoch": 2, "loss": 1.')  # a crash during the append
+    code, _, err = cli("train", "--out", out, "--resume", "--epochs", "2", "--quiet")
+    assert code == 0, err
+    assert "torn last line" in err
+    rows = [json.loads(ln) for ln in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2]

@@ -184,6 +184,9 @@ class TrainConfig:
         unknown = sorted(set(data) - names)
         if unknown:
             raise UsageError(f"unknown training setting(s): {', '.join(unknown)}")
+        hints = typing.get_type_hints(cls)
+        for name, value in data.items():
+            _check_type(name, value, hints[name])
         return cls(**data)
 
 
@@ -197,6 +200,37 @@ def _base_type(tp: Any) -> tuple[Any, bool]:
         rest = [a for a in args if a is not type(None)]
         return rest[0], True
     return tp, False
+
+
+def _check_type(name: str, value: Any, annotation: Any) -> None:
+    """One-line error for a setting of the wrong type (e.g. ``epochs: "lots"`` in a YAML file).
+
+    An int is accepted for a float setting; a bool is not accepted for a number."""
+    tp, optional = _base_type(annotation)
+    if value is None:
+        if optional:
+            return
+        ok = False
+    elif tp is bool:
+        ok = isinstance(value, bool)
+    elif tp is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif tp is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    elif tp is str:
+        ok = isinstance(value, str)
+    elif tp is dict:
+        ok = isinstance(value, dict)
+    else:
+        ok = True
+    if not ok:
+        want = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+        expected = want.get(tp, getattr(tp, "__name__", str(tp)))
+        if optional:
+            expected += " or null"
+        raise UsageError(
+            f"setting {name}: expected {expected}, got {value!r} ({type(value).__name__})"
+        )
 
 
 def _parse_bool(text: str) -> bool:

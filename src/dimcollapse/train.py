@@ -544,15 +544,9 @@ class _RunDir:
         if resumed_epoch is not None:  # drop lines of epochs the checkpoint does not hold
             for path in (self.metrics_path, self.spectra_path):
                 if path.exists():
-                    keep = [
-                        ln
-                        for ln in path.read_text().splitlines()
-                        if ln.strip() and json.loads(ln)["epoch"] <= resumed_epoch
-                    ]
-                    write_text_atomic(path, "".join(ln + "\n" for ln in keep))
-            self.history = [
-                json.loads(ln) for ln in self.metrics_path.read_text().splitlines() if ln
-            ]
+                    keep = [r for r in read_jsonl(path) if r.get("epoch", 0) <= resumed_epoch]
+                    write_text_atomic(path, "".join(json.dumps(r) + "\n" for r in keep))
+            self.history = read_jsonl(self.metrics_path) if self.metrics_path.exists() else []
         self.writer = _open_tensorboard(out)
 
     def record(self, line: dict[str, Any], spectra: dict[str, Any]) -> None:
@@ -570,6 +564,25 @@ class _RunDir:
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """The JSON lines of a run file. A torn last line (a crash during its append) is dropped
+    with a warning on stderr; an unreadable line before the last is a UsageError."""
+    lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
+    rows = []
+    for i, ln in enumerate(lines):
+        try:
+            rows.append(json.loads(ln))
+        except ValueError:
+            if i == len(lines) - 1:
+                print(
+                    f"warning: {path}: dropped a torn last line (an interrupted write)",
+                    file=sys.stderr,
+                )
+                break
+            raise UsageError(f"{path}: line {i + 1} is not JSON; the file is damaged") from None
+    return rows
 
 
 def _append_line(path: Path, obj: dict[str, Any]) -> None:
