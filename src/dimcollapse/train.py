@@ -109,13 +109,34 @@ def model_spec(cfg: TrainConfig, dataset: ImageDataset, image_size: int) -> Mode
     )
 
 
+#: What a run directory holds (the files ``train`` writes); a run without a checkpoint holds
+#: only these and can be started again in place.
+RUN_FILES = ("config.yaml", "metrics.jsonl", "spectra.jsonl", "tensorboard", "checkpoints")
+
+
 def _prepare_out_dir(cfg: TrainConfig) -> dict[str, Any] | None:
-    """Refuse to overwrite another run; return the checkpoint to resume from, if any."""
+    """Refuse to overwrite another run; return the checkpoint to resume from, if any.
+
+    A run directory with no checkpoint yet (stopped before its first save: killed in epoch 1,
+    a NaN, a full disk) is not a dead end: ``--resume`` starts it again from its first step,
+    in place. Temporary files that a kill during an atomic write left behind are removed.
+    """
     out = Path(cfg.out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"{out}: is a file, not a run directory; choose another --out")
+    _remove_orphan_temps(out)
     last = out / "checkpoints" / "last.pt"
     if cfg.resume:
         if not last.is_file():
-            raise UsageError(f"{out}: nothing to resume (no checkpoints/last.pt)")
+            if _without_checkpoint(out):
+                print(
+                    f"note: {out}: no checkpoint yet (the run stopped before its first save); "
+                    "starting it again from its first step",
+                    file=sys.stderr,
+                )
+                _clear_run_files(out)
+                return None
+            raise UsageError(f"{out}: nothing to resume (no run there); start it without --resume")
         ckpt = load_checkpoint(last)
         if ckpt.get("kind") != "pretrain":
             raise UsageError(f"{last}: not a pretraining checkpoint")
@@ -127,9 +148,44 @@ def _prepare_out_dir(cfg: TrainConfig) -> dict[str, Any] | None:
                     f"not {getattr(cfg, key)!r}"
                 )
         return ckpt
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+    if out.exists() and any(out.iterdir()):
+        if _without_checkpoint(out):
+            raise UsageError(
+                f"{out}: holds a run that stopped before its first checkpoint; --resume starts "
+                "it again in place, or choose a new --out"
+            )
         raise UsageError(f"{out}: already holds another run; choose a new --out, or --resume it")
     return None
+
+
+def _without_checkpoint(out: Path) -> bool:
+    """A dimcollapse run directory (config.yaml, only run files) with no checkpoint file."""
+    if not (out / "config.yaml").is_file():
+        return False
+    if any(p.name not in RUN_FILES for p in out.iterdir()):
+        return False
+    ckpts = out / "checkpoints"
+    return not (ckpts.is_dir() and any(ckpts.glob("*.pt")))
+
+
+def _clear_run_files(out: Path) -> None:
+    import shutil
+
+    for name in RUN_FILES:
+        p = out / name
+        if p.is_dir():
+            shutil.rmtree(p)
+        elif p.exists():
+            p.unlink()
+
+
+def _remove_orphan_temps(out: Path) -> None:
+    """Delete ``.NAME.*.tmp*`` files of atomic writes interrupted by a kill."""
+    for folder in (out, out / "checkpoints"):
+        if folder.is_dir():
+            for p in folder.glob(".*.tmp*"):
+                if p.is_file():
+                    p.unlink()
 
 
 class _Monitor:
@@ -259,7 +315,7 @@ def _train(
     resume_from = _prepare_out_dir(cfg) if main else None
     if world > 1:
         dist.barrier()
-        if not main and cfg.resume:
+        if not main and cfg.resume and (out / "checkpoints" / "last.pt").is_file():
             resume_from = load_checkpoint(out / "checkpoints" / "last.pt")
     seed_everything(cfg.seed + rank)
 
