@@ -398,3 +398,13 @@ def test_out_pointing_at_a_file_says_so(cli, tmp_path):
     target.write_text("mine\n")
     assert_usage_error(cli("train", "--dataset", "digits", "--out", target), "is a file")
     assert target.read_text() == "mine\n"
+
+
+def test_a_diverging_fp32_run_stops_with_advice_that_fits_its_precision(cli, tmp_path):
+    tiny = _cli_args(**{**TINY, "epochs": 1, "monitor_samples": 64, "subset": 128})
+    result = cli(
+        "train", *tiny, "--base-lr", "1e30", "--log-every", "1", "--precision", "fp32",
+        "--out", tmp_path / "run",
+    )  # fmt: skip
+    assert_usage_error(result, "the loss became", "lower the learning rate")
+    assert "fp32" not in result[2]  # the run already was fp32

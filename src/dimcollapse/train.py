@@ -567,10 +567,13 @@ class _Stepper:
                 if (i + 1) % cfg.log_every == 0:
                     shown = float(loss_sum) / (i + 1)  # one host sync per log_every steps
                     if not math.isfinite(shown):
-                        raise UsageError(
-                            f"the loss became {shown} at step {step}; lower the "
-                            "learning rate or use fp32"
+                        advice = (
+                            "lower the learning rate"
+                            if self.precision == "fp32"
+                            else f"lower the learning rate, or train in fp32 (this run is "
+                            f"{self.precision})"
                         )
+                        raise UsageError(f"the loss became {shown} at step {step}; {advice}")
                 ips = seen * self.world / (time.perf_counter() - t0)
                 progress.update(i + 1, shown, self.scheduler.get_last_lr()[0], ips)
         progress.close()
