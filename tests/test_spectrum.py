@@ -173,3 +173,15 @@ def test_merge_of_float32_rows_at_a_large_offset_matches_one_pass_and_float64():
     b.update(torch.from_numpy(x[1000:]))
     a.merge(b)
     assert np.abs(a.singular_values() - ref).max() / ref[0] < 1e-9
+
+
+def test_a_constant_embedding_is_wholly_collapsed_and_the_metrics_agree():
+    """Every dimension collapsed, entropy rank 0 (no variance); RankMe, of the raw uncentred
+    matrix, is 1 (the mean's direction); an all-zero embedding has RankMe 0."""
+    from dimcollapse.spectrum import summarize
+
+    const = summarize(np.tile(np.arange(1.0, 9.0), (50, 1))).to_dict()
+    assert const["collapsed_dims"] == 8 and const["entropy_rank"] == 0.0
+    assert const["rankme"] == pytest.approx(1.0, abs=1e-3)
+    zero = summarize(np.zeros((50, 8))).to_dict()
+    assert zero["collapsed_dims"] == 8 and zero["entropy_rank"] == 0.0 and zero["rankme"] == 0.0

@@ -345,11 +345,15 @@ def rankme(raw_singular_values: Any, eps: float = RANKME_EPS) -> float:
 
     ``raw_singular_values`` must be the singular values ``s_k`` of the *raw, uncentred* N x d
     embedding matrix Z (not of its covariance, and not squared). Between 1 and min(N, d).
+
+    Because Z is not centred, a *constant* non-zero embedding has RankMe 1 (its one direction
+    is the mean) while its covariance has every dimension collapsed and entropy rank 0: the
+    two count different things (see :func:`entropy_rank`). An all-zero Z has RankMe 0.
     """
     s = np.asarray(raw_singular_values, dtype=np.float64)
     total = s.sum()
     if total <= 0:
-        return 1.0
+        return 0.0
     p = s / total + eps
     return float(np.exp(-np.sum(p * np.log(p))))
 
@@ -359,11 +363,13 @@ def entropy_rank(eigenvalues: Any) -> float:
 
     ``exp(-sum_k p_k log p_k)`` with ``p_k = lambda_k / sum_j lambda_j`` and ``0 log 0 = 0``, where
     ``lambda_k`` are the Eq. 1 covariance singular values (= eigenvalues, i.e. variances).
+    A covariance with no variance at all (a constant embedding, every dimension collapsed) has
+    entropy rank 0, in agreement with :func:`collapsed_dims`.
     """
     lam = np.clip(np.asarray(eigenvalues, dtype=np.float64), 0.0, None)
     total = lam.sum()
     if total <= 0:
-        return 1.0
+        return 0.0
     p = lam[lam > 0] / total
     return float(np.exp(-np.sum(p * np.log(p))))
 
