@@ -391,3 +391,9 @@ def test_cli_seed_is_bit_for_bit(cli, tmp_path):
 def test_cli_bad_options(cli, tmp_path, args, fragment):
     assert_usage_error(cli("toy", *args, "--out", tmp_path) if args else cli("toy"), fragment)
     assert not any(tmp_path.iterdir())
+
+
+def test_a_toy_too_large_for_memory_is_refused_before_allocating(cli):
+    from conftest import assert_usage_error
+
+    assert_usage_error(cli("toy", "two-layer", "--dim", "100000"), "--dim 100000", "GiB")

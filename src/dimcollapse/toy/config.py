@@ -109,7 +109,30 @@ class ToyConfig:
             raise UsageError(f"--eval-samples must be at least 2, got {self.eval_samples}")
         if self.analysis_batches < 1:
             raise UsageError(f"analysis_batches must be at least 1, got {self.analysis_batches}")
+        self._check_memory()
         return self
+
+    def memory_bytes(self) -> int:
+        """A lower bound of the memory the lab needs: its float64 dim x dim matrices (weights,
+        their gradients and the analyses of Eq. 6), plus the batches and evaluation samples."""
+        square = 8 * self.dim * self.dim * (2 * self.layers + 6)
+        rows = 8 * self.dim * (4 * self.batch_size + self.eval_samples)
+        return square + rows
+
+    def _check_memory(self) -> None:
+        """Refuse, before allocating anything, a size this machine's memory cannot hold."""
+        import os
+
+        try:
+            total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        except (ValueError, OSError, AttributeError):  # pragma: no cover - not POSIX
+            return
+        need = self.memory_bytes()
+        if need > total // 2:
+            raise UsageError(
+                f"--dim {self.dim} needs at least {need / 2**30:.1f} GiB for the toy model's "
+                f"{self.dim} x {self.dim} matrices; this machine has {total / 2**30:.1f} GiB"
+            )
 
     def noise_scales(self) -> np.ndarray:
         """(dim,) float64 noise standard deviation of each input coordinate."""
