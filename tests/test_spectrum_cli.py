@@ -154,3 +154,23 @@ def test_spectrum_of_a_trained_run(cli, tmp_path):
     )
     assert code == 0, err
     assert json.loads(out)["dim"] == 11  # directclr: z = r[:d0], d0 = round(360/2048 * 64)
+
+
+def test_misleading_messages_say_what_is_really_wrong(cli, tmp_path):
+    from conftest import assert_usage_error
+
+    text = tmp_path / "notes.npy"
+    text.write_text("hello\n")
+    assert_usage_error(cli("spectrum", text), "not a .npy file")
+    junk = tmp_path / "junk.pt"
+    junk.write_text("hi\n")
+    assert_usage_error(cli("probe", junk), "not a dimcollapse checkpoint", "not a PyTorch file")
+    evil = tmp_path / "evil.pt"
+    torch.save({"a": _Opaque()}, evil)
+    result = cli("probe", evil)
+    assert_usage_error(result, "not a dimcollapse checkpoint", "unpickling")
+    assert "Weights only load failed" not in result[2]
+
+
+class _Opaque:
+    """Unpickling this needs arbitrary code: refused."""

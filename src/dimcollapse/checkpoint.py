@@ -46,11 +46,13 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise UsageError(f"{p}: no such checkpoint")
     try:
         data = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise UsageError(
-            f"{p}: not a dimcollapse checkpoint (could not load it safely: "
-            f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
-        ) from exc
+    except Exception as exc:  # noqa: BLE001 - pickle and zip errors of every kind
+        why = (
+            "it holds pickled Python objects; not loaded, since unpickling can run code"
+            if "weights_only" in str(exc) or "Unsupported global" in str(exc)
+            else "not a PyTorch file"
+        )
+        raise UsageError(f"{p}: not a dimcollapse checkpoint ({why})") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise UsageError(f"{p}: not a dimcollapse checkpoint (another format)")
     if data.get("version") != FORMAT_VERSION:

@@ -83,6 +83,12 @@ def _validate(path: Path, key: str | None, arr: Any, shape: tuple[int, ...], dty
 
 
 def _open_npy(path: Path) -> Any:
+    with open(path, "rb") as fh:
+        magic = fh.read(6)
+    if magic != b"\x93NUMPY":  # np.load would call any other file "pickled (object) data"
+        raise UsageError(
+            f"{path}: not a .npy file (no NumPy header; is it text or another format?)"
+        )
     try:
         return np.load(path, mmap_mode="r", allow_pickle=False)
     except ValueError as exc:
