@@ -408,3 +408,32 @@ def test_a_diverging_fp32_run_stops_with_advice_that_fits_its_precision(cli, tmp
     )  # fmt: skip
     assert_usage_error(result, "the loss became", "lower the learning rate")
     assert "fp32" not in result[2]  # the run already was fp32
+
+
+def test_resume_rules_refuse_changed_settings_before_writing_and_apply_the_rest(cli, tmp_path):
+    import yaml
+
+    out = tmp_path / "run"
+    tiny = _cli_args(**{**TINY, "epochs": 1, "monitor_samples": 64, "subset": 128})
+    assert cli("train", *tiny, "--out", out, "--quiet")[0] == 0
+    before = {p.name: p.read_bytes() for p in (out, out / "checkpoints") for p in p.iterdir()
+              if p.is_file()}  # fmt: skip
+    for option, value in (
+        ("--optimizer", "sgd"),
+        ("--base-lr", "1e20"),
+        ("--batch-size", "32"),
+        ("--aug-flip-prob", "0"),
+        ("--method", "simclr-mlp"),
+    ):
+        result = cli("train", "--out", out, "--resume", option, value, "--epochs", "2")
+        assert_usage_error(result, "cannot resume")
+        assert option.lstrip("-").replace("aug-", "").replace("-", "_") in result[2]
+        after = {p.name: p.read_bytes() for p in (out, out / "checkpoints") for p in p.iterdir()
+                 if p.is_file()}  # fmt: skip
+        assert after == before, option  # nothing written
+    code, _, err = cli(
+        "train", "--out", out, "--resume", "--epochs", "2", "--log-every", "3", "--quiet"
+    )
+    assert code == 0, err
+    saved = yaml.safe_load((out / "config.yaml").read_text())["config"]
+    assert saved["epochs"] == 2 and saved["log_every"] == 3

@@ -51,18 +51,17 @@ from dimcollapse.runtime import (
 )
 from dimcollapse.spectrum import SpectrumAccumulator
 
-#: Config fields that must match when resuming a run (the rest may change, e.g. epochs).
-RESUME_FIXED = (
-    "method",
-    "backbone",
-    "width",
-    "dataset",
-    "d0",
-    "proj_hidden",
-    "proj_out",
-    "diagonal_init",
-    "batch_size",
-    "seed",
+#: Config fields a resume may change (applied and recorded in config.yaml); every other field
+#: must match the run's (optimiser, learning rate, batch size, augmentation, method, ...).
+RESUME_MAY_CHANGE = (
+    "epochs",
+    "log_every",
+    "workers",
+    "device",
+    "data_root",
+    "download",
+    "out",
+    "resume",
 )
 
 
@@ -140,13 +139,7 @@ def _prepare_out_dir(cfg: TrainConfig) -> dict[str, Any] | None:
         ckpt = load_checkpoint(last)
         if ckpt.get("kind") != "pretrain":
             raise UsageError(f"{last}: not a pretraining checkpoint")
-        saved = ckpt["config"]
-        for key in RESUME_FIXED:
-            if saved.get(key) != getattr(cfg, key):
-                raise UsageError(
-                    f"{out}: cannot resume: it is a run with {key}={saved.get(key)!r}, "
-                    f"not {getattr(cfg, key)!r}"
-                )
+        _check_resume_settings(out, ckpt["config"], cfg)
         return ckpt
     if out.exists() and any(out.iterdir()):
         if _without_checkpoint(out):
@@ -156,6 +149,38 @@ def _prepare_out_dir(cfg: TrainConfig) -> dict[str, Any] | None:
             )
         raise UsageError(f"{out}: already holds another run; choose a new --out, or --resume it")
     return None
+
+
+def _check_resume_settings(out: Path, saved: dict[str, Any], cfg: TrainConfig) -> None:
+    """Refuse a resume that changes anything but :data:`RESUME_MAY_CHANGE`, naming the setting,
+    before any file is written. Settings an older checkpoint lacks count as their defaults; the
+    augmentation is compared with the resolved recipe the run recorded in its config.yaml."""
+    defaults = TrainConfig(out=str(out)).to_dict()
+    for key, value in cfg.to_dict().items():
+        if key in RESUME_MAY_CHANGE or key == "augment":
+            continue
+        before = saved.get(key, defaults.get(key))
+        if _plain(before) != _plain(value):
+            raise UsageError(
+                f"{out}: cannot resume with {key}={value!r}: the run has {key}={before!r} "
+                f"(a resume may change only {', '.join(RESUME_MAY_CHANGE[:3])}, ...)"
+            )
+    recorded: dict[str, Any] = {}
+    config_file = out / "config.yaml"
+    if config_file.is_file():
+        import yaml
+
+        try:
+            recorded = (yaml.safe_load(config_file.read_text()) or {}).get("config", {})
+        except yaml.YAMLError:
+            recorded = {}
+    recipe = {**(saved.get("augment") or {}), **(recorded.get("augment") or {})}
+    for key, value in (cfg.augment or {}).items():
+        if key in recipe and _plain(recipe[key]) != _plain(value):
+            raise UsageError(
+                f"{out}: cannot resume with augmentation {key}={value!r}: the run has "
+                f"{recipe[key]!r}"
+            )
 
 
 def _without_checkpoint(out: Path) -> bool:
