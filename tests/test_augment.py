@@ -516,3 +516,41 @@ def test_device_path_on_cuda_matches_cpu_for_fixed_params():
     g = torch.Generator(device="cuda").manual_seed(1)
     v1, v2 = aug(x.cuda(), g)
     assert v1.shape == (16, 3, 96, 96) and v1.device.type == "cuda"
+
+
+@pytest.mark.parametrize("size, interpolation", [(24, "bilinear"), (96, "bicubic")])
+def test_a_crop_at_a_padded_images_edge_samples_as_the_image_alone(size, interpolation):
+    """Images of different sizes are zero-padded into one batch: a crop touching an image's
+    right or bottom edge must not pull in the padding (issue: 0.673-0.853 for a constant 0.784)."""
+    from dimcollapse.data.augment import AugmentConfig
+    from dimcollapse.data.device_augment import DeviceTwoViewAugment
+
+    cfg = AugmentConfig(
+        image_size=size,
+        jitter_prob=0.0,
+        grayscale_prob=0.0,
+        blur_prob=(0.0, 0.0),
+        solarize_prob=(0.0, 0.0),
+        interpolation=interpolation,
+    )
+    aug = DeviceTwoViewAugment(cfg, (0.5,) * 3, (0.5,) * 3, 3)
+    height, width = 60, 80
+    img = torch.rand(3, 37, 51, generator=torch.Generator().manual_seed(0))
+    batch = torch.zeros(3, 3, height, width)
+    batch[0, :, :37, :51] = img
+    batch[1, :, :20, :25] = 0.784  # a constant image
+    batch[2] = torch.rand(3, height, width)
+    params = aug.sample_params(
+        3, torch.tensor([37, 20, height]), torch.tensor([51, 25, width]), torch.Generator()
+    )
+    for key, values in (
+        ("top", (20, 5)),
+        ("left", (30, 9)),
+        ("height", (17, 15)),
+        ("width", (21, 16)),
+    ):
+        params[key][:2] = torch.tensor(values)  # crops ending on the right and bottom edges
+    out = aug.apply(batch, params, normalize=False)
+    assert torch.allclose(out[1], torch.full_like(out[1], 0.784), atol=1e-5)
+    alone = {k: v[:1] for k, v in params.items() if k not in ("image_height", "image_width")}
+    assert torch.allclose(out[0], aug.apply(img[None], alone, normalize=False)[0], atol=1e-4)

@@ -150,7 +150,9 @@ class DeviceTwoViewAugment:
 
         ``height`` and ``width`` are the input size, or (B,) tensors of each sample's own size
         (images of different sizes padded into one batch, top-left aligned): every crop box then
-        lies inside its own image, drawn exactly as for a single image of that size.
+        lies inside its own image, drawn exactly as for a single image of that size, and the
+        result also carries ``image_height`` and ``image_width`` (B,) so that :meth:`apply`
+        samples each crop as if its image were alone (see :meth:`_resized_crop`).
         """
         cfg = self.cfg
         if device is None:
@@ -211,7 +213,11 @@ class DeviceTwoViewAugment:
         blur_sigma = sig_lo + (sig_hi - sig_lo) * rest[:, 12]
         solarize = rest[:, 13] < cfg.solarize_prob[view]
         f32 = torch.float32
+        sizes = {}
+        if isinstance(h1, Tensor):  # per-image sizes of a padded batch: _resized_crop needs them
+            sizes = {"image_height": h1.long(), "image_width": w1.long()}
         return {
+            **sizes,
             "top": crop_top,
             "left": crop_left,
             "height": crop_h,
@@ -353,6 +359,14 @@ class DeviceTwoViewAugment:
         return y
 
     def _resized_crop(self, x: Tensor, params: dict[str, Tensor]) -> Tensor:
+        """The crop boxes resized to ``image_size`` with ``grid_sample`` (border padding).
+
+        In a padded batch (``params`` with ``image_height``/``image_width``) each image's
+        padding is first filled with its own edge pixels: a sample or interpolation tap beyond
+        the image's edge then reads the edge value, as border padding does for the image alone
+        (bilinear and bicubic alike), instead of the zeros of the padding."""
+        if "image_height" in params:
+            x = replicate_edges(x, params["image_height"], params["image_width"])
         bsz, ch, height, width = x.shape
         size = self.cfg.image_size
         dt = x.dtype
@@ -381,6 +395,20 @@ class DeviceTwoViewAugment:
         p1 = self.sample_params(bsz, height, width, generator, view=0, device=images.device)
         p2 = self.sample_params(bsz, height, width, generator, view=1, device=images.device)
         return self.apply(images, p1), self.apply(images, p2)
+
+
+def replicate_edges(x: Tensor, heights: Tensor, widths: Tensor) -> Tensor:
+    """Fill each padded image's padding with its own last row and column (top-left aligned
+    images of sizes ``heights x widths`` in a (B, C, H, W) batch)."""
+    bsz, ch, height, width = x.shape
+    cols = torch.minimum(
+        torch.arange(width, device=x.device).view(1, -1), (widths.to(x.device) - 1).view(-1, 1)
+    )  # (B, W)
+    rows = torch.minimum(
+        torch.arange(height, device=x.device).view(1, -1), (heights.to(x.device) - 1).view(-1, 1)
+    )  # (B, H)
+    x = x.gather(3, cols.view(bsz, 1, 1, width).expand(bsz, ch, height, width))
+    return x.gather(2, rows.view(bsz, 1, height, 1).expand(bsz, ch, height, width))
 
 
 def _fallback_crop(height: int, width: int, ratio: tuple[float, float]) -> tuple[int, int]:
