@@ -474,8 +474,7 @@ def _train(
         mean_loss = float(loss_sum) / (steps_per_epoch * world)
         if not math.isfinite(mean_loss):
             raise UsageError(
-                f"the loss became {mean_loss} in epoch {epoch + 1}; lower the "
-                "learning rate or use fp32"
+                f"the loss became {mean_loss} in epoch {epoch + 1}; {_divergence_advice(precision)}"
             )
         if not main:
             continue
@@ -592,13 +591,10 @@ class _Stepper:
                 if (i + 1) % cfg.log_every == 0:
                     shown = float(loss_sum) / (i + 1)  # one host sync per log_every steps
                     if not math.isfinite(shown):
-                        advice = (
-                            "lower the learning rate"
-                            if self.precision == "fp32"
-                            else f"lower the learning rate, or train in fp32 (this run is "
-                            f"{self.precision})"
+                        raise UsageError(
+                            f"the loss became {shown} at step {step}; "
+                            + _divergence_advice(self.precision)
                         )
-                        raise UsageError(f"the loss became {shown} at step {step}; {advice}")
                 ips = seen * self.world / (time.perf_counter() - t0)
                 progress.update(i + 1, shown, self.scheduler.get_last_lr()[0], ips)
         progress.close()
@@ -667,6 +663,13 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
                 break
             raise UsageError(f"{path}: line {i + 1} is not JSON; the file is damaged") from None
     return rows
+
+
+def _divergence_advice(precision: str) -> str:
+    """What to try after a non-finite loss, for the precision the run actually used."""
+    if precision == "fp32":
+        return "lower the learning rate (--base-lr) or lengthen the warm-up (--warmup-epochs)"
+    return f"lower the learning rate, or train in fp32 (this run is {precision})"
 
 
 def _append_line(path: Path, obj: dict[str, Any]) -> None:
