@@ -10,6 +10,7 @@ from typing import Any
 MODEL_HELP = (
     "a model trained elsewhere: torchvision:NAME (any torchvision classification model) or "
     "timm:NAME (needs dimcollapse[timm]); with --weights; repeat both to compare models"
+    "%(default).0s"
 )
 
 
@@ -26,32 +27,36 @@ def add_foreign_options(parser: argparse.ArgumentParser, *, dataset: bool = True
         action="append",
         default=None,
         metavar="FILE",
-        help=".pt/.pth (weights_only), .safetensors or a Lightning .ckpt; one per --model",
+        help=".pt/.pth (weights_only), .safetensors or a Lightning .ckpt; one per --model"
+        "%(default).0s",
     )
     group.add_argument(
         "--prefix",
         default=None,
-        help="key prefix of the weights inside the file, e.g. 'backbone.' (default: found)",
+        help="key prefix of the weights inside the file, e.g. 'backbone.' (default: found)"
+        "%(default).0s",
     )
     group.add_argument(
         "--layer",
         default=None,
         metavar="NAME",
         help="read this named module's output (pooled if spatial) instead of the penultimate "
-        "feature, e.g. layer3",
+        "feature, e.g. layer3%(default).0s",
     )
     group.add_argument(
         "--image-size",
         type=int,
         default=None,
-        help="resize images to this size (default: the model's, 224 for most)",
+        help="resize images to this size (default: the model's, 224 for most)%(default).0s",
     )
     if dataset:
         group.add_argument(
             "--dataset",
             default="fashion-mnist",
-            help="the images to embed (names as dimcollapse train --dataset)",
+            help="the images to embed (names as dimcollapse train --dataset; its files under "
+            "--data-root, nothing downloaded)",
         )
+        group.add_argument("--test-file", default=None, help="npz datasets: the held-out .npz file")
 
 
 def wants_foreign(args: argparse.Namespace) -> bool:
@@ -97,4 +102,11 @@ def load_images(args: argparse.Namespace, split: str, subset: int | None, seed: 
     """The ``split`` of ``--dataset`` under ``--data-root``, optionally a seeded subset."""
     from dimcollapse.data.datasets import load_dataset
 
-    return load_dataset(args.dataset, split, root=args.data_root, subset=subset, seed=seed)
+    return load_dataset(
+        args.dataset,
+        split,
+        root=args.data_root,
+        subset=subset,
+        seed=seed,
+        test_file=getattr(args, "test_file", None),
+    )
