@@ -99,7 +99,7 @@ def figure_embedding_spectrum(
 ) -> None:
     """Fig. 2 analogue: the embedding-space spectrum of SimCLR with its MLP projector."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6.6, 4.4))
+    fig, ax = plt.subplots(figsize=(7.4, 4.6))
     rel_tol = run["embedding"]["rel_tol"]
     draw_spectra(
         ax,
@@ -107,8 +107,8 @@ def figure_embedding_spectrum(
         rel_tol=rel_tol,
         title=f"Fig. 2 analogue: embedding spectrum, {dataset} test images",
     )
-    _color_lines(ax, [METHOD_COLORS["simclr-mlp"]], loc="upper right")
-    _threshold_note(ax, rel_tol, top=False)
+    _color_lines(ax, [METHOD_COLORS["simclr-mlp"]], loc="lower left")
+    _threshold_note(ax, rel_tol, top=True)
     _save(fig, path)
 
 
@@ -303,10 +303,16 @@ def figure_accuracy(
         text = f"  {v:.1f}" + (f" [{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]" if ci else "")
         ax1.text(v, yi + 0.28, text, va="center", fontsize="x-small")
     styles = (("pixels", "k", "--"), ("random", "grey", ":"))
+    span = (min(shown), max(shown))
     for key, color, ls in styles:
         if key in baselines:
             v = 100 * baselines[key]["probe"]["top1"]
-            ax1.axvline(v, color=color, ls=ls, label=f"{baselines[key]['name']}: {v:.1f}")
+            far = v < span[0] - 15 or v > span[1] + 15  # keep the intervals readable
+            label = f"{baselines[key]['name']}: {v:.1f}" + (" (off the axis)" if far else "")
+            if far:
+                ax1.plot([], [], color=color, ls=ls, label=label)
+                continue
+            ax1.axvline(v, color=color, ls=ls, label=label)
             shown.append(v)
     ax1.set_yticks(y)
     ax1.set_yticklabels([METHOD_LABELS.get(n, n) for n in names])
@@ -319,6 +325,7 @@ def figure_accuracy(
         fontsize="medium",
     )
     ax1.legend(fontsize="small", loc="lower right")
+    ax1.set_ylim(-0.7, len(names) - 0.1)
     ax1.grid(True, axis="x", alpha=0.3)
     lo_ci = [100 * ci[0] for ci in cis if ci] + shown
     hi_ci = [100 * ci[1] for ci in cis if ci] + shown
@@ -340,6 +347,7 @@ def figure_accuracy(
     ax2.set_title("Paper (Table 1, section 6.3)")
     ax2.set_yticks(y)
     ax2.set_yticklabels([])
+    ax2.set_ylim(ax1.get_ylim())
     ax2.grid(True, axis="x", alpha=0.3)
     ax2.set_xlim(0, 100)
     _save(fig, path)
