@@ -41,7 +41,7 @@ from the study in ``docs/experiments/fashion-mnist-collapse.md``:
   the whole test set, no d0 sweep. Batch 128 doubles the steps of so short a run (collapse is
   a product of optimisation steps; it was tighter across seeds than at 256). Three seeds are
   the fewest with which an interval can decide anything.
-* ``cpu`` (at most 90 minutes on 2 cores): the same network, 3 seeds, 8,000 images, 30 epochs
+* ``cpu`` (67 minutes measured on 2 busy cores; at most 90): the same network, 3 seeds, 8,000 images, 30 epochs
   at the paper's batch-size rule (256), 100-epoch probes on the whole test set, the theory lab
   at its full lengths: enough seeds and steps to judge every Table 1 claim.
 * ``full``: one GPU (or several under ``torchrun``; rank 0 probes and writes the report). All of

@@ -7,7 +7,7 @@ baselines (raw pixels, a random backbone); measures the representation and embed
 runs the theory lab; writes OUT/report.md, OUT/report.html and OUT/reproduce.json.
 
 Scales: quick (the demo, under 10 minutes on 2 CPU cores: Fashion-MNIST subset, ResNet-18
-x0.25, 3 seeds, a few epochs), cpu (about 90 minutes on 2 cores: 3 seeds, 30 epochs, every
+x0.25, 3 seeds, a few epochs), cpu (about 70 minutes on 2 cores: 3 seeds, 30 epochs, every
 Table 1 claim judged) and full (one GPU, or several under torchrun: all of the dataset,
 ResNet-18 x1, 100 epochs, d0 sweep). --epochs, --subset, --width and --seeds override the
 scale's values. Each claim is judged holds / fails / inconclusive from the paired differences
@@ -17,7 +17,7 @@ settings is refused.
 
 examples:
   dimcollapse reproduce --scale quick --out reports/quick
-  dimcollapse reproduce --scale cpu --out reports/cpu            # in the background: ~1.5 h
+  dimcollapse reproduce --scale cpu --out reports/cpu            # in the background: ~70 min
   dimcollapse reproduce --scale quick --seeds 5 --out reports/quick5
   dimcollapse reproduce --epochs 1 --subset 512 --out /tmp/smoke
   dimcollapse reproduce --scale full --out reports/full
@@ -37,7 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--scale",
         choices=("quick", "cpu", "full"),
         default="quick",
-        help="quick: minutes on a CPU (the demo); cpu: about 90 minutes on 2 CPU cores, "
+        help="quick: minutes on a CPU (the demo); cpu: about 70 minutes on 2 CPU cores, "
         "3 seeds; full: one or more GPUs",
     )
     parser.add_argument(
