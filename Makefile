@@ -50,7 +50,8 @@ format: $(STAMP)
 test: $(STAMP) fashion-mnist lint
 	$(BIN)/python -m pytest -q
 
-# The built-in default: Table 1 and the figures at a CPU scale (about 3-4 minutes on 2 cores).
+# The built-in default: Table 1 with 3 seeds, the figures and the theory lab at a CPU scale
+# (6 minutes measured on 2 cores, 8 with the first install).
 # Rerunning reuses finished stages; `make clean` starts over.
 demo: $(STAMP) fashion-mnist
 	$(BIN)/dimcollapse reproduce --scale quick --out $(DEMO_OUT)
