@@ -33,3 +33,38 @@ def test_python_dash_m_and_no_command():
 
 def test_unknown_command_is_one_error_line(cli):
     assert_usage_error(cli("collapse"), "invalid choice")
+
+
+def test_a_full_disk_is_one_error_line_and_leaves_no_partial_file(cli, tmp_path, monkeypatch):
+    """ENOSPC while writing a checkpoint (torch's zip writer raises RuntimeError 'unexpected
+    pos'), an embeddings file or a plot: one 'error:' line naming the file, exit 2."""
+    import errno
+
+    import numpy as np
+    import torch
+    from conftest import assert_usage_error
+
+    def full_disk_save(*_a, **_k):
+        raise RuntimeError("[enforce fail at inline_container.cc:603] . unexpected pos 64 vs 0")
+
+    monkeypatch.setattr(torch, "save", full_disk_save)
+    out = tmp_path / "run"
+    result = cli(
+        "train", "--dataset", "digits", "--epochs", "1", "--subset", "128", "--width", "0.0625",
+        "--batch-size", "64", "--monitor-samples", "0", "--workers", "0", "--out", out, "--quiet",
+    )  # fmt: skip
+    assert_usage_error(result, "last.pt", "no space left", "MiB free")
+    assert not list((out / "checkpoints").glob(".*tmp*"))  # the partial file is gone
+
+    emb = tmp_path / "e.npy"
+    np.save(emb, np.random.default_rng(0).normal(size=(50, 4)))
+
+    def full_disk_savefig(*_a, **_k):
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "plot.png"))
+
+    import matplotlib.figure
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", full_disk_savefig)
+    result = cli("spectrum", emb, "--plot", tmp_path / "plot.png")
+    assert_usage_error(result, "plot.png", "no space left")
+    assert not (tmp_path / "plot.png").exists()

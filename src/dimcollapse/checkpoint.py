@@ -36,7 +36,15 @@ def save_checkpoint(path: str | os.PathLike[str], payload: dict[str, Any]) -> No
     """Write ``payload`` (plus format and version) to ``path`` atomically."""
     data = {"format": FORMAT, "version": FORMAT_VERSION, **payload}
     with atomic_path(path) as tmp:
-        torch.save(data, tmp)
+        try:
+            torch.save(data, tmp)
+        except RuntimeError as exc:  # torch's zip writer on a full disk: "unexpected pos ..."
+            text = str(exc)
+            if "unexpected pos" not in text and "write failed" not in text:
+                raise
+            import errno
+
+            raise OSError(errno.ENOSPC, "could not write the checkpoint", str(path)) from None
 
 
 def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:

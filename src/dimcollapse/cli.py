@@ -8,6 +8,8 @@ Every :class:`~dimcollapse.errors.UsageError` becomes one ``error:`` line and ex
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import importlib
 import importlib.util
 import sys
@@ -69,3 +71,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("error: interrupted\n")
         return 130
+    except OSError as exc:
+        message = _os_error_message(exc)
+        if message is None:
+            raise
+        sys.stderr.write(f"error: {message}\n")
+        return 2
+
+
+#: Operating-system errors that are the user's situation, not a bug: one line, exit status 2.
+_USER_OS_ERRORS = {
+    errno.ENOSPC: "no space left on the device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EFBIG: "file too large for the file system",
+    errno.EACCES: "permission denied",
+    errno.EROFS: "read-only file system",
+}
+
+
+def _os_error_message(exc: OSError) -> str | None:
+    """One line for a full disk, a quota, permissions or a read-only file system; else None."""
+    what = _USER_OS_ERRORS.get(exc.errno or -1)
+    if what is None:
+        return None
+    where = exc.filename or "an output file"
+    text = f"{where}: {what}"
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        import shutil
+        from pathlib import Path
+
+        folder = Path(where).parent if exc.filename else Path.cwd()
+        with contextlib.suppress(OSError):
+            free = shutil.disk_usage(folder if folder.exists() else Path.cwd()).free
+            text += f" ({free / 2**20:.0f} MiB free there); free some space or choose another --out"
+    return text
