@@ -174,3 +174,11 @@ def test_misleading_messages_say_what_is_really_wrong(cli, tmp_path):
 
 class _Opaque:
     """Unpickling this needs arbitrary code: refused."""
+
+
+def test_a_width_too_large_for_memory_is_refused_before_allocating(cli, tmp_path):
+    from conftest import assert_usage_error
+
+    wide = tmp_path / "wide.npy"
+    np.save(wide, np.zeros((3, 400_000), dtype=np.float32))  # 4.8 MB on disk, 4.7 TiB of sums
+    assert_usage_error(cli("spectrum", wide), "400,000 columns", "GiB")
