@@ -437,3 +437,46 @@ def test_resume_rules_refuse_changed_settings_before_writing_and_apply_the_rest(
     assert code == 0, err
     saved = yaml.safe_load((out / "config.yaml").read_text())["config"]
     assert saved["epochs"] == 2 and saved["log_every"] == 3
+
+
+def test_sigterm_stops_with_one_line_and_the_resume_is_bit_identical(tmp_path):
+    """A scheduler's SIGTERM during epoch 2: exit 143 with one 'error:' line saying how to
+    resume; the resumed run ends with the same weights as an uninterrupted one."""
+    import signal
+    import time
+
+    settings = {**TINY, "epochs": 3, "subset": 1280, "monitor_samples": 64}
+    args = [*_cli_args(**settings), "--deterministic", "true", "--quiet"]
+    cmd = [sys.executable, "-m", "dimcollapse", "train", *args]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    stopped = tmp_path / "stopped"
+    proc = subprocess.Popen(
+        [*cmd, "--out", str(stopped)], stderr=subprocess.PIPE, text=True, env=env
+    )
+    metrics = stopped / "metrics.jsonl"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if metrics.is_file() and metrics.read_text().strip():
+            break
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    if proc.returncode == 0:
+        pytest.fail("the run finished before the signal; make the epochs longer")
+    assert proc.returncode == 143, err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: terminated (SIGTERM)"), err
+    assert "--resume" in lines[0] and "Traceback" not in err
+    resumed = subprocess.run(
+        [*cmd, "--out", str(stopped), "--resume"], capture_output=True, text=True, env=env
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    whole = tmp_path / "whole"
+    done = subprocess.run([*cmd, "--out", str(whole)], capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
+    a = load_checkpoint(stopped / "checkpoints" / "final.pt")
+    b = load_checkpoint(whole / "checkpoints" / "final.pt")
+    for key, tensor in a["model"].items():
+        assert torch.equal(tensor, b["model"][key]), key
+    rows = [json.loads(ln) for ln in (stopped / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2, 3]

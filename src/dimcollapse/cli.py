@@ -63,20 +63,62 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "_run", None) is None:
         parser.print_help(sys.stderr)
         return 2
+    previous = _terminate_as_exception()
     try:
         return int(args._run(args) or 0)
     except UsageError as exc:
         sys.stderr.write(f"error: {exc}\n")
         return 2
     except KeyboardInterrupt:
-        sys.stderr.write("error: interrupted\n")
+        sys.stderr.write(f"error: interrupted{_resume_hint(args)}\n")
         return 130
+    except Terminated:
+        sys.stderr.write(f"error: terminated (SIGTERM){_resume_hint(args)}\n")
+        return 143
     except OSError as exc:
         message = _os_error_message(exc)
         if message is None:
             raise
         sys.stderr.write(f"error: {message}\n")
         return 2
+    finally:
+        _restore_sigterm(previous)
+
+
+class Terminated(BaseException):
+    """SIGTERM (a scheduler's preemption, ``kill``) turned into an exception, so that a
+    command stops with one line and its exit status 143 instead of dying without a word."""
+
+
+def _terminate_as_exception() -> object:
+    """Install the SIGTERM handler (main thread only); return the previous one."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def handler(_signum: int, _frame: object) -> None:
+        raise Terminated()
+
+    return signal.signal(signal.SIGTERM, handler)
+
+
+def _restore_sigterm(previous: object) -> None:
+    import signal
+
+    if previous is not None:
+        signal.signal(signal.SIGTERM, previous)  # type: ignore[arg-type]
+
+
+def _resume_hint(args: object) -> str:
+    """For ``train``: where the run can be resumed (its last checkpoint is per epoch)."""
+    if getattr(args, "command", None) != "train" or not getattr(args, "out", None):
+        return ""
+    return (
+        "; the run keeps its last epoch's checkpoint (the epoch in progress is lost): "
+        f"resume with: dimcollapse train --out {args.out} --resume"
+    )
 
 
 #: Operating-system errors that are the user's situation, not a bug: one line, exit status 2.
