@@ -26,7 +26,7 @@ from typing import Any
 import torch
 
 from dimcollapse.errors import UsageError
-from dimcollapse.fileio import atomic_path
+from dimcollapse.fileio import atomic_path, load_torch_weights_only
 
 FORMAT = "dimcollapse-checkpoint"
 FORMAT_VERSION = 1
@@ -52,15 +52,7 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     p = Path(path)
     if not p.is_file():
         raise UsageError(f"{p}: no such checkpoint")
-    try:
-        data = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - pickle and zip errors of every kind
-        why = (
-            "it holds pickled Python objects; not loaded, since unpickling can run code"
-            if "weights_only" in str(exc) or "Unsupported global" in str(exc)
-            else "not a PyTorch file"
-        )
-        raise UsageError(f"{p}: not a dimcollapse checkpoint ({why})") from None
+    data = load_torch_weights_only(p, "dimcollapse checkpoint")
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise UsageError(f"{p}: not a dimcollapse checkpoint (another format)")
     if data.get("version") != FORMAT_VERSION:

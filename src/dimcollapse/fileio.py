@@ -38,6 +38,16 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
             tmp_path.unlink()
 
 
+def remove_orphan_temps(folder: str | os.PathLike[str]) -> None:
+    """Delete the temporary files (``.NAME.*.tmp*``) that :func:`atomic_path` leaves in
+    ``folder`` when a kill interrupts a write; nothing else is touched."""
+    folder = Path(folder)
+    if folder.is_dir():
+        for p in folder.glob(".*.tmp*"):
+            if p.is_file():
+                p.unlink()
+
+
 def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
     """Write ``text`` to ``path`` atomically."""
     with atomic_path(path) as tmp:
@@ -58,8 +68,9 @@ def check_output_suffix(path: str | os.PathLike[str], allowed: tuple[str, ...]) 
 
 
 def load_torch_weights_only(path: str | os.PathLike[str], what: str = "torch file") -> Any:
-    """``torch.load(path, weights_only=True)`` on the CPU, with one-line errors: a file that
-    needs arbitrary unpickling is refused (never run), anything unreadable is named as such."""
+    """``torch.load(path, weights_only=True)`` on the CPU, with one-line errors naming ``what``
+    the file should be: a file that needs arbitrary unpickling is refused (never run),
+    anything else unreadable is named as such."""
     import torch
 
     try:
@@ -68,9 +79,9 @@ def load_torch_weights_only(path: str | os.PathLike[str], what: str = "torch fil
         text = str(exc)
         if "weights_only" in text or "Unpickl" in text or "Unsupported global" in text:
             raise UsageError(
-                f"{path}: holds pickled Python objects beyond tensors; refusing, since "
-                "unpickling can run code (files load with weights_only=True): save a tensor, "
-                "a dict of tensors or a state_dict instead"
+                f"{path}: not a {what} that can be loaded safely: it holds pickled Python "
+                "objects, and unpickling can run code (files load with weights_only=True); save "
+                "a tensor, a dict of tensors or a state_dict instead"
             ) from None
         first = text.splitlines()[0] if text else type(exc).__name__
-        raise UsageError(f"{path}: not a readable {what} ({first})") from None
+        raise UsageError(f"{path}: not a {what} (not a PyTorch file: {first})") from None

@@ -166,7 +166,7 @@ def read_weights(path: str | os.PathLike[str]) -> dict[str, Tensor]:
             raise UsageError(f"{p}: not a readable safetensors file ({exc})") from None
     from dimcollapse.fileio import load_torch_weights_only
 
-    return _tensor_dict(load_torch_weights_only(p, "PyTorch weights file"), p)
+    return _tensor_dict(load_torch_weights_only(p, "weights file"), p)
 
 
 def _tensor_dict(data: Any, path: Path) -> dict[str, Tensor]:

@@ -233,10 +233,14 @@ class Plan:
     rep_dim: int
     default_d0: int
     d0_values: list[int] = field(default_factory=list)
-    #: every seed a method is trained with (``seed``, ``seed + 1``, ...)
+    #: every seed a method is trained with (``seed``, ``seed + 1``, ...; default: ``[seed]``)
     seeds: list[int] = field(default_factory=list)
     #: the projectors' output size (simclr-mlp, simclr-linear); None: scaled from rep_dim
     proj_out: int | None = None
+
+    def __post_init__(self) -> None:
+        if not self.seeds:
+            self.seeds = [self.seed]
 
     def key(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -346,7 +350,7 @@ def plan_runs(plan: Plan) -> list[RunPlan]:
     Seed-major order, so that with parallel workers every method's first seed finishes before
     any second seed starts (an interrupted reproduction has whole seeds to reuse)."""
     runs = []
-    for seed in plan.seeds or [plan.seed]:
+    for seed in plan.seeds:
         runs += [RunPlan(m, m, "table1", seed=seed) for m in TABLE1_METHODS]
         runs += [RunPlan(m, m, "ablation", seed=seed) for m in ABLATION_METHODS]
         for d0 in plan.d0_values:
@@ -875,7 +879,7 @@ def _build_tasks(
                 "verbose": verbose,
             }
         )
-        for seed in plan.seeds or [plan.seed]:
+        for seed in plan.seeds:
             tasks.append(
                 {
                     "kind": "baselines",
@@ -988,7 +992,7 @@ def reproduce(settings: ReproduceSettings) -> dict[str, Any]:
 
     from dimcollapse.aggregate import aggregate_baselines, aggregate_seeds
 
-    seeds = plan.seeds or [plan.seed]
+    seeds = plan.seeds
     run_results = {
         name: aggregate_seeds([results[r.task_id] for r in runs if r.name == name])
         for name in run_names(runs)

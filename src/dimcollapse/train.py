@@ -37,7 +37,7 @@ from dimcollapse.data.augment import AugmentConfig
 from dimcollapse.data.datasets import ImageDataset, load_dataset
 from dimcollapse.data.loaders import build_eval_loader, build_view_loader
 from dimcollapse.errors import UsageError
-from dimcollapse.fileio import write_text_atomic
+from dimcollapse.fileio import remove_orphan_temps, write_text_atomic
 from dimcollapse.losses import info_nce
 from dimcollapse.model import ContrastiveModel, ModelSpec, build_model
 from dimcollapse.optim import build_optimizer, scaled_lr, warmup_cosine
@@ -123,7 +123,8 @@ def _prepare_out_dir(cfg: TrainConfig) -> dict[str, Any] | None:
     out = Path(cfg.out)
     if out.exists() and not out.is_dir():
         raise UsageError(f"{out}: is a file, not a run directory; choose another --out")
-    _remove_orphan_temps(out)
+    for folder in (out, out / "checkpoints"):
+        remove_orphan_temps(folder)
     last = out / "checkpoints" / "last.pt"
     if cfg.resume:
         if not last.is_file():
@@ -202,15 +203,6 @@ def _clear_run_files(out: Path) -> None:
             shutil.rmtree(p)
         elif p.exists():
             p.unlink()
-
-
-def _remove_orphan_temps(out: Path) -> None:
-    """Delete ``.NAME.*.tmp*`` files of atomic writes interrupted by a kill."""
-    for folder in (out, out / "checkpoints"):
-        if folder.is_dir():
-            for p in folder.glob(".*.tmp*"):
-                if p.is_file():
-                    p.unlink()
 
 
 class _Monitor:

@@ -14,8 +14,8 @@ MODEL_HELP = (
 )
 
 
-def add_foreign_options(parser: argparse.ArgumentParser, *, dataset: bool = True) -> None:
-    """Add the foreign-model options (``dataset``: also ``--dataset``)."""
+def add_foreign_options(parser: argparse.ArgumentParser) -> None:
+    """Add the foreign-model options, ``--dataset`` and ``--test-file`` among them."""
     group = parser.add_argument_group(
         "models trained elsewhere (instead of a dimcollapse run; see dimcollapse.foreign)"
     )
@@ -49,14 +49,15 @@ def add_foreign_options(parser: argparse.ArgumentParser, *, dataset: bool = True
         default=None,
         help="resize images to this size (default: the model's, 224 for most)%(default).0s",
     )
-    if dataset:
-        group.add_argument(
-            "--dataset",
-            default="fashion-mnist",
-            help="the images to embed (names as dimcollapse train --dataset; its files under "
-            "--data-root, nothing downloaded)",
-        )
-        group.add_argument("--test-file", default=None, help="npz datasets: the held-out .npz file")
+    group.add_argument(
+        "--dataset",
+        default="fashion-mnist",
+        help="the images to embed (names as dimcollapse train --dataset; its files under "
+        "--data-root, nothing downloaded)",
+    )
+    group.add_argument(
+        "--test-file", default=None, help="npz datasets: the held-out .npz file%(default).0s"
+    )
 
 
 def wants_foreign(args: argparse.Namespace) -> bool:
