@@ -83,5 +83,5 @@ def load_torch_weights_only(path: str | os.PathLike[str], what: str = "torch fil
                 "objects, and unpickling can run code (files load with weights_only=True); save "
                 "a tensor, a dict of tensors or a state_dict instead"
             ) from None
-        first = text.splitlines()[0] if text else type(exc).__name__
-        raise UsageError(f"{path}: not a {what} (not a PyTorch file: {first})") from None
+        # torch's own message is often a bare code ("invalid load key, '1'" or "105")
+        raise UsageError(f"{path}: not a {what} (not a PyTorch file)") from None
