@@ -78,11 +78,13 @@ def _spectrum_series(run: Mapping[str, Any], space: str, label: str | None = Non
     collapsed = s["collapsed_dims"]
     collapsed_text = f"{collapsed:g}" if k == 1 else f"{collapsed:.1f}"
     text = f"{name} (RankMe {s['rankme']:.1f}, {collapsed_text}/{s['dim']} collapsed"
-    text += ")" if k == 1 else f"; mean of {k} seeds)"
+    text += ")" if k == 1 else f"; {k} seeds)"
     return text, s["singular_values"]
 
 
-def _color_lines(ax: Any, colors: Sequence[str], *, loc: str = "lower left") -> None:
+def _color_lines(
+    ax: Any, colors: Sequence[str], *, loc: str = "lower left", fontsize: str = "small"
+) -> None:
     """Recolour the solid lines (and their dotted thresholds) drawn by draw_spectra."""
     solid = [ln for ln in ax.get_lines() if ln.get_linestyle() == "-"]
     dotted = [ln for ln in ax.get_lines() if ln.get_linestyle() == ":"]
@@ -91,7 +93,7 @@ def _color_lines(ax: Any, colors: Sequence[str], *, loc: str = "lower left") -> 
     for line, color in zip(dotted, colors):
         line.set_color(color)
     if ax.get_legend() is not None:
-        ax.legend(fontsize="small", loc=loc)
+        ax.legend(fontsize=fontsize, loc=loc)
 
 
 def figure_embedding_spectrum(
@@ -147,7 +149,7 @@ def figure_fig9(runs: Mapping[str, Mapping[str, Any]], path: str | os.PathLike[s
             rel_tol=rel_tol,
             title=f"({letter}) DirectCLR vs {METHOD_LABELS[other]}",
         )
-        _color_lines(ax, [METHOD_COLORS["directclr"], METHOD_COLORS[other]])
+        _color_lines(ax, [METHOD_COLORS["directclr"], METHOD_COLORS[other]], fontsize="x-small")
         ax.title.set_fontsize("medium")
     for ax in axes[1:]:
         ax.set_ylabel("")
