@@ -285,3 +285,24 @@ def test_imagefolder_device_path_decodes_and_crops_inside_each_image(tmp_path):
     scalar = aug.sample_params(64, 32, 48, torch.Generator().manual_seed(1))
     for key in ("top", "left", "height", "width", "flip", "blur_sigma"):
         assert torch.equal(same[key], scalar[key]), key
+
+
+@pytest.mark.parametrize("path", ["device", "workers", "files-device"])
+def test_start_step_yields_the_rest_of_the_epoch_exactly(path, tmp_path):
+    """A mid-epoch resume: set_epoch(e, start_step=k) yields batches k.. of the uninterrupted
+    epoch, bit for bit, on every path (augmentation included)."""
+    if path == "files-device":
+        _image_folder(tmp_path)
+        ds = load_dataset("imagefolder", "train", root=str(tmp_path), image_size=24)
+        cfg, path, batch = AugmentConfig.for_dataset(24, 3), "device", 2
+    else:
+        ds, cfg, batch = _toy(n=40), AugmentConfig.for_dataset(16, 3), 8
+    loader = build_view_loader(ds, cfg, batch_size=batch, device=CPU, path=path, seed=5)
+    whole = _epoch(loader, 2)
+    for k in (1, len(loader) - 1, len(loader)):
+        loader.set_epoch(2, start_step=k)
+        rest = [tuple(t.clone() for t in b) for b in loader]
+        assert _same(rest, whole[k:]), k
+    assert _same(_epoch(loader, 2), whole)  # the next epoch starts from its first step again
+    with pytest.raises(UsageError, match="start step"):
+        loader.set_epoch(0, start_step=len(loader) + 1)

@@ -17,10 +17,11 @@ the target device, by one of two paths:
 Both paths draw the same indices: each epoch's order is a permutation from a generator seeded by
 (seed, epoch), truncated to a multiple of ``world_size`` and dealt out like ``DistributedSampler``
 (rank r takes positions r, r + world_size, ...), so the ranks' shards are disjoint. Views are a
-pure function of (seed, epoch, rank) on the device path (one generator per epoch and rank) and of
-(seed, epoch, image index) on the workers path (each image's transform runs under its own seed,
-in a forked RNG so the caller's RNG is untouched), whatever the number of workers and whatever
-ran before: resuming at epoch e repeats epoch e's batches exactly.
+pure function of (seed, epoch, rank, step) on the device path (one generator per step and rank)
+and of (seed, epoch, image index) on the workers path (each image's transform runs under its own
+seed, in a forked RNG so the caller's RNG is untouched), whatever the number of workers and
+whatever ran before: ``set_epoch(e, start_step=k)`` yields exactly the batches k, k + 1, ... of
+epoch e that an uninterrupted epoch would have, so a resume at any step repeats the run.
 
 :func:`build_eval_loader` yields normalised, unaugmented images in a fixed order, keeping the last
 partial batch; rank r of ``world_size`` gets indices r, r + world_size, ... (no padding).
@@ -76,8 +77,9 @@ def _check_common(batch_size: int, workers: int, rank: int, world_size: int) -> 
 class ViewLoader:
     """Yields ``(view1, view2, labels)`` batches on ``device`` for one epoch at a time.
 
-    ``set_epoch(e)`` chooses the epoch whose order and views the next iteration produces;
-    ``len()`` is the number of steps per epoch; ``path`` is ``"device"`` or ``"workers"``.
+    ``set_epoch(e, start_step=k)`` chooses the epoch whose order and views the next iteration
+    produces, starting at its step k (a mid-epoch resume); ``len()`` is the number of steps of a
+    whole epoch; ``path`` is ``"device"`` or ``"workers"``.
     """
 
     path: str = ""
@@ -103,11 +105,23 @@ class ViewLoader:
         self.world_size = int(world_size)
         self.drop_last = bool(drop_last)
         self.epoch = 0
+        self.start_step = 0
         self.per_rank = len(dataset) // self.world_size
 
-    def set_epoch(self, epoch: int) -> None:
-        """Make the next iteration produce epoch ``epoch``'s order and views."""
+    def set_epoch(self, epoch: int, start_step: int = 0) -> None:
+        """Make the next iteration produce epoch ``epoch``'s order and views from its step
+        ``start_step`` on (the batches before it are skipped without being made)."""
+        if not 0 <= start_step <= len(self):
+            raise UsageError(f"start step {start_step} is not in 0..{len(self)}")
         self.epoch = int(epoch)
+        self.start_step = int(start_step)
+
+    def _step_generator(self, step: int) -> torch.Generator:
+        """The augmentation generator of one step on the device path: views depend only on
+        (seed, epoch, rank, step), so a resume can start at any step."""
+        gen = torch.Generator(device=self.device)
+        gen.manual_seed(mix_seed(self.seed, self.epoch, self.rank, 1, step))
+        return gen
 
     def __len__(self) -> int:
         if self.drop_last:
@@ -135,13 +149,11 @@ class _DeviceViewLoader(ViewLoader):
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor, Tensor]]:
         indices = self._indices()
-        gen = torch.Generator(device=self.device)
-        gen.manual_seed(mix_seed(self.seed, self.epoch, self.rank, 1))
-        for step in range(len(self)):
+        for step in range(self.start_step, len(self)):
             batch = indices[step * self.batch_size : (step + 1) * self.batch_size]
             batch = batch.to(self.device, non_blocking=True)
             images = self.images.index_select(0, batch)
-            view1, view2 = self.augment(images, gen)
+            view1, view2 = self.augment(images, self._step_generator(step))
             yield view1, view2, self.labels.index_select(0, batch)
 
 
@@ -235,12 +247,14 @@ class _IndexSampler(torch.utils.data.Sampler):
     def __init__(self, n: int, seed: int, rank: int, world_size: int) -> None:
         self.n, self.seed, self.rank, self.world_size = n, seed, rank, world_size
         self.epoch = 0
+        self.skip = 0  # positions of the shard already trained on (a mid-epoch resume)
 
     def __len__(self) -> int:
-        return self.n // self.world_size
+        return self.n // self.world_size - self.skip
 
     def __iter__(self) -> Iterator[int]:
-        yield from shard_indices(self.n, self.seed, self.epoch, self.rank, self.world_size).tolist()
+        shard = shard_indices(self.n, self.seed, self.epoch, self.rank, self.world_size)
+        yield from shard[self.skip :].tolist()
 
 
 class _FileDeviceViewLoader(ViewLoader):
@@ -267,9 +281,9 @@ class _FileDeviceViewLoader(ViewLoader):
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor, Tensor]]:
         self.sampler.epoch = self.epoch
-        gen = torch.Generator(device=self.device)
-        gen.manual_seed(mix_seed(self.seed, self.epoch, self.rank, 1))
-        for data, labels in self.loader:
+        self.sampler.skip = self.start_step * self.batch_size
+        for step, (data, labels) in enumerate(self.loader, start=self.start_step):
+            gen = self._step_generator(step)
             images = decode_images(data, self.device)
             batch, heights, widths = pad_batch(images, MAX_DECODED_SIDE)
             hh, ww = heights.to(self.device), widths.to(self.device)
@@ -288,18 +302,16 @@ class _SeededSampler(torch.utils.data.Sampler):
     def __init__(self, n: int, seed: int, rank: int, world_size: int) -> None:
         self.n, self.seed, self.rank, self.world_size = n, seed, rank, world_size
         self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+        self.skip = 0  # positions of the shard already trained on (a mid-epoch resume)
 
     def __len__(self) -> int:
-        return self.n // self.world_size
+        return self.n // self.world_size - self.skip
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
         indices = shard_indices(self.n, self.seed, self.epoch, self.rank, self.world_size)
         gen = torch.Generator().manual_seed(mix_seed(self.seed, self.epoch, 2))
         seeds = torch.randint(0, 1 << 62, (self.n,), generator=gen)
-        for i in indices.tolist():
+        for i in indices[self.skip :].tolist():
             yield i, int(seeds[i])
 
 
@@ -342,7 +354,8 @@ class _WorkerViewLoader(ViewLoader):
         )
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor, Tensor]]:
-        self.sampler.set_epoch(self.epoch)
+        self.sampler.epoch = self.epoch
+        self.sampler.skip = self.start_step * self.batch_size
         for view1, view2, labels in self.loader:
             yield (
                 view1.to(self.device, non_blocking=True),
