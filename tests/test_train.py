@@ -406,8 +406,10 @@ def test_a_diverging_fp32_run_stops_with_advice_that_fits_its_precision(cli, tmp
         "train", *tiny, "--base-lr", "1e30", "--log-every", "1", "--precision", "fp32",
         "--out", tmp_path / "run",
     )  # fmt: skip
-    assert_usage_error(result, "the loss became", "lower the learning rate")
+    assert_usage_error(result, "loss became", "at step", "lower the learning rate")
     assert "fp32" not in result[2]  # the run already was fp32
+    assert "no checkpoint was saved yet" in result[2]
+    assert not (tmp_path / "run" / "metrics.jsonl").exists()  # no NaN line
 
 
 def test_resume_rules_refuse_changed_settings_before_writing_and_apply_the_rest(cli, tmp_path):
@@ -467,6 +469,7 @@ def test_sigterm_stops_with_one_line_and_the_resume_is_bit_identical(tmp_path):
     lines = [ln for ln in err.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: terminated (SIGTERM)"), err
     assert "--resume" in lines[0] and "Traceback" not in err
+    assert "saved checkpoints/last.pt at" in lines[0]  # the step it reached, not lost
     resumed = subprocess.run(
         [*cmd, "--out", str(stopped), "--resume"], capture_output=True, text=True, env=env
     )

@@ -9,6 +9,9 @@ A checkpoint is a dict saved with ``torch.save`` and loaded with ``weights_only=
 ``model``          the ContrastiveModel state dict (backbone, head incl. fixed projection, probe)
 ``optimizer``      optimiser state; ``scheduler``, ``scaler`` likewise (None when unused)
 ``epoch``          completed epochs; ``step``: optimiser steps taken
+``step_in_epoch``  steps of epoch ``epoch + 1`` already taken (0 at an epoch's end)
+``partial_epoch``  that epoch's loss sums so far (``train.EpochTally``), or None
+``bad_steps``      non-finite steps skipped so far (``--max-bad-steps``)
 ``rng``            global RNG states (:func:`dimcollapse.runtime.rng_state`)
 ``config``         the resolved TrainConfig as a dict; ``data``: dataset facts (mean, std, ...)
 ``metrics``        the last epoch's metrics line

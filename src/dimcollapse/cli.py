@@ -15,7 +15,7 @@ import importlib.util
 import sys
 from collections.abc import Sequence
 
-from dimcollapse.errors import UsageError
+from dimcollapse.errors import Interrupted, Terminated, UsageError
 
 #: Subcommands in the order ``dimcollapse --help`` lists them; each is ``dimcollapse.commands.<name>``.
 COMMANDS = ("spectrum", "toy", "train", "embed", "probe", "reproduce", "bench")
@@ -69,11 +69,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         sys.stderr.write(f"error: {exc}\n")
         return 2
-    except KeyboardInterrupt:
-        sys.stderr.write(f"error: interrupted{_resume_hint(args)}\n")
+    except KeyboardInterrupt as exc:
+        sys.stderr.write(f"error: interrupted{_resume_hint(args, exc)}\n")
         return 130
-    except Terminated:
-        sys.stderr.write(f"error: terminated (SIGTERM){_resume_hint(args)}\n")
+    except Terminated as exc:
+        sys.stderr.write(f"error: terminated (SIGTERM){_resume_hint(args, exc)}\n")
         return 143
     except OSError as exc:
         message = _os_error_message(exc)
@@ -83,11 +83,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     finally:
         _restore_sigterm(previous)
-
-
-class Terminated(BaseException):
-    """SIGTERM (a scheduler's preemption, ``kill``) turned into an exception, so that a
-    command stops with one line and its exit status 143 instead of dying without a word."""
 
 
 def _terminate_as_exception() -> object:
@@ -111,12 +106,15 @@ def _restore_sigterm(previous: object) -> None:
         signal.signal(signal.SIGTERM, previous)  # type: ignore[arg-type]
 
 
-def _resume_hint(args: object) -> str:
-    """For ``train``: where the run can be resumed (its last checkpoint is per epoch)."""
+def _resume_hint(args: object, exc: BaseException) -> str:
+    """For ``train``: what was saved and how to resume. Training that stops at a signal saves
+    a checkpoint at the step it reached and says so in the exception; a signal anywhere else
+    (loading data, the monitor) leaves the run's last checkpoint as it was."""
     if getattr(args, "command", None) != "train" or not getattr(args, "out", None):
         return ""
+    saved = str(exc) if isinstance(exc, (Terminated, Interrupted)) and str(exc) else ""
     return (
-        "; the run keeps its last epoch's checkpoint (the epoch in progress is lost): "
+        f"; {saved or 'the run keeps its last checkpoint'}: "
         f"resume with: dimcollapse train --out {args.out} --resume"
     )
 

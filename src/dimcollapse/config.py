@@ -106,6 +106,17 @@ class TrainConfig:
         "runs; it never affects the backbone",
     )
     log_every: int = _f(20, "print a progress line every N steps when not on a terminal")
+    checkpoint_every: str = _f(
+        "10m",
+        "also save checkpoints/last.pt inside an epoch every N steps ('500') or minutes "
+        "('10m'), bounding what a kill can cost; 0: only at epoch ends",
+    )
+    max_bad_steps: int = _f(
+        0,
+        "skip up to N steps whose loss or gradient is not finite (fp16: the GradScaler's "
+        "overflow skips are not counted unless the loss itself is not finite) before "
+        "stopping; 0: stop at the first",
+    )
     # execution
     device: str = _f("auto", "auto | cpu | cuda | cuda:N")
     precision: str = _f("auto", "auto (bf16 on GPU, fp32 on CPU) | fp32 | bf16 | fp16")
@@ -158,12 +169,14 @@ class TrainConfig:
             (self.workers >= 0, f"workers must be >= 0, got {self.workers}"),
             (self.monitor_samples >= 0, "monitor samples must be >= 0"),
             (self.log_every >= 1, "log-every must be at least 1"),
+            (self.max_bad_steps >= 0, f"max-bad-steps must be >= 0, got {self.max_bad_steps}"),
             (self.d0 is None or self.d0 >= 1, f"d0 must be at least 1, got {self.d0}"),
             (self.subset is None or self.subset >= 2, "subset must be at least 2 images"),
         ]
         for ok, message in checks:
             if not ok:
                 raise UsageError(message)
+        parse_checkpoint_every(self.checkpoint_every)
         from dimcollapse.data.augment import AugmentConfig
 
         known = {f.name for f in dataclasses.fields(AugmentConfig)}
@@ -188,6 +201,28 @@ class TrainConfig:
         for name, value in data.items():
             _check_type(name, value, hints[name])
         return cls(**data)
+
+
+def parse_checkpoint_every(text: str | int) -> tuple[int, float]:
+    """``--checkpoint-every`` as ``(steps, seconds)``, one of them 0: ``"500"`` -> (500, 0),
+    ``"10m"``/``"10min"`` -> (0, 600), ``"90s"`` -> (0, 90), ``"0"`` -> (0, 0) (epoch ends only)."""
+    raw = str(text).strip().lower()
+    units = (("min", 60.0), ("m", 60.0), ("s", 1.0), ("h", 3600.0))
+    try:
+        for suffix, scale in units:
+            if raw.endswith(suffix):
+                seconds = float(raw[: -len(suffix)]) * scale
+                if not seconds >= 0 or seconds == float("inf"):
+                    raise ValueError
+                return 0, seconds
+        steps = int(raw)
+        if steps < 0:
+            raise ValueError
+        return steps, 0.0
+    except ValueError:
+        raise UsageError(
+            f"checkpoint-every must be a number of steps (500) or of minutes (10m), got {text!r}"
+        ) from None
 
 
 # ---- command-line and YAML plumbing ----------------------------------------------------------

@@ -12,14 +12,21 @@ Run directory (``cfg.out``)::
     metrics.jsonl           one line per epoch
     spectra.jsonl           one line per epoch: representation and embedding singular values
     tensorboard/            the same scalars for TensorBoard
-    checkpoints/last.pt     after every epoch (atomic); checkpoints/final.pt at the end
+    checkpoints/last.pt     after every epoch and every ``--checkpoint-every`` inside one, and
+                            at the step a SIGTERM/Ctrl-C arrives (atomic);
+                            checkpoints/final.pt at the end
+
+Preemption and faults: a signal lets the step finish, saves, and raises
+:class:`~dimcollapse.errors.Terminated` / :class:`~dimcollapse.errors.Interrupted`; a resume at
+any step continues with the same batches (``ViewLoader.set_epoch(e, start_step=k)``) and the
+epoch's partial sums, so it is bit-identical to an uninterrupted run. :class:`DivergenceGuard`
+stops a run at a non-finite loss or gradient before anything is saved.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import sys
 import time
 from dataclasses import dataclass
@@ -32,11 +39,11 @@ from torch import nn
 
 from dimcollapse import distributed as dist
 from dimcollapse.checkpoint import load_checkpoint, save_checkpoint
-from dimcollapse.config import TrainConfig
+from dimcollapse.config import TrainConfig, parse_checkpoint_every
 from dimcollapse.data.augment import AugmentConfig
 from dimcollapse.data.datasets import ImageDataset, load_dataset
 from dimcollapse.data.loaders import build_eval_loader, build_view_loader
-from dimcollapse.errors import UsageError
+from dimcollapse.errors import Interrupted, Terminated, UsageError
 from dimcollapse.fileio import remove_orphan_temps, write_text_atomic
 from dimcollapse.losses import info_nce
 from dimcollapse.model import ContrastiveModel, ModelSpec, build_model
@@ -56,6 +63,8 @@ from dimcollapse.spectrum import SpectrumAccumulator
 RESUME_MAY_CHANGE = (
     "epochs",
     "log_every",
+    "checkpoint_every",
+    "max_bad_steps",
     "workers",
     "device",
     "data_root",
@@ -254,6 +263,82 @@ class _Monitor:
         return metrics, spectra
 
 
+class _StopSignals:
+    """SIGTERM and SIGINT while training: remember the signal and let the step in progress
+    finish; the loop then saves a checkpoint at that step and raises :meth:`stop`. A second
+    Ctrl-C stops at once, saving nothing. Handlers are installed only in the main thread and
+    restored on exit."""
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _StopSignals:
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, _frame: object) -> None:
+        import signal
+
+        if signum == signal.SIGINT and self.received == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.received = signum
+
+    def __exit__(self, *_exc: object) -> None:
+        import signal
+
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    def stop(self, saved: str) -> BaseException:
+        """The exception that ends the command (exit 130 for Ctrl-C, else 143), saying what
+        was saved."""
+        import signal
+
+        return Interrupted(saved) if self.received == signal.SIGINT else Terminated(saved)
+
+
+class _CheckpointClock:
+    """When to save inside an epoch (``--checkpoint-every`` steps or minutes) and whether a
+    signal stops the run, agreed by every process under torchrun: they compare notes every
+    :attr:`AGREE_EVERY` steps (one tiny all-reduce), so all stop and save at the same step."""
+
+    AGREE_EVERY = 8
+
+    def __init__(self, every: str, world: int, device: torch.device) -> None:
+        self.steps, self.seconds = parse_checkpoint_every(every)
+        self.world, self.device = world, device
+        self.since = time.monotonic()
+
+    def decide(self, step: int, stop: bool) -> tuple[bool, bool]:
+        """(stop now, save now) after global step ``step``."""
+        by_steps = bool(self.steps) and step % self.steps == 0
+        by_time = bool(self.seconds) and time.monotonic() - self.since >= self.seconds
+        if self.world == 1:
+            return stop, by_steps or by_time
+        if step % self.AGREE_EVERY and not by_steps:
+            return False, False
+        # every process counts the steps alike; the time is rank 0's
+        flags = torch.tensor([int(stop), int(by_time and dist.rank() == 0)], device=self.device)
+        dist.all_reduce_sum(flags)
+        return bool(flags[0]), by_steps or bool(flags[1])
+
+    def agree_stop(self, stop: bool) -> bool:
+        """Whether any process was signalled (at an epoch's end)."""
+        if self.world == 1:
+            return stop
+        flag = torch.tensor([int(stop)], device=self.device)
+        return bool(dist.all_reduce_sum(flag))
+
+    def saved(self) -> None:
+        self.since = time.monotonic()
+
+
 class _Progress:
     """A tqdm bar on a terminal, plain periodic lines otherwise (rank 0 only)."""
 
@@ -450,41 +535,29 @@ def _train(
             flush=True,
         )
     monitor = _Monitor(held_out, 512, device)
-    stepper = _Stepper(
-        forward, optimizer, scheduler, scaler, cfg, precision, device, channels_last, world
+    guard = DivergenceGuard(model, precision, cfg.max_bad_steps, device)
+    if resume_from is not None:
+        guard.bad_steps = int(resume_from.get("bad_steps", 0))
+        guard.kept = f"checkpoints/last.pt keeps the last good state (step {resume_from['step']})"
+    stepper = Stepper(
+        forward,
+        optimizer,
+        scheduler,
+        scaler,
+        guard,
+        temperature=cfg.temperature,
+        loss_convention=cfg.loss,
+        online_probe=cfg.online_probe,
+        precision=precision,
+        device=device,
+        channels_last=channels_last,
     )
 
-    # ---- epochs
-    model.train()
-    end_epoch = cfg.epochs if stop_after is None else min(cfg.epochs, start_epoch + stop_after)
-    for epoch in range(start_epoch, end_epoch):
-        loader.set_epoch(epoch)
-        progress = _Progress(
-            main and verbose, steps_per_epoch, epoch + 1, cfg.epochs, cfg.log_every
-        )
-        loss_sum, probe_sum, seen, seconds, step = stepper.run_epoch(loader, progress, step)
-        mean_loss = float(loss_sum) / (steps_per_epoch * world)
-        if not math.isfinite(mean_loss):
-            raise UsageError(
-                f"the loss became {mean_loss} in epoch {epoch + 1}; {_divergence_advice(precision)}"
-            )
+    def save(epochs_done: int, step: int, line: dict[str, Any], partial: EpochTally | None) -> None:
+        """checkpoints/last.pt (rank 0): at an epoch's end, or inside epoch ``epochs_done + 1``
+        with the ``partial`` tally of its steps so far."""
         if not main:
-            continue
-        measured, spectra = monitor.measure(model, precision, device, channels_last)
-        line = {
-            "epoch": epoch + 1,
-            "step": step,
-            "loss": mean_loss,
-            "online_probe_loss": float(probe_sum) / (steps_per_epoch * world),
-            "lr": scheduler.get_last_lr()[0],
-            "images_per_s": seen * world / seconds,
-            "epoch_seconds": seconds,
-            **measured,
-        }
-        assert run_dir is not None
-        run_dir.record(line, spectra)
-        if verbose:
-            print(_epoch_text(line, cfg.epochs), flush=True)
+            return
         save_checkpoint(
             out / "checkpoints" / "last.pt",
             {
@@ -494,14 +567,93 @@ def _train(
                 "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(),
                 "scaler": scaler.state_dict() if scaler.is_enabled() else None,
-                "epoch": epoch + 1,
+                "epoch": epochs_done,
                 "step": step,
+                "step_in_epoch": 0 if partial is None else step - epochs_done * steps_per_epoch,
+                "partial_epoch": None if partial is None else partial.to_state(),
+                "bad_steps": guard.bad_steps,
                 "rng": rng_state(),
                 "config": cfg.to_dict(),
                 "data": _plain(facts),
                 "metrics": line,
             },
         )
+        guard.kept = f"checkpoints/last.pt keeps the last good state (step {step})"
+
+    # ---- epochs
+    model.train()
+    end_epoch = cfg.epochs if stop_after is None else min(cfg.epochs, start_epoch + stop_after)
+    resumed_at = 0 if resume_from is None else int(resume_from.get("step_in_epoch", 0))
+    last_line = resume_from.get("metrics", {}) if resume_from is not None else {}
+    clock = _CheckpointClock(cfg.checkpoint_every, world, device)
+    with _StopSignals() as signals:
+        for epoch in range(start_epoch, end_epoch):
+            first_steps = resumed_at if epoch == start_epoch else 0
+            loader.set_epoch(epoch, start_step=first_steps)
+            tally = EpochTally.zero(device)
+            if first_steps and resume_from is not None and resume_from.get("partial_epoch"):
+                tally = EpochTally.from_state(resume_from["partial_epoch"], device)
+            progress = _Progress(
+                main and verbose, steps_per_epoch, epoch + 1, cfg.epochs, cfg.log_every
+            )
+            t0 = time.perf_counter() - tally.seconds
+            for i, (v1, v2, y) in enumerate(loader, start=first_steps):
+                step += 1
+                stepper.step(v1, v2, y, step, tally)
+                if (i + 1) % cfg.log_every == 0:
+                    guard.check()  # one host sync per log_every steps
+                if progress.enabled and ((i + 1) % cfg.log_every == 0 or progress.bar):
+                    shown = None
+                    if (i + 1) % cfg.log_every == 0:
+                        shown = float(tally.loss_sum / tally.good_steps.clamp(min=1))
+                    ips = tally.seen * world / (time.perf_counter() - t0)
+                    progress.update(i + 1, shown, scheduler.get_last_lr()[0], ips)
+                if i + 1 == steps_per_epoch:
+                    break  # the epoch's end saves below
+                stop, due = clock.decide(step, signals.received is not None)
+                if stop or due:
+                    guard.check()
+                    tally.seconds = time.perf_counter() - t0
+                    save(epoch, step, last_line, tally)
+                    clock.saved()
+                    if stop:
+                        dist.barrier()
+                        raise signals.stop(
+                            f"saved checkpoints/last.pt at step {step} "
+                            f"(epoch {epoch + 1}, step {i + 1} of {steps_per_epoch})"
+                        )
+            progress.close()
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            tally.seconds = time.perf_counter() - t0
+            guard.check()
+            dist.all_reduce_sum(tally.loss_sum)
+            dist.all_reduce_sum(tally.probe_sum)
+            dist.all_reduce_sum(tally.good_steps)
+            good = max(float(tally.good_steps), 1.0)
+            if main:
+                measured, spectra = monitor.measure(model, precision, device, channels_last)
+                line = {
+                    "epoch": epoch + 1,
+                    "step": step,
+                    "loss": float(tally.loss_sum) / good,
+                    "online_probe_loss": float(tally.probe_sum) / good,
+                    "lr": scheduler.get_last_lr()[0],
+                    "images_per_s": tally.seen * world / tally.seconds,
+                    "epoch_seconds": tally.seconds,
+                    **measured,
+                }
+                if cfg.max_bad_steps:
+                    line["bad_steps"] = guard.bad_steps
+                assert run_dir is not None
+                run_dir.record(line, spectra)
+                if verbose:
+                    print(_epoch_text(line, cfg.epochs), flush=True)
+                last_line = line
+            save(epoch + 1, step, last_line, None)
+            clock.saved()
+            if clock.agree_stop(signals.received is not None):
+                raise signals.stop(f"saved checkpoints/last.pt at the end of epoch {epoch + 1}")
     final = out / "checkpoints" / "final.pt"
     if main:
         last = out / "checkpoints" / "last.pt"
@@ -522,8 +674,51 @@ def _train(
     return RunResult(out=out, metrics=run_dir.history if run_dir else [], checkpoint=final)
 
 
-class _Stepper:
-    """One epoch of optimisation steps; the loss stays on the device (no per-step host sync)."""
+@dataclass
+class EpochTally:
+    """What an epoch has summed so far, kept on the device (no per-step host sync); saved in a
+    mid-epoch checkpoint so that a resumed epoch reports the same means as an uninterrupted one.
+
+    loss_sum, probe_sum: summed contrastive and online-probe losses of the good steps;
+    good_steps: how many steps counted (steps skipped by ``--max-bad-steps`` do not);
+    seen: images this process trained on; seconds: time spent in the epoch's steps.
+    """
+
+    loss_sum: torch.Tensor
+    probe_sum: torch.Tensor
+    good_steps: torch.Tensor
+    seen: int = 0
+    seconds: float = 0.0
+
+    @classmethod
+    def zero(cls, device: torch.device) -> EpochTally:
+        z = torch.zeros((), device=device)
+        return cls(z.clone(), z.clone(), z.clone())
+
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "loss_sum": self.loss_sum.detach().cpu(),
+            "probe_sum": self.probe_sum.detach().cpu(),
+            "good_steps": self.good_steps.detach().cpu(),
+            "seen": self.seen,
+            "seconds": self.seconds,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any], device: torch.device) -> EpochTally:
+        return cls(
+            state["loss_sum"].to(device),
+            state["probe_sum"].to(device),
+            state["good_steps"].to(device),
+            int(state["seen"]),
+            float(state["seconds"]),
+        )
+
+
+class Stepper:
+    """Optimisation steps: forward both views, InfoNCE (Eq. 5's loss, ``losses.info_nce``) plus
+    the online probe's cross-entropy, backward, optimiser and schedule. The loss stays on the
+    device; the divergence guard watches every step."""
 
     def __init__(
         self,
@@ -531,71 +726,143 @@ class _Stepper:
         optimizer: Any,
         scheduler: Any,
         scaler: Any,
-        cfg: TrainConfig,
+        guard: DivergenceGuard,
+        *,
+        temperature: float,
+        loss_convention: str,
+        online_probe: bool,
         precision: str,
         device: torch.device,
         channels_last: bool,
-        world: int,
     ) -> None:
-        self.forward, self.optimizer, self.scheduler, self.scaler = (
-            forward,
-            optimizer,
-            scheduler,
-            scaler,
-        )
-        self.cfg, self.precision, self.device = cfg, precision, device
-        self.channels_last, self.world = channels_last, world
+        self.forward, self.optimizer, self.scheduler = forward, optimizer, scheduler
+        self.scaler, self.guard = scaler, guard
+        self.temperature, self.loss_convention = temperature, loss_convention
+        self.online_probe, self.precision = online_probe, precision
+        self.device, self.channels_last = device, channels_last
 
-    def run_epoch(
-        self, loader: Any, progress: _Progress, step: int
-    ) -> tuple[torch.Tensor, torch.Tensor, int, float, int]:
-        """Returns the summed (all-reduced) contrastive and probe losses, images seen by this
-        process, seconds, and the global step count after the epoch."""
-        cfg, device = self.cfg, self.device
-        loss_sum = torch.zeros((), device=device)
-        probe_sum = torch.zeros((), device=device)
-        seen = 0
-        t0 = time.perf_counter()
-        for i, (v1, v2, y) in enumerate(loader):
-            if self.channels_last:
-                v1 = v1.contiguous(memory_format=torch.channels_last)
-                v2 = v2.contiguous(memory_format=torch.channels_last)
-            with autocast(self.precision, device):
-                _r1, z1, _r2, z2, logits = self.forward(v1, v2)
-            loss = info_nce(
-                z1.float(), z2.float(), temperature=cfg.temperature, convention=cfg.loss
-            )
-            if cfg.online_probe:
-                probe_loss = F.cross_entropy(logits.float(), y)
-            else:  # keep the probe in the graph with a zero gradient: DDP expects every parameter
-                probe_loss = 0.0 * logits.float().sum()
-            self.optimizer.zero_grad(set_to_none=True)
-            self.scaler.scale(loss + probe_loss).backward()
+    def step(
+        self, v1: torch.Tensor, v2: torch.Tensor, y: torch.Tensor, step: int, tally: EpochTally
+    ) -> None:
+        """One optimisation step on a batch of two views ``(B, C, S, S)`` and labels ``(B,)``;
+        ``step`` is the global step number it becomes (1-based), for the guard's report."""
+        if self.channels_last:
+            v1 = v1.contiguous(memory_format=torch.channels_last)
+            v2 = v2.contiguous(memory_format=torch.channels_last)
+        with autocast(self.precision, self.device):
+            _r1, z1, _r2, z2, logits = self.forward(v1, v2)
+        loss = info_nce(
+            z1.float(), z2.float(), temperature=self.temperature, convention=self.loss_convention
+        )
+        if self.online_probe:
+            probe_loss = F.cross_entropy(logits.float(), y)
+        else:  # keep the probe in the graph with a zero gradient: DDP expects every parameter
+            probe_loss = 0.0 * logits.float().sum()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss + probe_loss).backward()
+        bad = self.guard.inspect(loss.detach(), probe_loss.detach(), step)
+        if not self.guard.skip_step(bad):
             self.scaler.step(self.optimizer)
             self.scaler.update()
-            self.scheduler.step()
-            step += 1
-            seen += y.shape[0]
-            loss_sum += loss.detach()
-            probe_sum += probe_loss.detach()
-            if (i + 1) % cfg.log_every == 0 or progress.bar is not None:
-                shown = None
-                if (i + 1) % cfg.log_every == 0:
-                    shown = float(loss_sum) / (i + 1)  # one host sync per log_every steps
-                    if not math.isfinite(shown):
-                        raise UsageError(
-                            f"the loss became {shown} at step {step}; "
-                            + _divergence_advice(self.precision)
-                        )
-                ips = seen * self.world / (time.perf_counter() - t0)
-                progress.update(i + 1, shown, self.scheduler.get_last_lr()[0], ips)
-        progress.close()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        seconds = time.perf_counter() - t0
-        dist.all_reduce_sum(loss_sum)
-        dist.all_reduce_sum(probe_sum)
-        return loss_sum, probe_sum, seen, seconds, step
+        self.scheduler.step()
+        good = (~bad).to(tally.loss_sum.dtype)
+        tally.loss_sum += torch.where(bad, 0.0, loss.detach())
+        tally.probe_sum += torch.where(bad, 0.0, probe_loss.detach())
+        tally.good_steps += good
+        tally.seen += y.shape[0]
+
+
+class DivergenceGuard:
+    """Finds non-finite losses and gradients without a host sync per step.
+
+    Each step's contrastive loss, online-probe loss and (outside fp16, where the GradScaler
+    owns overflow) gradient norms are checked on the device; the first bad step, its cause and
+    the parameter whose gradient went bad are remembered there. :meth:`check` (at log lines,
+    before every checkpoint and at each epoch's end) turns a bad step into a ``UsageError``
+    naming the step and cause, so no checkpoint or metrics line ever holds a diverged model.
+    With ``max_bad_steps`` N > 0 every step is read at once (one sync per step), a bad step's
+    update is skipped (fp16: the scaler skips it and lowers its scale) and the run stops at
+    the (N+1)-th.
+    """
+
+    _CAUSES = ("", "the contrastive loss", "the online probe's loss", "a gradient")
+
+    def __init__(
+        self, model: nn.Module, precision: str, max_bad_steps: int, device: torch.device
+    ) -> None:
+        named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+        self.names = [n for n, _ in named]
+        self.params = [p for _, p in named]
+        self.check_grads = precision != "fp16"
+        self.precision = precision
+        self.max_bad_steps = int(max_bad_steps)
+        self.bad_steps = 0
+        self.first_step = torch.full((), -1, dtype=torch.int64, device=device)
+        self.first_cause = torch.zeros((), dtype=torch.int64, device=device)
+        self.first_param = torch.full((), -1, dtype=torch.int64, device=device)
+        self.first_value = torch.zeros((), device=device)
+        #: What the run directory keeps, for the message; the trainer updates it at each save.
+        self.kept = "no checkpoint was saved yet (--resume starts the run again)"
+        self._have: tuple[int, ...] = ()
+        self._have_index = torch.zeros(0, dtype=torch.int64)
+
+    def inspect(self, loss: torch.Tensor, probe_loss: torch.Tensor, step: int) -> torch.Tensor:
+        """A device bool: whether this step is bad; the first bad step is remembered."""
+        loss_bad, probe_bad = ~torch.isfinite(loss), ~torch.isfinite(probe_loss)
+        bad = loss_bad | probe_bad
+        cause = torch.where(loss_bad, 1, torch.where(probe_bad, 2, 3))
+        param = torch.full_like(self.first_param, -1)
+        if self.check_grads:
+            have = tuple(i for i, p in enumerate(self.params) if p.grad is not None)
+            if have:
+                norms = torch.stack(torch._foreach_norm([self.params[i].grad for i in have]))
+                grad_bad = ~torch.isfinite(norms)
+                if self._have != have:  # the same every step: one copy to the device
+                    self._have, self._have_index = have, torch.tensor(have, device=norms.device)
+                where_bad = self._have_index[grad_bad.int().argmax()]
+                param = torch.where(grad_bad.any(), where_bad, param)
+                bad = bad | grad_bad.any()
+        new = bad & (self.first_step < 0)
+        self.first_step = torch.where(new, step, self.first_step)
+        self.first_cause = torch.where(new, cause, self.first_cause)
+        self.first_param = torch.where(new, param, self.first_param)
+        self.first_value = torch.where(new, loss.float() + probe_loss.float(), self.first_value)
+        return bad
+
+    def skip_step(self, bad: torch.Tensor) -> bool:
+        """With ``max_bad_steps``: whether to skip this step's update (a host sync per step;
+        under torchrun every rank agrees). Without it the update is applied and :meth:`check`
+        stops the run before anything is saved. fp16 never skips here: the GradScaler does."""
+        if self.max_bad_steps == 0:
+            return False
+        flag = bad.to(torch.int64).reshape(1)
+        if not bool(dist.all_reduce_sum(flag)):
+            return False
+        self.bad_steps += 1
+        if self.bad_steps > self.max_bad_steps:
+            self.check(force=True)
+        self.first_step.fill_(-1)  # the next bad step is reported afresh
+        return self.precision != "fp16"
+
+    def check(self, *, force: bool = False) -> None:
+        """Raise a ``UsageError`` naming the first bad step and its cause, if there was one
+        (on any process)."""
+        flag = (self.first_step >= 0).to(torch.int64).reshape(1)
+        if not bool(dist.all_reduce_sum(flag)) and not force:
+            return
+        raise UsageError(self.describe())
+
+    def describe(self) -> str:
+        step = int(self.first_step)
+        if step < 0:
+            return "a step on another process was not finite; " + _divergence_advice(self.precision)
+        cause = self._CAUSES[int(self.first_cause)]
+        if int(self.first_cause) == 3:
+            what = f"the gradient of {self.names[int(self.first_param)]} became non-finite"
+        else:
+            what = f"{cause} became {float(self.first_value)}"
+        limit = f" (after {self.max_bad_steps} skipped)" if self.max_bad_steps else ""
+        return f"{what} at step {step}{limit}; {self.kept}; {_divergence_advice(self.precision)}"
 
 
 class _RunDir:
