@@ -77,10 +77,13 @@ class SpectrumAccumulator:
             ``spectrum.py`` normalises embeddings; the paper's text does not).
         device: where the float64 sums live; defaults to the first batch's device.
         precision: the dtype of each batch's outer-product ``c^T c`` before it is added to the
-            float64 sums. ``"float64"`` everywhere; ``"float32"`` (about 6x faster on a CPU);
-            ``"auto"`` (default): float64 for float64 input, float32 otherwise. Rows are centred
-            on the shift first, so float32 products put a truly collapsed direction near 1e-8 of
-            sigma_1 (measured on 200k x 512 rank-400 data), 1000x below ``DEFAULT_REL_TOL``.
+            float64 sums. ``"auto"`` (default) and ``"float64"``: float64 whatever the input's
+            dtype, so every metric (RankMe included) comes from float64 sums of float64
+            products. ``"float32"``: about 2x faster on a CPU; rows are centred on the shift
+            first, so a truly collapsed direction lands near 1e-8 of sigma_1 (measured on 200k x
+            512 rank-400 data), 1000x below ``DEFAULT_REL_TOL``, and the collapse counts agree,
+            but those float32 noise values enter RankMe's entropy: it is then about 0.2% high
+            on a collapsed representation (benchmarks/RESULTS.md).
 
     ``update`` takes (B, d) NumPy arrays or tensors on any device. Non-finite rows are not
     added; they are counted in :attr:`nonfinite` (entries) so a caller can refuse the input.
@@ -118,9 +121,7 @@ class SpectrumAccumulator:
             raise UsageError(f"batch has {t.shape[1]} columns, expected {self.dim}")
         if t.shape[0] == 0:
             return
-        use64 = self.precision == "float64" or (
-            self.precision == "auto" and t.dtype == torch.float64
-        )
+        use64 = self.precision != "float32"
         x = t.to(device=self.device, dtype=torch.float64 if use64 else torch.float32)
         if self._shift is None:
             x = self._drop_nonfinite(x)

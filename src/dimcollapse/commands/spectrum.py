@@ -81,7 +81,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--precision",
         choices=PRECISIONS,
         default="auto",
-        help="dtype of each chunk's outer product (sums are always float64)",
+        help="dtype of each chunk's outer product; auto: float64 (sums are always float64); "
+        "float32 is about 2x faster on a CPU but puts RankMe about 0.2%% high",
     )
     parser.add_argument(
         "--device", default="cpu", help="torch device for the accumulation (cpu, cuda, cuda:1, ...)"
