@@ -295,3 +295,47 @@ def test_max_bad_steps_skips_that_many_then_stops(tmp_path, monkeypatch, whole_r
     monkeypatch.setattr(train_module, "info_nce", always_nan_after_two)
     with pytest.raises(UsageError, match=r"at step 5 \(after 2 skipped\)"):
         train(_cfg(tmp_path / "again", max_bad_steps=2), verbose=False)
+
+
+_RANK1_SIGTERM = """
+import os, signal, sys
+from dimcollapse import train as train_module
+
+if os.environ.get("RANK") == "1":  # only one process is signalled
+    real = train_module.Stepper.step
+    calls = {"n": 0}
+
+    def step(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == int(os.environ["SIGNAL_AT"]):
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real(self, *args, **kwargs)
+
+    train_module.Stepper.step = step
+
+from dimcollapse.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_under_torchrun_every_rank_stops_at_the_same_step(tmp_path):
+    """SIGTERM reaches rank 1 only, at its step 3: both processes agree at the next agreement
+    step (every 8), rank 0 saves there, both exit; the resume finishes the run."""
+    driver = tmp_path / "driver.py"
+    driver.write_text(_RANK1_SIGTERM)
+    out = tmp_path / "run"
+    settings = {**TINY, "subset": 1280, "epochs": 2, "device": "cpu"}
+    args = [f"--{k.replace('_', '-')}={v}" for k, v in settings.items()]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "SIGNAL_AT": "3"}
+    launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    cmd = [*launch, str(driver), "train", *args, "--quiet", "--out", str(out)]
+    stopped = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert stopped.returncode != 0
+    assert stopped.stderr.count("saved checkpoints/last.pt at step 8 ") == 2, stopped.stderr[-3000:]
+    assert load_checkpoint(out / "checkpoints" / "last.pt")["step"] == 8
+    resumed = subprocess.run(
+        [*cmd, "--resume"], env={**env, "SIGNAL_AT": "0"}, capture_output=True, text=True
+    )
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [(r["epoch"], r["step"]) for r in rows] == [(1, 20), (2, 40)]  # 20 steps per epoch
