@@ -22,11 +22,8 @@ from dimcollapse.data.device_augment import (
     HUE,
     SATURATION,
     DeviceTwoViewAugment,
-    adjust_hue,
-    gaussian_blur,
-    hsv_to_rgb,
-    rgb_to_hsv,
 )
+from dimcollapse.data.image_ops import adjust_hue, gaussian_blur, hsv_to_rgb, rgb_to_hsv
 from dimcollapse.errors import UsageError
 
 MEAN3, STD3 = (0.5, 0.4, 0.3), (0.25, 0.2, 0.3)

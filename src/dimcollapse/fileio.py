@@ -85,3 +85,19 @@ def load_torch_weights_only(path: str | os.PathLike[str], what: str = "torch fil
             ) from None
         # torch's own message is often a bare code ("invalid load key, '1'" or "105")
         raise UsageError(f"{path}: not a {what} (not a PyTorch file)") from None
+
+
+def plain_data(obj: Any) -> Any:
+    """Tuples -> lists and mappings -> dicts, recursively: the form in which data compares equal
+    after a JSON or YAML round trip, and that a ``weights_only`` checkpoint can hold."""
+    if isinstance(obj, dict):
+        return {k: plain_data(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [plain_data(v) for v in obj]
+    return obj
+
+
+def json_roundtrip(obj: Any) -> Any:
+    """``obj`` as it reads back from a JSON file: tuples -> lists, keys -> strings, NumPy floats
+    -> floats (unlike :func:`plain_data`, which keeps every value as it is)."""
+    return json.loads(json.dumps(obj))

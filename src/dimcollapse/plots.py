@@ -14,13 +14,21 @@ import numpy as np
 from dimcollapse.fileio import atomic_path
 
 
-def _pyplot() -> Any:
+def pyplot() -> Any:
+    """``matplotlib.pyplot`` on the Agg backend: figures are files, no display is needed."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def save_figure(fig: Any, path: str | os.PathLike[str], dpi: float | None = None) -> None:
+    """Write ``fig`` to ``path`` atomically (no partial file), in the format of its suffix."""
+    fmt = os.fspath(path).rsplit(".", 1)[-1].lower()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format=fmt, dpi=dpi)
 
 
 def draw_spectra(
@@ -70,7 +78,7 @@ def plot_spectra(
         rel_tol: draw each series' collapse threshold ``rel_tol * sigma_1`` as a dotted line.
         title: figure title.
     """
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=120)
     try:
         draw_spectra(ax, series, rel_tol=rel_tol, title=title)
@@ -86,8 +94,6 @@ def plot_spectra(
                 alpha=0.8,
             )
         fig.tight_layout()
-        fmt = os.fspath(path).rsplit(".", 1)[-1].lower()
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, format=fmt)
+        save_figure(fig, path)
     finally:
         plt.close(fig)

@@ -17,8 +17,9 @@ Notebook use::
 Modules: :mod:`~dimcollapse.toy.config` (:class:`ToyConfig`, the defaults),
 :mod:`~dimcollapse.toy.models` (model, views, loss, closed-form embedding gradients),
 :mod:`~dimcollapse.toy.analytics` (the paper's identities), :mod:`~dimcollapse.toy.train`
-(batched SGD, :class:`ToyResult`), :mod:`~dimcollapse.toy.presets` and
-:mod:`~dimcollapse.toy.scenarios` (the named experiments), :mod:`~dimcollapse.toy.plots`.
+(batched SGD), :mod:`~dimcollapse.toy.result` (:class:`ToyResult`),
+:mod:`~dimcollapse.toy.presets` and :mod:`~dimcollapse.toy.scenarios` (the named experiments),
+:mod:`~dimcollapse.toy.plots`.
 Names are imported lazily so that ``import dimcollapse.toy.config`` does not import torch.
 """
 
@@ -32,7 +33,7 @@ _EXPORTS = {
     "LOSSES": "config",
     "INITS": "config",
     "MAX_LAYERS": "config",
-    "ToyResult": "train",
+    "ToyResult": "result",
     "train_toy": "train",
     "train_toys": "train",
     "ToyAnalytics": "analytics",

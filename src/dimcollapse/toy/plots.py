@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from dimcollapse.fileio import atomic_path
+from dimcollapse import plots
 from dimcollapse.toy.scenarios import ScenarioResult
 
 
@@ -256,7 +256,10 @@ def combined_figure(results: Sequence[ScenarioResult]) -> Any:
     return fig
 
 
+#: The resolution of the lab's figures.
+DPI = 110
+
+
 def save_figure(fig: Any, path: str | os.PathLike[str]) -> None:
-    """Write ``fig`` as PNG to ``path`` atomically."""
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
+    """Write ``fig`` to ``path`` (a ``.png``) atomically at the lab's resolution."""
+    plots.save_figure(fig, path, dpi=DPI)

@@ -16,7 +16,8 @@ from dimcollapse.toy.presets import (
     scenario_config,
     scenario_runs,
 )
-from dimcollapse.toy.train import ToyResult, train_toys
+from dimcollapse.toy.result import ToyResult
+from dimcollapse.toy.train import train_toys
 
 __all__ = [
     "SCENARIOS",

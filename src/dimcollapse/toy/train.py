@@ -16,15 +16,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
 from dimcollapse.errors import UsageError
-from dimcollapse.spectrum import DEFAULT_REL_TOL, collapsed_dims, covariance_spectrum
-from dimcollapse.toy.analytics import ToyAnalytics, analyze
+from dimcollapse.spectrum import covariance_spectrum
+from dimcollapse.toy.analytics import analyze
 from dimcollapse.toy.config import ToyConfig
 from dimcollapse.toy.models import (
     STREAM_DATA,
@@ -36,82 +36,7 @@ from dimcollapse.toy.models import (
     make_generator,
     sample_inputs,
 )
-
-
-@dataclass
-class ToyResult:
-    """One trained toy model and its tracked history.
-
-    Shapes (T tracked steps, L layers, d dimensions): ``steps`` (T,) the step of each record,
-    0 = initialisation, the last = ``config.steps``; ``loss`` (T,) the mean per-pair training loss
-    over the updates since the previous record (at step 0: the first batch, before any update);
-    ``weight_singular_values`` (T, L, d) descending singular values of each W_l;
-    ``embedding_singular_values`` (T, d) the Eq. 1 covariance spectrum of the embeddings of
-    ``eval_samples`` fresh clean inputs; ``alignment`` (T, L-1, d, d) the matrices
-    ``A_l = V_{l+1}^T U_l`` (None for L = 1); ``weights_init``, ``weights`` (L, d, d) float64.
-    """
-
-    config: ToyConfig
-    steps: np.ndarray
-    loss: np.ndarray
-    weight_singular_values: np.ndarray
-    embedding_singular_values: np.ndarray
-    alignment: np.ndarray | None
-    weights_init: np.ndarray
-    weights: np.ndarray
-    analytics: ToyAnalytics
-    elapsed_s: float = 0.0
-    labels: dict[str, Any] = field(default_factory=dict)
-
-    def collapsed_dims(self, rel_tol: float = DEFAULT_REL_TOL) -> int:
-        """Collapsed embedding dimensions at the end (:func:`dimcollapse.spectrum.collapsed_dims`)."""
-        return collapsed_dims(self.embedding_singular_values[-1], rel_tol)
-
-    def collapsed_dims_history(self, rel_tol: float = DEFAULT_REL_TOL) -> np.ndarray:
-        """(T,) collapsed embedding dimensions at every record."""
-        return np.array([collapsed_dims(s, rel_tol) for s in self.embedding_singular_values])
-
-    def summary(self, rel_tol: float = DEFAULT_REL_TOL, **extra: Any) -> dict[str, Any]:
-        """A JSON-ready record of the run (the ``--json`` line), ``extra`` keys first."""
-        cfg = self.config
-        a = self.analytics
-        rec: dict[str, Any] = dict(extra)
-        rec.update(self.labels)
-        rec.update(
-            layers=cfg.layers,
-            relu=cfg.relu,
-            noise=cfg.noise,
-            noise_dims=cfg.dim if cfg.noise_dims is None else cfg.noise_dims,
-            noise_scales=cfg.noise_scales().tolist(),
-            dim=cfg.dim,
-            batch_size=cfg.batch_size,
-            steps=cfg.steps,
-            lr=cfg.lr,
-            loss=cfg.loss,
-            temperature=cfg.temperature,
-            init=cfg.init,
-            seed=cfg.seed,
-            rel_tol=rel_tol,
-            collapsed_dims=self.collapsed_dims(rel_tol),
-            collapsed_dims_init=int(collapsed_dims(self.embedding_singular_values[0], rel_tol)),
-            embedding_singular_values=self.embedding_singular_values[-1].tolist(),
-            weight_singular_values=self.weight_singular_values[-1].tolist(),
-            final_loss=float(self.loss[-1]),
-            x_min_eigenvalue=a.x_min_eigenvalue,
-            x_min_eigenvalue_init=a.x_min_eigenvalue_init,
-            x_eigenvalues=a.x_eigenvalues,
-            lemma2_max_abs_err=a.lemma2_max_abs_err,
-            x_abs_max=a.x_abs_max,
-            gradient_rel_err=a.gradient_rel_err,
-            gradient_layers_checked=a.gradient_layers_checked,
-        )
-        if a.alignment_diag_mean is not None:
-            rec["alignment_diag_mean"] = a.alignment_diag_mean
-            rec["alignment_diag_mean_init"] = a.alignment_diag_mean_init
-            rec["alignment_weighted_diag_mean"] = a.alignment_weighted_diag_mean
-        if a.eq11_rel_err is not None:
-            rec["eq11_rel_err"] = a.eq11_rel_err
-        return rec
+from dimcollapse.toy.result import ToyResult
 
 
 def train_toy(config: ToyConfig) -> ToyResult:
@@ -151,134 +76,253 @@ def train_toys(configs: Sequence[ToyConfig]) -> list[ToyResult]:
     return [r for r in results if r is not None]
 
 
+@dataclass
+class _RunStack:
+    """R compatible runs as one batched model (R runs, L = the most layers, d dimensions).
+
+    ``weights`` (R, L, d, d) in the training dtype, a run with fewer layers padded on the input
+    side with frozen identity layers; ``inits`` each run's own (layers, d, d) float64 start;
+    ``active`` (R, L) bool its real layers; ``relu_after`` (R, L) bool the layers a ReLU follows,
+    ``relu_layers`` those where any run has one; ``lr`` (R, L, 1, 1) its learning rate (0 on
+    padding); ``tau`` (R, 1, 1); ``noise`` (R, 1, d) its noise scale per input dimension;
+    ``factor`` / ``factor64`` the input covariance factor in the training dtype / float64.
+    """
+
+    configs: list[ToyConfig]
+    dtype: torch.dtype
+    weights: torch.Tensor
+    inits: list[np.ndarray]
+    active: torch.Tensor
+    relu_after: torch.Tensor
+    relu_layers: list[int]
+    lr: torch.Tensor
+    tau: torch.Tensor
+    noise: torch.Tensor
+    factor: torch.Tensor | None
+    factor64: torch.Tensor | None
+
+    @property
+    def base(self) -> ToyConfig:
+        """The settings every run of the group shares (see :func:`_group_key`)."""
+        return self.configs[0]
+
+
+@dataclass
+class _History:
+    """The records of all R runs at the T tracked steps ``record_steps``.
+
+    ``weight_sv`` (R, T, L, d), ``embedding_sv`` (R, T, d), ``alignment`` (R, T, L - 1, d, d)
+    float32, ``loss`` (R, T) mean per-pair loss since the previous record; ``step_losses``
+    (steps + 1, R) each step's summed loss in the training dtype.
+    """
+
+    record_steps: list[int]
+    weight_sv: np.ndarray
+    embedding_sv: np.ndarray
+    alignment: np.ndarray
+    loss: np.ndarray
+    step_losses: torch.Tensor
+
+
 def _train_group(configs: list[ToyConfig]) -> list[ToyResult]:
     t_start = time.perf_counter()
+    runs = _stack_runs(configs)
+    history = _new_history(runs)
+    data_gen = make_generator(runs.base.seed, STREAM_DATA)
+    eval_gen = make_generator(runs.base.seed, STREAM_EVAL)
+    _record(runs, history, 0, 0, eval_gen)
+    _train_steps(runs, history, data_gen, eval_gen)
+    # at step 0: the loss of the first batch, evaluated before its update
+    history.loss[:, 0] = history.step_losses[1].to(torch.float64).numpy() / runs.base.batch_size
+    train_s = time.perf_counter() - t_start
+    return [_result(runs, history, i, train_s) for i in range(len(configs))]
+
+
+def _stack_runs(configs: list[ToyConfig]) -> _RunStack:
+    """Each run's initial weights, masks and hyperparameters stacked along a leading R axis."""
     base = configs[0]
     dtype = TORCH_DTYPES[base.dtype]
-    d, n, r = base.dim, base.batch_size, len(configs)
+    d, r = base.dim, len(configs)
     l_max = max(c.layers for c in configs)
-
-    # Weights (R, L_max, d, d), padded with frozen identity layers on the input side.
-    w = torch.eye(d, dtype=torch.float64).repeat(r, l_max, 1, 1)
-    inits = []
-    for i, c in enumerate(configs):
-        w0 = init_weights(c, make_generator(c.seed, STREAM_INIT))
-        inits.append(w0.numpy().copy())
-        w[i, l_max - c.layers :] = w0
-    w = w.to(dtype)
+    weights, inits = _stack_weights(configs, l_max)
     active = torch.zeros(r, l_max, dtype=torch.bool)
     relu_after = torch.zeros(r, l_max, dtype=torch.bool)
     for i, c in enumerate(configs):
         active[i, l_max - c.layers :] = True
         if c.relu:
             relu_after[i, l_max - c.layers : l_max - 1] = True
-    relu_layers = [k for k in range(l_max) if bool(relu_after[:, k].any())]
     lr = torch.tensor([c.lr for c in configs], dtype=dtype).view(r, 1, 1, 1) * active.to(
         dtype
     ).view(r, l_max, 1, 1)
-    tau = torch.tensor([c.temperature for c in configs], dtype=dtype).view(r, 1, 1)
-    noise = torch.tensor(np.stack([c.noise_scales() for c in configs]), dtype=dtype).view(r, 1, d)
     factor_np = base.input_factor()
-    factor = None if factor_np is None else torch.as_tensor(factor_np, dtype=dtype)
-    factor64 = None if factor_np is None else torch.as_tensor(factor_np, dtype=torch.float64)
+    return _RunStack(
+        configs=configs,
+        dtype=dtype,
+        weights=weights.to(dtype),
+        inits=inits,
+        active=active,
+        relu_after=relu_after,
+        relu_layers=[k for k in range(l_max) if bool(relu_after[:, k].any())],
+        lr=lr,
+        tau=torch.tensor([c.temperature for c in configs], dtype=dtype).view(r, 1, 1),
+        noise=torch.tensor(np.stack([c.noise_scales() for c in configs]), dtype=dtype).view(
+            r, 1, d
+        ),
+        factor=None if factor_np is None else torch.as_tensor(factor_np, dtype=dtype),
+        factor64=None if factor_np is None else torch.as_tensor(factor_np, dtype=torch.float64),
+    )
 
-    data_gen = make_generator(base.seed, STREAM_DATA)
-    eval_gen = make_generator(base.seed, STREAM_EVAL)
 
+def _stack_weights(configs: list[ToyConfig], l_max: int) -> tuple[torch.Tensor, list[np.ndarray]]:
+    """(R, l_max, d, d) float64 initial weights, padded with identity layers on the input side,
+    and each run's own (layers, d, d) initial weights."""
+    d = configs[0].dim
+    w = torch.eye(d, dtype=torch.float64).repeat(len(configs), l_max, 1, 1)
+    inits = []
+    for i, c in enumerate(configs):
+        w0 = init_weights(c, make_generator(c.seed, STREAM_INIT))
+        inits.append(w0.numpy().copy())
+        w[i, l_max - c.layers :] = w0
+    return w, inits
+
+
+def _new_history(runs: _RunStack) -> _History:
+    base = runs.base
+    r, l_max, d = runs.weights.shape[:3]
     record_steps = sorted(set(range(0, base.steps + 1, base.track_every)) | {base.steps})
     t_count = len(record_steps)
-    wsv = np.zeros((r, t_count, l_max, d))
-    esv = np.zeros((r, t_count, d))
-    align = np.zeros((r, t_count, max(l_max - 1, 0), d, d), dtype=np.float32)
-    loss_hist = np.zeros((r, t_count))
-    step_losses = torch.zeros(base.steps + 1, r, dtype=dtype)
+    return _History(
+        record_steps=record_steps,
+        weight_sv=np.zeros((r, t_count, l_max, d)),
+        embedding_sv=np.zeros((r, t_count, d)),
+        alignment=np.zeros((r, t_count, max(l_max - 1, 0), d, d), dtype=np.float32),
+        loss=np.zeros((r, t_count)),
+        step_losses=torch.zeros(base.steps + 1, r, dtype=runs.dtype),
+    )
 
-    def record(k: int, step: int) -> None:
-        if not bool(torch.isfinite(w).all()):
-            bad = [i for i in range(r) if not bool(torch.isfinite(w[i]).all())]
-            raise UsageError(
-                f"toy training diverged by step {step} (non-finite weights, lr "
-                f"{configs[bad[0]].lr}); lower --lr"
-            )
-        w64 = w.to(torch.float64)
-        u, s, vh = torch.linalg.svd(w64)
-        wsv[:, k] = s.numpy()
-        if l_max > 1:
-            align[:, k] = (vh[:, 1:] @ u[:, :-1]).numpy()
-        # The embeddings for the spectrum are computed in float64 whatever the training dtype:
-        # collapsed directions sit 1e-8 and more below the leading ones.
-        xe = sample_inputs(base.eval_samples, d, eval_gen, factor64, torch.float64)
-        z = _forward(w64, xe.expand(r, -1, -1), relu_after, relu_layers)[0]
-        for i in range(r):
-            esv[i, k] = covariance_spectrum(z[i])
-        if step == 0:
-            loss_hist[:, k] = np.nan
-        else:
-            prev = record_steps[k - 1]
-            loss_hist[:, k] = step_losses[prev + 1 : step + 1].to(torch.float64).mean(0).numpy() / n
 
-    k = 0
-    record(k, 0)
-    k += 1
-    layers = list(w.unbind(1))  # views into w: in-place updates below update w
-    lr_layers = list(lr.unbind(1))
-    trainable = [bool(active[:, layer].any()) for layer in range(l_max)]
+def _record(
+    runs: _RunStack, history: _History, k: int, step: int, eval_gen: torch.Generator
+) -> None:
+    """Fill record ``k`` (taken after ``step`` updates): spectra, alignment, mean loss."""
+    w = runs.weights
+    r, l_max, d = w.shape[:3]
+    _check_finite(runs, step)
+    w64 = w.to(torch.float64)
+    u, s, vh = torch.linalg.svd(w64)
+    history.weight_sv[:, k] = s.numpy()
+    if l_max > 1:
+        history.alignment[:, k] = (vh[:, 1:] @ u[:, :-1]).numpy()
+    # The embeddings for the spectrum are computed in float64 whatever the training dtype:
+    # collapsed directions sit 1e-8 and more below the leading ones.
+    xe = sample_inputs(runs.base.eval_samples, d, eval_gen, runs.factor64, torch.float64)
+    z = _forward(w64, xe.expand(r, -1, -1), runs.relu_after, runs.relu_layers)[0]
+    for i in range(r):
+        history.embedding_sv[i, k] = covariance_spectrum(z[i])
+    if step == 0:
+        history.loss[:, k] = np.nan
+    else:
+        prev = history.record_steps[k - 1]
+        mean_sum = history.step_losses[prev + 1 : step + 1].to(torch.float64).mean(0).numpy()
+        history.loss[:, k] = mean_sum / runs.base.batch_size
+
+
+def _check_finite(runs: _RunStack, step: int) -> None:
+    w = runs.weights
+    if not bool(torch.isfinite(w).all()):
+        bad = [i for i in range(w.shape[0]) if not bool(torch.isfinite(w[i]).all())]
+        raise UsageError(
+            f"toy training diverged by step {step} (non-finite weights, lr "
+            f"{runs.configs[bad[0]].lr}); lower --lr"
+        )
+
+
+def _train_steps(
+    runs: _RunStack, history: _History, data_gen: torch.Generator, eval_gen: torch.Generator
+) -> None:
+    """SGD on the mean of Eq. 2 for every run at once, recording at ``history.record_steps``."""
+    base = runs.base
+    n, d = base.batch_size, base.dim
+    r, l_max = runs.weights.shape[:2]
+    layers = list(runs.weights.unbind(1))  # views into the weights: updated in place
+    lr_layers = list(runs.lr.unbind(1))
+    trainable = [bool(runs.active[:, layer].any()) for layer in range(l_max)]
     relu_keep = {
-        layer: ~relu_after[:, layer].view(r, 1, 1) for layer in relu_layers
+        layer: ~runs.relu_after[:, layer].view(r, 1, 1) for layer in runs.relu_layers
     }  # True where the run has no ReLU after this layer
-    noise_any = bool((noise != 0).any())
+    noise_any = bool((runs.noise != 0).any())
+    k = 1
     with torch.no_grad():
         for step in range(1, base.steps + 1):
-            x = sample_inputs(n, d, data_gen, factor, dtype)
-            eps = torch.randn(2 * n, d, generator=data_gen, dtype=dtype)
+            x = sample_inputs(n, d, data_gen, runs.factor, runs.dtype)
+            eps = torch.randn(2 * n, d, generator=data_gen, dtype=runs.dtype)
             # (R, 2N, d): x + n1 then x + n2 (the noise draw happens even when it is zero)
-            views = x.repeat(2, 1) + eps * noise if noise_any else x.repeat(2, 1).expand(r, -1, -1)
-            hs = []
-            h = views
-            for layer in range(l_max):
-                hs.append(h)
-                h = h @ layers[layer].mT
-                if layer in relu_keep:
-                    h = torch.where(relu_keep[layer], h, h.clamp_min(0))
-            loss_sum, g1, g2 = embedding_gradients(h[:, :n], h[:, n:], base.loss, tau)
+            if noise_any:
+                views = x.repeat(2, 1) + eps * runs.noise
+            else:
+                views = x.repeat(2, 1).expand(r, -1, -1)
+            h, hs = _forward_layers(views, layers, relu_keep)
+            loss_sum, g1, g2 = embedding_gradients(h[:, :n], h[:, n:], base.loss, runs.tau)
             delta = torch.cat([g1, g2], dim=1).div_(n)  # gradient of the mean loss on z
-            for layer in range(l_max - 1, -1, -1):
-                grad = delta.mT @ hs[layer] if trainable[layer] else None
-                if layer > 0:
-                    delta = delta @ layers[layer]  # before this layer is updated
-                    if layer - 1 in relu_keep:
-                        delta = delta * ((hs[layer] > 0) | relu_keep[layer - 1])
-                if grad is not None:
-                    layers[layer].sub_(grad.mul_(lr_layers[layer]))
-            step_losses[step] = loss_sum
-            if k < t_count and step == record_steps[k]:
-                record(k, step)
+            _backprop_and_update(delta, hs, layers, lr_layers, trainable, relu_keep)
+            history.step_losses[step] = loss_sum
+            if k < len(history.record_steps) and step == history.record_steps[k]:
+                _record(runs, history, k, step, eval_gen)
                 k += 1
-    # at step 0: the loss of the first batch, evaluated before its update
-    loss_hist[:, 0] = step_losses[1].to(torch.float64).numpy() / n
 
-    train_s = time.perf_counter() - t_start
-    results = []
-    for i, c in enumerate(configs):
-        t0 = time.perf_counter()
-        lo = l_max - c.layers
-        w_final = w[i, lo:].to(torch.float64).numpy().copy()
-        analytics = analyze(c, inits[i], w_final)
-        results.append(
-            ToyResult(
-                config=c,
-                steps=np.asarray(record_steps),
-                loss=loss_hist[i].copy(),
-                weight_singular_values=wsv[i, :, lo:].copy(),
-                embedding_singular_values=esv[i].copy(),
-                alignment=align[i, :, lo:].copy() if c.layers > 1 else None,
-                weights_init=inits[i],
-                weights=w_final,
-                analytics=analytics,
-                elapsed_s=train_s / r + (time.perf_counter() - t0),
-            )
-        )
-    return results
+
+def _forward_layers(
+    views: torch.Tensor, layers: list[torch.Tensor], relu_keep: dict[int, torch.Tensor]
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """(R, 2N, d) views through the (R, d, d) layers -> embeddings, each layer's input."""
+    hs = []
+    h = views
+    for layer, weight in enumerate(layers):
+        hs.append(h)
+        h = h @ weight.mT
+        if layer in relu_keep:
+            h = torch.where(relu_keep[layer], h, h.clamp_min(0))
+    return h, hs
+
+
+def _backprop_and_update(
+    delta: torch.Tensor,
+    hs: list[torch.Tensor],
+    layers: list[torch.Tensor],
+    lr_layers: list[torch.Tensor],
+    trainable: list[bool],
+    relu_keep: dict[int, torch.Tensor],
+) -> None:
+    """Back-propagate ``delta`` (the loss gradient on z) by hand and take each layer's SGD
+    step, the last layer first (each layer's delta uses its weights before their update)."""
+    for layer in range(len(layers) - 1, -1, -1):
+        grad = delta.mT @ hs[layer] if trainable[layer] else None
+        if layer > 0:
+            delta = delta @ layers[layer]  # before this layer is updated
+            if layer - 1 in relu_keep:
+                delta = delta * ((hs[layer] > 0) | relu_keep[layer - 1])
+        if grad is not None:
+            layers[layer].sub_(grad.mul_(lr_layers[layer]))
+
+
+def _result(runs: _RunStack, history: _History, i: int, train_s: float) -> ToyResult:
+    """Run ``i``'s own layers and records, with the analytics on its final weights."""
+    t0 = time.perf_counter()
+    c = runs.configs[i]
+    lo = runs.weights.shape[1] - c.layers
+    w_final = runs.weights[i, lo:].to(torch.float64).numpy().copy()
+    return ToyResult(
+        config=c,
+        steps=np.asarray(history.record_steps),
+        loss=history.loss[i].copy(),
+        weight_singular_values=history.weight_sv[i, :, lo:].copy(),
+        embedding_singular_values=history.embedding_sv[i].copy(),
+        alignment=history.alignment[i, :, lo:].copy() if c.layers > 1 else None,
+        weights_init=runs.inits[i],
+        weights=w_final,
+        analytics=analyze(c, runs.inits[i], w_final),
+        elapsed_s=train_s / len(runs.configs) + (time.perf_counter() - t0),
+    )
 
 
 def _forward(
