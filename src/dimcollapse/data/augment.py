@@ -6,10 +6,13 @@ probability 1.0 / 0.1 and solarize with probability 0 / 0.2 for the two views.
 
 Documented choices:
 
-* ``AugmentConfig.for_dataset`` turns blur and solarize off for images of 64 px or less (the
-  CIFAR-style SimCLR recipe) and keeps them for larger images (ImageNet scale).
-* Interpolation of the resized crop: bicubic for images larger than 64 px (as the paper's code at
-  224 px), bilinear for small images; antialiased when downscaling on the CPU path.
+* Small images are those of at most :data:`SMALL_IMAGE_MAX` (64) px, e.g. MNIST's 28 and
+  CIFAR's 32; the training defaults that depend on the image size (this recipe, the backbone's
+  small-image stem) all test this one threshold.
+* ``AugmentConfig.for_dataset`` turns blur and solarize off for small images (the CIFAR-style
+  SimCLR recipe) and keeps them for larger images (ImageNet scale).
+* Interpolation of the resized crop: bicubic for larger images (as the paper's code at 224 px),
+  bilinear for small images; antialiased when downscaling on the CPU path.
 * Blur kernel size: 10 % of the output size, rounded down, made odd (at least 3): 23 at 224 px,
   9 at 96 px, as SimCLR/BYOL; border handling is reflection, as torchvision's GaussianBlur.
 * One-channel images: saturation, hue and grayscale mean nothing; only brightness and contrast
@@ -32,7 +35,14 @@ from torch import Tensor
 
 from dimcollapse.errors import UsageError
 
+#: The side (px) up to which an image is small: no blur or solarize, bilinear crops, CIFAR stem.
 SMALL_IMAGE_MAX = 64
+
+
+def use_small_stem(setting: bool | None, image_size: int) -> bool:
+    """The backbone's stem: the setting, or by default the CIFAR stem (3x3, stride 1, no
+    max-pool) for images of at most :data:`SMALL_IMAGE_MAX` px."""
+    return bool(setting) if setting is not None else image_size <= SMALL_IMAGE_MAX
 
 
 def blur_kernel_size(image_size: int) -> int:
@@ -100,7 +110,8 @@ class AugmentConfig:
 
     @property
     def resolved_interpolation(self) -> str:
-        """``bicubic`` above 64 px (the paper's code at 224 px), ``bilinear`` for small images."""
+        """``bicubic`` above :data:`SMALL_IMAGE_MAX` px (the paper's code at 224 px), ``bilinear``
+        for small images."""
         if self.interpolation != "auto":
             return self.interpolation
         return "bicubic" if self.image_size > SMALL_IMAGE_MAX else "bilinear"
@@ -123,9 +134,9 @@ class AugmentConfig:
     def for_dataset(cls, image_size: int, channels: int) -> AugmentConfig:
         """The paper's recipe for this image size and channel count.
 
-        Blur and solarize are off for images of 64 px or less (CIFAR-style SimCLR recipe) and
-        asymmetric (1.0/0.1 and 0/0.2) for larger ones; one-channel images get only brightness
-        and contrast jitter and no grayscale.
+        Blur and solarize are off for small images (:data:`SMALL_IMAGE_MAX` px or less, the
+        CIFAR-style SimCLR recipe) and asymmetric (1.0/0.1 and 0/0.2) for larger ones;
+        one-channel images get only brightness and contrast jitter and no grayscale.
         """
         cfg = cls(image_size=int(image_size))
         if image_size <= SMALL_IMAGE_MAX:

@@ -1,0 +1,103 @@
+"""Fashion-MNIST and MNIST from the original idx files (``.gz`` or not), read directly.
+
+Fashion-MNIST defaults to ``/usr/share/datasets/fashion-mnist`` (Debian package
+``dataset-fashion-mnist``); torchvision's layout ``<root>/FashionMNIST/raw`` and
+``<root>/MNIST/raw`` is accepted too.
+"""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from dimcollapse.data.datasets import FASHION_MNIST_DEFAULT_DIR, NORMALIZATION, ImageDataset
+from dimcollapse.errors import UsageError
+
+_IDX_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+
+
+def _find_file(dirs: Sequence[Path], stem: str) -> Path | None:
+    for d in dirs:
+        for candidate in (d / stem, d / (stem + ".gz")):
+            if candidate.is_file():
+                return candidate
+    return None
+
+
+def _read_idx(path: Path, expected_ndim: int) -> np.ndarray:
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as f:
+            data = f.read()
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc}") from exc
+    if len(data) < 4 + 4 * expected_ndim:
+        raise UsageError(f"{path} is not an idx file (too short)")
+    zero, dtype_code, ndim = int.from_bytes(data[:2], "big"), data[2], data[3]
+    if zero != 0 or dtype_code != 0x08 or ndim != expected_ndim:
+        raise UsageError(
+            f"{path} is not an idx file of uint8 with {expected_ndim} dimension(s) "
+            f"(header {data[:4].hex()})"
+        )
+    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    offset = 4 + 4 * ndim
+    count = int(np.prod(shape))
+    if len(data) - offset != count:
+        raise UsageError(
+            f"{path}: header says {shape} but the file holds {len(data) - offset} bytes"
+        )
+    return np.frombuffer(data, dtype=np.uint8, offset=offset).reshape(shape)
+
+
+def _find_idx_files(name: str, split: str, root: str | None) -> tuple[Path, Path]:
+    """The images and labels files of ``split``: in ``root``, torchvision's layout under it, or
+    (fashion-mnist without a root) the Debian package's directory."""
+    if root:
+        base = Path(root).expanduser()
+        tv_folder = "FashionMNIST" if name == "fashion-mnist" else "MNIST"
+        dirs = [base, base / tv_folder / "raw", base / tv_folder]
+    else:
+        dirs = [Path(FASHION_MNIST_DEFAULT_DIR)]
+    image_stem, label_stem = _IDX_FILES[split]
+    image_path, label_path = _find_file(dirs, image_stem), _find_file(dirs, label_stem)
+    if image_path is None or label_path is None:
+        missing = [s for s, p in ((image_stem, image_path), (label_stem, label_path)) if p is None]
+        hint = (
+            "install them with `apt-get install dataset-fashion-mnist` or fetch them with --download"
+            if name == "fashion-mnist"
+            else "fetch them with --download"
+        )
+        raise UsageError(
+            f"{name} {split} files not found: {', '.join(m + '[.gz]' for m in missing)}; "
+            f"looked in: {', '.join(str(d) for d in dirs)}; {hint}"
+        )
+    return image_path, label_path
+
+
+def idx_dataset(name: str, split: str, root: str | None) -> ImageDataset:
+    """Fashion-MNIST or MNIST from idx files: uint8 (N, 1, 28, 28), 10 classes."""
+    image_path, label_path = _find_idx_files(name, split, root)
+    images = _read_idx(image_path, 3)
+    labels = _read_idx(label_path, 1)
+    if len(images) != len(labels):
+        raise UsageError(
+            f"{image_path} has {len(images)} images but {label_path} {len(labels)} labels"
+        )
+    mean, std = NORMALIZATION[name]
+    return ImageDataset(
+        name,
+        images=torch.from_numpy(images.copy()).unsqueeze(1),
+        labels=torch.from_numpy(labels.astype(np.int64)),
+        num_classes=10,
+        channels=1,
+        image_size=images.shape[1],
+        mean=mean,
+        std=std,
+    )
