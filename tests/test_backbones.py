@@ -8,7 +8,7 @@ import torchvision
 from torch import nn
 from torchvision.models.resnet import BasicBlock, Bottleneck
 
-from dimcollapse.backbones import BACKBONES, build_backbone
+from dimcollapse.backbones import BACKBONES, build_backbone, rep_dim
 from dimcollapse.errors import UsageError
 
 REP_DIMS = {"resnet18": 512, "resnet34": 512, "resnet50": 2048}
@@ -100,3 +100,19 @@ def test_bad_input_raises_usage_error():
             build_backbone("resnet18", width=width)
     with pytest.raises(UsageError, match="in_channels"):
         build_backbone("resnet18", in_channels=0)
+
+
+@pytest.mark.parametrize("name", BACKBONES)
+@pytest.mark.parametrize("width", [1.0, 0.5, 0.3, 0.001])
+def test_rep_dim_without_building_matches_the_network(name, width):
+    _, built = build_backbone(name, width=width)
+    assert rep_dim(name, width) == built
+    assert rep_dim(name, width) == build_backbone(name, width=width, small_images=True)[1]
+
+
+def test_rep_dim_refuses_what_build_backbone_refuses():
+    with pytest.raises(UsageError, match="resnet18, resnet34, resnet50"):
+        rep_dim("vit_b_16", 1.0)
+    for width in (0, -1.0, float("nan"), float("inf"), "wide"):
+        with pytest.raises(UsageError, match="width must be a finite number > 0"):
+            rep_dim("resnet18", width)

@@ -5,10 +5,14 @@ from __future__ import annotations
 import pytest
 import torch
 
+from dimcollapse import methods
 from dimcollapse.errors import UsageError
+from dimcollapse.methods import METHOD_INFO
 from dimcollapse.projectors import (
+    HEADS,
     METHODS,
     Head,
+    HeadOptions,
     build_head,
     default_d0,
     default_mlp_dims,
@@ -62,6 +66,33 @@ def test_output_shapes_and_attributes(method):
     }.get(method, REP)
     assert head.out_features == expected_out
     assert head.d0 == (10 if method in ("directclr", "fixed-lowrank") else None)
+
+
+def test_registry_has_one_head_per_method_in_the_papers_order():
+    assert METHODS == tuple(HEADS) == methods.METHODS
+    for method, factory in HEADS.items():
+        head = factory(REP, HeadOptions(d0=10, generator=torch.Generator().manual_seed(0)))
+        assert isinstance(head, Head) and head.method == method
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_method_table_agrees_with_the_heads(method):
+    info = METHOD_INFO[method]
+    head = build_head(method, REP, d0=10)
+    assert (head.d0 is not None) == info.has_d0
+    takes_out = build_head(method, REP, d0=10, out_dim=5).out_features == 5
+    assert takes_out == info.takes_proj_out
+    # only DirectCLR's loss sees r[:, :d0] itself (its sub-vector probe, section 6.3)
+    assert head.loss_on_subvector == (method == "directclr")
+
+
+def test_subvector_is_the_first_d0_coordinates():
+    r = torch.randn(4, REP)
+    for method in ("directclr", "fixed-lowrank"):
+        head = build_head(method, REP, d0=7)
+        assert torch.equal(head.subvector(r), r[:, :7])
+    with pytest.raises(ValueError, match="simclr-mlp head has no d0"):
+        build_head("simclr-mlp", REP).subvector(r)
 
 
 def test_mlp_layout_is_the_paper_code():

@@ -4,7 +4,8 @@ The paper's encoder is torchvision's ``resnet50(zero_init_residual=True)`` with 
 Identity``, so ``r`` is the 2048-d pooled output. On top of that this module offers:
 
 * ``small_images=True``: the CIFAR stem (3x3 conv, stride 1, padding 1, no max-pool) that keeps
-  the resolution of images of 64 px or less instead of dividing it by 4 in the stem;
+  the resolution of small images (``data.augment.SMALL_IMAGE_MAX`` px or less) instead of
+  dividing it by 4 in the stem;
 * ``in_channels``: 1 for grey images such as Fashion-MNIST;
 * ``width``: multiplies every stage's channels (64, 128, 256, 512), for cheap experiments.
 
@@ -32,6 +33,20 @@ _STAGE_PLANES = (64, 128, 256, 512)
 
 def _scaled(planes: int, width: float) -> int:
     return max(1, round(planes * width))
+
+
+def rep_dim(name: str, width: float = 1.0) -> int:
+    """The size of ``r`` that ``build_backbone(name, width=width)`` gives, without building it.
+
+    ``round(512 * width) * expansion`` (floored at 1 before the expansion): 512 for resnet18/34
+    and 2048 for resnet50 at ``width=1``; the stem and ``in_channels`` do not change it.
+    """
+    block, _layers = _spec(name)
+    return _output_dim(block, _checked_width(width))
+
+
+def _output_dim(block: type[BasicBlock] | type[Bottleneck], width: float) -> int:
+    return _scaled(_STAGE_PLANES[-1], width) * block.expansion
 
 
 class ResNetEncoder(ResNet):
@@ -79,7 +94,7 @@ class ResNetEncoder(ResNet):
             rebuilt.append(self.conv1)
         for module in rebuilt:
             _init_like_torchvision(module, zero_init_residual)
-        self.rep_dim = _scaled(_STAGE_PLANES[-1], width) * block.expansion
+        self.rep_dim = _output_dim(block, width)
 
 
 def _init_like_torchvision(module: nn.Module, zero_init_residual: bool) -> None:
@@ -119,25 +134,36 @@ def build_backbone(
     channels are ``max(1, round(c * width))`` for ``c`` in (64, 128, 256, 512).
 
     ``small_images=True`` selects the CIFAR stem (3x3 conv, stride 1, no max-pool), meant for
-    images of 64 px or less; ``zero_init_residual`` as in torchvision (the paper's code sets it).
+    images of ``data.augment.SMALL_IMAGE_MAX`` px or less; ``zero_init_residual`` as in
+    torchvision (the paper's code sets it).
     """
-    if name not in _SPECS:
-        raise UsageError(f"unknown backbone {name!r}; choose one of {', '.join(BACKBONES)}")
+    block, layers = _spec(name)
     if isinstance(in_channels, bool) or not isinstance(in_channels, int) or in_channels <= 0:
         raise UsageError(f"in_channels must be a positive integer, got {in_channels!r}")
+    encoder = ResNetEncoder(
+        block,
+        layers,
+        in_channels=in_channels,
+        small_images=small_images,
+        width=_checked_width(width),
+        zero_init_residual=zero_init_residual,
+    )
+    return encoder, encoder.rep_dim
+
+
+def _spec(name: str) -> tuple[type[BasicBlock] | type[Bottleneck], list[int]]:
+    """``(block, blocks per stage)`` of the backbone ``name``; UsageError for an unknown one."""
+    if name not in _SPECS:
+        raise UsageError(f"unknown backbone {name!r}; choose one of {', '.join(BACKBONES)}")
+    return _SPECS[name]
+
+
+def _checked_width(width: float) -> float:
+    """``width`` as a float; UsageError unless it is a finite number > 0."""
     try:
         scale = float(width)
     except (TypeError, ValueError):
         scale = math.nan
     if not math.isfinite(scale) or scale <= 0:
         raise UsageError(f"width must be a finite number > 0, got {width!r}")
-    block, layers = _SPECS[name]
-    encoder = ResNetEncoder(
-        block,
-        layers,
-        in_channels=in_channels,
-        small_images=small_images,
-        width=scale,
-        zero_init_residual=zero_init_residual,
-    )
-    return encoder, encoder.rep_dim
+    return scale

@@ -30,6 +30,7 @@ DATA_PATHS = ("auto", "device", "workers")
 
 
 def _f(default: Any, help: str, **kw: Any) -> Any:
+    """A field with its ``--help`` text; ``{small_image_max}`` in it is filled in when shown."""
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda: type(default)(default), metadata={"help": help, **kw})
     return field(default=default, metadata={"help": help, **kw})
@@ -47,7 +48,9 @@ class TrainConfig:
     backbone: str = _f("resnet18", "resnet18 | resnet34 | resnet50 (torchvision)")
     width: float = _f(1.0, "channel width multiplier of the backbone (0.25 for CPU-sized runs)")
     small_stem: bool | None = _f(
-        None, "3x3 stride-1 stem without max-pool; default: on for images of 64 px or less"
+        None,
+        "3x3 stride-1 stem without max-pool; "
+        "default: on for images of {small_image_max} px or less",
     )
     d0: int | None = _f(
         None,
@@ -283,7 +286,7 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     Defaults are shown from the dataclasses but the parsed value is None unless given, so that a
     YAML file's values are overridden only by options actually typed.
     """
-    from dimcollapse.data.augment import AugmentConfig
+    from dimcollapse.data.augment import SMALL_IMAGE_MAX, AugmentConfig
 
     hints = typing.get_type_hints(TrainConfig)
     for f in dataclasses.fields(TrainConfig):
@@ -292,7 +295,8 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
         tp, _ = _base_type(hints[f.name])
         flag = "--" + f.name.replace("_", "-")
         default = f.default
-        helptext = f.metadata["help"]
+        # data.augment imports torch, so the field's text names the threshold, filled in here
+        helptext = f.metadata["help"].replace("{small_image_max}", str(SMALL_IMAGE_MAX))
         if not (default is None and "default:" in helptext):
             helptext += f" (default: {default})"
         if tp is bool:
@@ -313,7 +317,7 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
         flag = "--aug-" + f.name.replace("_", "-")
         default = "the dataset's size" if f.name == "image_size" else f.default
         if f.name in ("blur_prob", "solarize_prob"):
-            default = f"{default} above 64 px, off at 64 px or less"
+            default = f"{default} above {SMALL_IMAGE_MAX} px, off at {SMALL_IMAGE_MAX} px or less"
         helptext = f"augmentation: {f.name} (default: {default})"
         if typing.get_origin(tp) is tuple:
             parser.add_argument(

@@ -60,7 +60,8 @@ class ContrastiveModel(nn.Module):
 
 
 def build_model(spec: ModelSpec) -> ContrastiveModel:
-    """Build the model of ``spec``; the fixed-lowrank projection is drawn from ``spec.seed``."""
+    """Build the model of ``spec``; random heads (fixed-lowrank, random diagonal) draw from
+    ``spec.seed``."""
     backbone, rep_dim = build_backbone(
         spec.backbone, in_channels=spec.in_channels, small_images=spec.small_stem, width=spec.width
     )

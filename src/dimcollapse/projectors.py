@@ -3,24 +3,27 @@
 The paper (section 6, Table 1) compares SimCLR with a 2-layer nonlinear projector, a 1-layer
 linear projector and no projector against DirectCLR, which feeds the sub-vector ``r[:, :d0]`` to
 the loss; its ablations (section 6.3) add a fixed low-rank projector and a trainable diagonal
-one. Each variant is its own small module, built by :func:`build_head`; none switches on a mode
-string in ``forward``.
+one. Each variant is its own small module with its own factory in :data:`HEADS`, which
+:func:`build_head` looks up; none switches on a mode string in ``forward``, and once a head is
+built, callers ask it rather than its method's name.
 
 Every head maps ``r: (B, rep_dim)`` to ``z: (B, out_features)`` and carries ``method``,
-``out_features`` and ``d0`` (the sub-space size for ``directclr`` and ``fixed-lowrank``, else
-``None``).
+``out_features``, ``d0`` (the sub-space size for ``directclr`` and ``fixed-lowrank``, else
+``None``), ``subvector(r)`` (``r[:, :d0]``) and ``loss_on_subvector`` (whether ``z`` is that
+sub-vector itself, as in DirectCLR).
 """
 
 from __future__ import annotations
 
 import numbers
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
 from dimcollapse.errors import UsageError
 
-METHODS = ("simclr-mlp", "simclr-linear", "simclr-none", "directclr", "fixed-lowrank", "diagonal")
 DIAGONAL_INITS = ("ones", "random")
 
 # The paper's values for a ResNet-50 (rep_dim 2048): d0 = 360, projector 2048-2048-128.
@@ -52,16 +55,50 @@ def default_mlp_dims(rep_dim: int) -> tuple[int, int]:
     return rep_dim, out
 
 
+@dataclass(frozen=True)
+class HeadOptions:
+    """Every head's options; each head's factory reads the ones its method uses.
+
+    ``d0`` (default :func:`default_d0`) for ``directclr`` and ``fixed-lowrank``; ``hidden_dim``
+    for ``simclr-mlp`` and ``out_dim`` for ``simclr-mlp`` / ``simclr-linear`` (defaults
+    :func:`default_mlp_dims`); ``diagonal_init`` (one of :data:`DIAGONAL_INITS`) for
+    ``diagonal``; ``generator`` draws the random matrices of ``fixed-lowrank`` and of
+    ``diagonal_init="random"``.
+    """
+
+    d0: int | None = None
+    hidden_dim: int | None = None
+    out_dim: int | None = None
+    generator: torch.Generator | None = None
+    diagonal_init: str = "ones"
+
+
 class Head(nn.Module):
     """Base class: ``forward(r: (B, rep_dim)) -> z: (B, out_features)``."""
 
     method: str = ""
+    #: whether ``z`` is the sub-vector ``r[:, :d0]`` itself (DirectCLR), so that a probe of that
+    #: slice is section 6.3's sub-vector probe
+    loss_on_subvector: bool = False
 
     def __init__(self, rep_dim: int, out_features: int, d0: int | None = None) -> None:
         super().__init__()
         self.rep_dim = rep_dim
         self.out_features = out_features
         self.d0 = d0
+
+    @classmethod
+    def from_options(cls, rep_dim: int, options: HeadOptions) -> Head:
+        """This head for representations of ``rep_dim``, from the options its method uses."""
+        raise NotImplementedError
+
+    def subvector(self, r: Tensor) -> Tensor:
+        """``r[:, :d0]``: the first ``d0`` coordinates of ``r: (B, rep_dim)``, ``(B, d0)``.
+
+        Raises ValueError for a head without ``d0``."""
+        if self.d0 is None:
+            raise ValueError(f"the {self.method} head has no d0, so no sub-vector")
+        return r[:, : self.d0]
 
     def extra_repr(self) -> str:
         d0 = f", d0={self.d0}" if self.d0 is not None else ""
@@ -88,6 +125,13 @@ class MLPHead(Head):
             nn.BatchNorm1d(out_dim),
         )
 
+    @classmethod
+    def from_options(cls, rep_dim: int, options: HeadOptions) -> MLPHead:
+        default_hidden, default_out = default_mlp_dims(rep_dim)
+        out_dim = _positive_or_default("out_dim", options.out_dim, default_out)
+        hidden_dim = _positive_or_default("hidden_dim", options.hidden_dim, default_hidden)
+        return cls(rep_dim, hidden_dim, out_dim)
+
     def forward(self, r: Tensor) -> Tensor:
         return self.net(r)
 
@@ -101,6 +145,11 @@ class LinearHead(Head):
         super().__init__(rep_dim, out_dim)
         self.linear = nn.Linear(rep_dim, out_dim, bias=False)
 
+    @classmethod
+    def from_options(cls, rep_dim: int, options: HeadOptions) -> LinearHead:
+        _, default_out = default_mlp_dims(rep_dim)
+        return cls(rep_dim, _positive_or_default("out_dim", options.out_dim, default_out))
+
     def forward(self, r: Tensor) -> Tensor:
         return self.linear(r)
 
@@ -113,6 +162,10 @@ class IdentityHead(Head):
     def __init__(self, rep_dim: int) -> None:
         super().__init__(rep_dim, rep_dim)
 
+    @classmethod
+    def from_options(cls, rep_dim: int, options: HeadOptions) -> IdentityHead:
+        return cls(rep_dim)
+
     def forward(self, r: Tensor) -> Tensor:
         return r
 
@@ -121,12 +174,17 @@ class DirectCLRHead(Head):
     """DirectCLR (section 6.2): ``z = r[:, :d0]``, no parameters."""
 
     method = "directclr"
+    loss_on_subvector = True
 
     def __init__(self, rep_dim: int, d0: int) -> None:
         super().__init__(rep_dim, d0, d0)
 
+    @classmethod
+    def from_options(cls, rep_dim: int, options: HeadOptions) -> DirectCLRHead:
+        return cls(rep_dim, _checked_d0(rep_dim, options.d0))
+
     def forward(self, r: Tensor) -> Tensor:
-        return r[:, : self.d0]
+        return self.subvector(r)
 
 
 class FixedLowRankHead(Head):
@@ -147,6 +205,10 @@ class FixedLowRankHead(Head):
         # U diag(s) V^T with s = (1 x d0, 0 x rest) keeps the first d0 columns of U and V.
         projection = u[:, :d0] @ v[:, :d0].T
         self.register_buffer("projection", projection.to(torch.get_default_dtype()))
+
+    @classmethod
+    def from_options(cls, rep_dim: int, options: HeadOptions) -> FixedLowRankHead:
+        return cls(rep_dim, _checked_d0(rep_dim, options.d0), options.generator)
 
     def forward(self, r: Tensor) -> Tensor:
         return r @ self.projection.T
@@ -183,8 +245,28 @@ class DiagonalHead(Head):
         # a weight, not a bias: weight decay and the LARS trust ratio apply (optim._decay_groups)
         self.weight.dimcollapse_matrix_like = True
 
+    @classmethod
+    def from_options(cls, rep_dim: int, options: HeadOptions) -> DiagonalHead:
+        if options.diagonal_init not in DIAGONAL_INITS:
+            raise UsageError(
+                f"unknown diagonal init {options.diagonal_init!r}; "
+                f"choose one of {', '.join(DIAGONAL_INITS)}"
+            )
+        return cls(rep_dim, options.diagonal_init, options.generator)
+
     def forward(self, r: Tensor) -> Tensor:
         return r * self.weight
+
+
+#: A head's factory: ``(rep_dim, options) -> Head``.
+HeadFactory = Callable[[int, HeadOptions], Head]
+
+#: Every method's head factory, in the paper's order (that of :data:`dimcollapse.methods.METHODS`).
+HEADS: dict[str, HeadFactory] = {
+    head.method: head.from_options
+    for head in (MLPHead, LinearHead, IdentityHead, DirectCLRHead, FixedLowRankHead, DiagonalHead)
+}
+METHODS: tuple[str, ...] = tuple(HEADS)
 
 
 def build_head(
@@ -199,44 +281,31 @@ def build_head(
 ) -> Head:
     """Build the head named ``method`` (one of :data:`METHODS`) for representations of ``rep_dim``.
 
-    Options that a method does not use are ignored, so one config serves every method:
-    ``d0`` (default :func:`default_d0`) for ``directclr`` and ``fixed-lowrank``; ``hidden_dim``
-    for ``simclr-mlp`` and ``out_dim`` for ``simclr-mlp`` / ``simclr-linear`` (defaults
-    :func:`default_mlp_dims`); ``diagonal_init`` (one of :data:`DIAGONAL_INITS`) for
-    ``diagonal``. ``generator`` draws the random matrices of ``fixed-lowrank`` and of
-    ``diagonal_init="random"``; it must be a CPU generator (heads are built on the CPU and moved
-    with ``.to(device)``).
+    Options that a method does not use are ignored, so one config serves every method (see
+    :class:`HeadOptions` for which method reads which). ``generator`` must be a CPU generator
+    (heads are built on the CPU and moved with ``.to(device)``).
     """
-    if method not in METHODS:
+    factory = HEADS.get(method)
+    if factory is None:
         raise UsageError(f"unknown projector method {method!r}; choose one of {', '.join(METHODS)}")
     _check_positive("rep_dim", rep_dim)
+    options = HeadOptions(d0, hidden_dim, out_dim, generator, diagonal_init)
+    return factory(rep_dim, options)
 
-    if method in ("directclr", "fixed-lowrank"):
-        d0 = default_d0(rep_dim) if d0 is None else d0
-        if isinstance(d0, bool) or not isinstance(d0, numbers.Integral) or not 0 < d0 <= rep_dim:
-            raise UsageError(f"d0 must be in [1, rep_dim={rep_dim}], got {d0}")
-        if method == "directclr":
-            return DirectCLRHead(rep_dim, int(d0))
-        return FixedLowRankHead(rep_dim, int(d0), generator)
 
-    if method == "simclr-none":
-        return IdentityHead(rep_dim)
+def _checked_d0(rep_dim: int, d0: int | None) -> int:
+    """``d0``, or :func:`default_d0` when None; UsageError outside ``[1, rep_dim]``."""
+    d0 = default_d0(rep_dim) if d0 is None else d0
+    if isinstance(d0, bool) or not isinstance(d0, numbers.Integral) or not 0 < d0 <= rep_dim:
+        raise UsageError(f"d0 must be in [1, rep_dim={rep_dim}], got {d0}")
+    return int(d0)
 
-    if method == "diagonal":
-        if diagonal_init not in DIAGONAL_INITS:
-            raise UsageError(
-                f"unknown diagonal init {diagonal_init!r}; choose one of {', '.join(DIAGONAL_INITS)}"
-            )
-        return DiagonalHead(rep_dim, diagonal_init, generator)
 
-    default_hidden, default_out = default_mlp_dims(rep_dim)
-    out_dim = default_out if out_dim is None else out_dim
-    _check_positive("out_dim", out_dim)
-    if method == "simclr-linear":
-        return LinearHead(rep_dim, out_dim)
-    hidden_dim = default_hidden if hidden_dim is None else hidden_dim
-    _check_positive("hidden_dim", hidden_dim)
-    return MLPHead(rep_dim, hidden_dim, out_dim)
+def _positive_or_default(name: str, value: int | None, default: int) -> int:
+    """``value``, or ``default`` when None; UsageError unless a positive integer."""
+    value = default if value is None else value
+    _check_positive(name, value)
+    return value
 
 
 def _check_positive(name: str, value: int) -> None:
