@@ -21,6 +21,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from dimcollapse.aggregate import per_seed
+from dimcollapse.report.numbers import interval, number
 from dimcollapse.stats import (
     mean,
     paired_differences,
@@ -42,17 +43,10 @@ HOW_JUDGED = (
 )
 
 
-def _fmt(x: float | None, digits: int = 1) -> str:
-    return "n/a" if x is None else f"{x:.{digits}f}"
-
-
-def _fmt_ci(ci: Sequence[float] | None, digits: int = 1) -> str:
-    return "" if ci is None else f" [{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]"
-
-
 def _diff_text(diffs: Sequence[float], ci: Sequence[float] | None, unit: str = "") -> str:
-    m = mean(diffs)
-    return f"{'+' if m is not None and m >= 0 else ''}{_fmt(m)}{unit}{_fmt_ci(ci)}"
+    average = mean(diffs)
+    sign = "+" if average is not None and average >= 0 else ""
+    return f"{sign}{number(average)}{unit}{interval(ci)}"
 
 
 class _Judge:
@@ -111,7 +105,7 @@ class _Judge:
             verdicts.append(verdict)
             cis.append(ci)
             parts.append(f"{na} - {nb}: {_diff_text(diffs, ci)}")
-        means = " vs ".join(_fmt(mean(v)) for v in vals)  # type: ignore[arg-type]
+        means = " vs ".join(number(mean(v)) for v in vals)  # type: ignore[arg-type]
         self.add(
             claim,
             paper,
@@ -131,7 +125,7 @@ class _Judge:
         self.add(
             claim,
             paper,
-            f"{_fmt(mean(va))} vs {_fmt(mean(vb))}; {a} - {b}: {_diff_text(diffs, ci)}",
+            f"{number(mean(va))} vs {number(mean(vb))}; {a} - {b}: {_diff_text(diffs, ci)}",
             verdict,
             ci,
         )
@@ -145,71 +139,73 @@ def check_claims(manifest: Mapping[str, Any]) -> list[dict[str, Any]]:
     a chain of orderings), ``holds`` (True / False / None for inconclusive) and ``kind``
     (``paper`` or ``sanity``).
     """
-    j = _Judge(manifest)
-    j.order(
+    judge = _Judge(manifest)
+    judge.order(
         "A projector helps: SimCLR MLP > linear > no projector (Table 1)",
         ["simclr-mlp", "simclr-linear", "simclr-none"],
     )
-    j.order(
+    judge.order(
         "DirectCLR beats SimCLR with a linear projector (Table 1)", ["directclr", "simclr-linear"]
     )
-    j.order("DirectCLR beats SimCLR without a projector (Table 1)", ["directclr", "simclr-none"])
-    j.order("SimCLR with the MLP projector stays best (Table 1)", ["simclr-mlp", "directclr"])
-    j.same(
+    judge.order(
+        "DirectCLR beats SimCLR without a projector (Table 1)", ["directclr", "simclr-none"]
+    )
+    judge.order("SimCLR with the MLP projector stays best (Table 1)", ["simclr-mlp", "directclr"])
+    judge.same(
         "A fixed low-rank projector does about as well as DirectCLR (6.3)",
         "fixed-lowrank",
         "directclr",
     )
-    j.same(
+    judge.same(
         "A trainable diagonal projector does about as well as a linear one (6.3)",
         "diagonal",
         "simclr-linear",
     )
-    _subvector_claim(j)
-    _embedding_collapse_claim(j)
-    _representation_claims(j)
-    _sanity_claims(j)
-    return j.claims
+    _subvector_claim(judge)
+    _embedding_collapse_claim(judge)
+    _representation_claims(judge)
+    _sanity_claims(judge)
+    return judge.claims
 
 
-def _subvector_claim(j: _Judge) -> None:
+def _subvector_claim(judge: _Judge) -> None:
     claim = "DirectCLR's r beyond r[:d0] carries information: probe on r[:d0] < on r (6.3)"
-    paper = f"{j.sub_paper} < {j.paper.get('directclr', 'n/a')}"
-    full, sub = j.top1("directclr"), j.top1("directclr", "subvector")
+    paper = f"{judge.sub_paper} < {judge.paper.get('directclr', 'n/a')}"
+    full, sub = judge.top1("directclr"), judge.top1("directclr", "subvector")
     if full is None or sub is None:
-        j.unavailable(claim, paper)
+        judge.unavailable(claim, paper)
         return
     diffs = paired_differences(full, sub)
     verdict, ci = verdict_greater(diffs)
-    j.add(
+    judge.add(
         claim,
         paper,
-        f"{_fmt(mean(sub))} vs {_fmt(mean(full))}; r - r[:d0]: {_diff_text(diffs, ci)}",
+        f"{number(mean(sub))} vs {number(mean(full))}; r - r[:d0]: {_diff_text(diffs, ci)}",
         verdict,
         ci,
     )
 
 
-def _embedding_collapse_claim(j: _Judge) -> None:
+def _embedding_collapse_claim(judge: _Judge) -> None:
     claim = "The embedding of SimCLR (MLP projector) has collapsed dimensions (Fig. 2)"
     paper = "about 30 of 128 singular values drop to zero"
-    counts = j.rep("simclr-mlp", "collapsed_dims", "embedding")
+    counts = judge.rep("simclr-mlp", "collapsed_dims", "embedding")
     if counts is None:
-        j.unavailable(claim, paper)
+        judge.unavailable(claim, paper)
         return
     verdict, ci = verdict_greater(counts)
-    dim = j.runs["simclr-mlp"]["embedding"]["dim"]
+    dim = judge.runs["simclr-mlp"]["embedding"]["dim"]
     per = ", ".join(str(int(c)) for c in counts)
-    j.add(
+    judge.add(
         claim,
         paper,
-        f"{_fmt(mean(counts))}{_fmt_ci(ci)} of {dim} collapsed (per seed: {per})",
+        f"{number(mean(counts))}{interval(ci)} of {dim} collapsed (per seed: {per})",
         verdict,
         ci,
     )
 
 
-def _representation_claims(j: _Judge) -> None:
+def _representation_claims(judge: _Judge) -> None:
     for claim, collapsed, healthy, fig in (
         (
             "Without a projector the representation collapses more (lower rank) than with one",
@@ -226,61 +222,78 @@ def _representation_claims(j: _Judge) -> None:
     ):
         full_claim = f"{claim} ({fig})"
         paper = "visibly more collapsed singular values without a projector"
-        ra, rb = j.rep(collapsed, "rankme"), j.rep(healthy, "rankme")
+        ra, rb = judge.rep(collapsed, "rankme"), judge.rep(healthy, "rankme")
         if ra is None or rb is None or len(ra) != len(rb):
-            j.unavailable(full_claim, paper)
+            judge.unavailable(full_claim, paper)
             continue
         diffs = paired_differences(rb, ra)
         verdict, ci = verdict_greater(diffs)
-        ca, cb = j.rep(collapsed, "collapsed_dims"), j.rep(healthy, "collapsed_dims")
-        j.add(
+        ca, cb = judge.rep(collapsed, "collapsed_dims"), judge.rep(healthy, "collapsed_dims")
+        judge.add(
             full_claim,
             paper,
-            f"RankMe of r {_fmt(mean(ra))} ({collapsed}) vs {_fmt(mean(rb))} ({healthy}); "
+            f"RankMe of r {number(mean(ra))} ({collapsed}) vs {number(mean(rb))} ({healthy}); "
             f"{healthy} - {collapsed}: {_diff_text(diffs, ci)}; collapsed dims "
-            f"{_fmt(mean(ca or []))} vs {_fmt(mean(cb or []))}",
+            f"{number(mean(ca or []))} vs {number(mean(cb or []))}",
             verdict,
             ci,
         )
 
 
-def _sanity_claims(j: _Judge) -> None:
-    methods = {n: j.top1(n) for n in j.runs}
+def _sanity_claims(judge: _Judge) -> None:
+    methods = {n: judge.top1(n) for n in judge.runs}
     methods = {n: v for n, v in methods.items() if v is not None}
-    rnd = j.baseline_top1("random")
-    if methods and rnd is not None:
-        verdicts, worst = [], None
-        for name, vals in methods.items():
-            if len(vals) != len(rnd):
-                continue
-            diffs = paired_differences(vals, rnd)
-            verdict, ci = verdict_greater(diffs)
-            verdicts.append(verdict)
-            if worst is None or mean(diffs) < worst[1]:  # type: ignore[operator]
-                worst = (name, mean(diffs), ci, diffs)
-        if worst is not None:
-            j.add(
-                "Sanity check (not a claim of the paper): every pretrained backbone beats a "
-                "random one",
-                "-",
-                f"closest: {worst[0]} - random backbone {_diff_text(worst[3], worst[2])} points",
-                verdict_all(verdicts),
-                worst[2],
-                kind="sanity",
-            )
-    pixels = j.baseline_top1("pixels")
-    if methods and pixels is not None:
-        best = max(methods, key=lambda n: mean(methods[n]) or 0.0)
-        if len(methods[best]) == len(pixels):
-            diffs = paired_differences(methods[best], pixels)
-            verdict, ci = verdict_greater(diffs)
-            j.add(
-                "Sanity check (not a claim of the paper): the best pretrained backbone beats a "
-                "linear classifier on the raw pixels",
-                "-",
-                f"{best} {_fmt(mean(methods[best]))} vs raw pixels {_fmt(mean(pixels))}; "
-                f"difference {_diff_text(diffs, ci)}",
-                verdict,
-                ci,
-                kind="sanity",
-            )
+    if not methods:
+        return
+    random_top1 = judge.baseline_top1("random")
+    if random_top1 is not None:
+        _beats_random_claim(judge, methods, random_top1)
+    pixels_top1 = judge.baseline_top1("pixels")
+    if pixels_top1 is not None:
+        _beats_pixels_claim(judge, methods, pixels_top1)
+
+
+def _beats_random_claim(
+    judge: _Judge, methods: Mapping[str, list[float]], random_top1: list[float]
+) -> None:
+    """Every method against the random backbone; the text shows the closest one."""
+    verdicts, closest = [], None
+    for name, vals in methods.items():
+        if len(vals) != len(random_top1):
+            continue
+        diffs = paired_differences(vals, random_top1)
+        verdict, ci = verdict_greater(diffs)
+        verdicts.append(verdict)
+        if closest is None or mean(diffs) < closest[1]:  # type: ignore[operator]
+            closest = (name, mean(diffs), ci, diffs)
+    if closest is None:
+        return
+    name, _, ci, diffs = closest
+    judge.add(
+        "Sanity check (not a claim of the paper): every pretrained backbone beats a random one",
+        "-",
+        f"closest: {name} - random backbone {_diff_text(diffs, ci)} points",
+        verdict_all(verdicts),
+        ci,
+        kind="sanity",
+    )
+
+
+def _beats_pixels_claim(
+    judge: _Judge, methods: Mapping[str, list[float]], pixels_top1: list[float]
+) -> None:
+    best = max(methods, key=lambda n: mean(methods[n]) or 0.0)
+    if len(methods[best]) != len(pixels_top1):
+        return
+    diffs = paired_differences(methods[best], pixels_top1)
+    verdict, ci = verdict_greater(diffs)
+    judge.add(
+        "Sanity check (not a claim of the paper): the best pretrained backbone beats a "
+        "linear classifier on the raw pixels",
+        "-",
+        f"{best} {number(mean(methods[best]))} vs raw pixels {number(mean(pixels_top1))}; "
+        f"difference {_diff_text(diffs, ci)}",
+        verdict,
+        ci,
+        kind="sanity",
+    )

@@ -1,0 +1,362 @@
+"""The report's sections that set our results against the paper's: 2. Table 1 and the claims,
+3. Fig. 2, 4. the theory lab (Figs. 4-6), 5. Fig. 7b, 6. Fig. 9 and section 6.3, 7. DirectCLR's
+d0, 8. the training curves.
+
+Each function appends one section, prose included, to a :class:`Document`; ``manifest`` is
+``reproduce.json`` as a dict and ``drawn`` maps the figures drawn to their paths. Per-method
+facts (names, projectors, losses, the paper's numbers in the prose) come from
+:mod:`dimcollapse.methods`; the paper's column of the table comes from the manifest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from dimcollapse.methods import ABLATION_METHODS, METHOD_INFO, PAPER_TOP1, TABLE1_METHODS
+from dimcollapse.report.claims import HOW_JUDGED, SAME_WITHIN_POINTS
+from dimcollapse.report.document import Document
+from dimcollapse.report.figures import d0_sweep_points
+from dimcollapse.report.numbers import (
+    number,
+    number_with_interval,
+    percent,
+    percent_with_interval,
+    verdict_text,
+)
+
+#: The d0 values the full scale's sweep trains, as fractions of the representation's size.
+D0_DIVISORS_TEXT = ("rep/32", "rep/16", "rep/8", "rep/4", "rep/2")
+
+
+def table1(doc: Document, manifest: Mapping[str, Any]) -> None:
+    """2. Table 1 analogue: every method and baseline, ours beside the paper's top-1."""
+    settings = manifest["settings"]
+    runs = manifest.get("runs", {})
+    doc.heading(2, "2. Table 1 analogue: projectors, DirectCLR and the ablations")
+    doc.table(
+        [
+            "run",
+            "loss",
+            "projector",
+            "linear top-1 (%) [95% CI]",
+            "kNN top-1 k=20 (%) [95% CI]",
+            "collapsed dims of r",
+            "RankMe of r [95% CI]",
+            "paper top-1 (%), ImageNet",
+        ],
+        _method_rows(manifest) + _baseline_rows(manifest.get("baselines", {})),
+    )
+    num_classes = next(iter(runs.values()), {}).get("num_classes", "a few")
+    doc.how_to_read(
+        "Ours: the mean over seeds, with its 95% Student-t interval in brackets (none with one "
+        "seed), of the offline linear and kNN accuracy on held-out images of "
+        f"{settings['dataset']}, and the collapse of the representation r (the backbone output "
+        "the probe reads) on the same images: *collapsed dims* counts covariance singular "
+        "values below 1e-5 of the largest, *RankMe* is the effective rank (Garrido et al. 2023; "
+        f"at most {settings['rep_dim']}). The paper's column is its ResNet-50, 100-epoch "
+        "ImageNet linear probe (Table 1 and section 6.3), for the ordering, not the level: "
+        f"ImageNet has 1,000 classes and {settings['dataset']} {num_classes}, so the levels "
+        "differ; the raw-pixel and random-backbone rows show what no pretraining already gets. "
+        "The random backbone is the network as pretraining starts it: its residual branches "
+        "are zero-initialised (torchvision's `zero_init_residual`, as in the paper's code), so "
+        "untrained it is little more than its stem, the shortcut projections and the pooling; "
+        "a pretraining that does not beat it has learned little."
+    )
+
+
+def _method_rows(manifest: Mapping[str, Any]) -> list[list[Any]]:
+    """Table 1's methods in the paper's order (DirectCLR's sub-vector probe after it), then
+    the ablations of section 6.3."""
+    runs = manifest.get("runs", {})
+    paper = manifest.get("paper", {})
+    paper_top1 = paper.get("top1", {})
+    rows = []
+    for name in (n for n in TABLE1_METHODS if n in runs):
+        rows.append(_method_row(runs[name], paper_top1.get(name)))
+        if "subvector" in runs[name]["probe"]:  # only heads whose loss sees r[:d0] have one
+            rows.append(_subvector_row(runs[name], paper.get("subvector_top1")))
+    for name in (n for n in ABLATION_METHODS if n in runs):
+        rows.append(_method_row(runs[name], paper_top1.get(name)))
+    return rows
+
+
+def _method_row(run: Mapping[str, Any], paper_top1: float | None) -> list[Any]:
+    info = METHOD_INFO.get(run["method"])
+    projector = info.projector if info else run["method"]
+    if run.get("d0") and info and info.has_d0:
+        projector = projector.replace("d0", f"d0={run['d0']}")
+    probe = run["probe"]["full"]
+    rep = run["representation"]
+    return [
+        f"`{run['name']}`",
+        info.loss if info else "SimCLR",
+        projector,
+        percent_with_interval(probe),
+        percent_with_interval(probe, "knn_top1_k20"),
+        f"{number(rep['collapsed_dims'])}/{rep['dim']}",
+        number_with_interval(rep, "rankme"),
+        "-" if paper_top1 is None else f"{paper_top1}",
+    ]
+
+
+def _subvector_row(run: Mapping[str, Any], paper_top1: float | None) -> list[Any]:
+    """DirectCLR's linear probe on r[:d0] only (section 6.3)."""
+    info = METHOD_INFO.get(run["method"])
+    probe = run["probe"]["subvector"]
+    return [
+        f"`{run['name']}` (probe on r[:{run['d0']}])",
+        info.loss if info else "SimCLR",
+        f"linear probe on the sub-vector only ({probe['dim']} dims)",
+        percent_with_interval(probe),
+        percent_with_interval(probe, "knn_top1_k20"),
+        "-",
+        "-",
+        "-" if paper_top1 is None else f"{paper_top1}",
+    ]
+
+
+_BASELINES = (
+    ("pixels", "baseline: raw pixels", "no network: the flattened image, /255"),
+    (
+        "random",
+        "baseline: random backbone",
+        "the same network, random weights (batch-norm statistics from the training images)",
+    ),
+)
+
+
+def _baseline_rows(baselines: Mapping[str, Any]) -> list[list[Any]]:
+    rows = []
+    for key, label, note in _BASELINES:
+        if key not in baselines:
+            continue
+        probe = baselines[key]["probe"]
+        rep = baselines[key]["representation"]
+        rows.append(
+            [
+                f"`{key}`",
+                label,
+                note,
+                percent_with_interval(probe),
+                percent_with_interval(probe, "knn_top1_k20"),
+                f"{number(rep['collapsed_dims'])}/{rep['dim']}",
+                number_with_interval(rep, "rankme"),
+                "-",
+            ]
+        )
+    return rows
+
+
+def claims_checked(
+    doc: Document,
+    manifest: Mapping[str, Any],
+    drawn: Mapping[str, str],
+    claims: list[dict[str, Any]],
+) -> None:
+    """The end of section 2: every claim with its verdict, and the accuracy figure."""
+    doc.heading(3, "The paper's claims, checked")
+    doc.table(
+        ["claim", "paper", "ours: means; paired differences [95% CI]", "verdict"],
+        [[c["claim"], c["paper"], c["ours"], verdict_text(c["verdict"])] for c in claims],
+    )
+    doc.how_to_read(
+        HOW_JUDGED.format(margin=SAME_WITHIN_POINTS)
+        + " Accuracies are in points; differences are paired by seed (the same seed trains "
+        "every method on the same images, in the same order)."
+        + (
+            " A quick run has too few seeds and epochs to separate methods a point or two "
+            "apart: expect inconclusive orderings; `--scale cpu` has the seeds for it."
+            if manifest["settings"]["scale"] == "quick"
+            else ""
+        )
+    )
+    if "accuracy" in drawn:
+        doc.image(
+            drawn["accuracy"],
+            "Offline linear top-1 per method (left, with the raw-pixel "
+            "and random-backbone baselines) and the paper's (right).",
+        )
+
+
+def embedding_collapse(
+    doc: Document, manifest: Mapping[str, Any], drawn: Mapping[str, str]
+) -> None:
+    """3. Fig. 2: the collapse of SimCLR's embedding."""
+    doc.heading(2, "3. Dimensional collapse of the embedding (Fig. 2)")
+    if "fig2" in drawn:
+        embedding = manifest["runs"]["simclr-mlp"]["embedding"]
+        doc.image(
+            drawn["fig2"],
+            "Fig. 2 analogue: singular values of the covariance of the "
+            "embedding z of SimCLR with its MLP projector, sorted, log scale.",
+        )
+        text = (
+            f"Here: {number_with_interval(embedding, 'collapsed_dims')} of {embedding['dim']} "
+            "embedding dimensions are collapsed (mean over seeds) "
+            f"(below the dotted threshold); RankMe {embedding['rankme']:.1f} of "
+            f"{embedding['dim']}; 90% of the variance lies in {embedding['dims_90']} dimensions."
+        )
+        if embedding["collapsed_dims"] == 0:
+            text += (
+                " No dimension fell below the threshold in this run: judge by how steeply the "
+                "tail decays and by the effective rank instead."
+            )
+        doc.paragraph(text)
+    doc.how_to_read(
+        "Each curve is the sorted spectrum of the covariance of the embedding vectors on held-out "
+        "images (Eq. 1), in log scale, as in the paper. A healthy embedding decays slowly; a "
+        "collapsed one drops by many orders of magnitude at the right end: those directions "
+        "carry no variance. The paper sees about 30 of 128 dimensions collapse after 100 "
+        "ImageNet epochs; collapse grows with training, so a short run shows less of it."
+    )
+
+
+def theory_lab(doc: Document, manifest: Mapping[str, Any]) -> None:
+    """4. The toy models of sections 4-5 (Figs. 4-6)."""
+    doc.heading(2, "4. Theory lab: why it collapses (Figs. 4-6)")
+    toys = manifest.get("toys", {})
+    if toys.get("figures"):
+        for fig in toys["figures"]:
+            doc.image(f"toys/{fig['file']}", f"{fig['caption']} ({fig['scenario']})")
+        lines = _toy_lines(toys.get("summaries", {}))
+        if lines:
+            doc.bullets(lines)
+    else:
+        doc.paragraph(
+            "The theory lab (`dimcollapse toy`) was not available when this report was "
+            "written: no toy figures."
+        )
+    doc.how_to_read(
+        "Toy linear models of 16 dimensions trained with InfoNCE (sections 4-5). With noise "
+        "stronger than the signal in some directions (section 4), a single linear layer's weight "
+        "loses singular values there. Without strong noise, two layers still collapse through "
+        "implicit regularisation: the layers align (|V2^T U1| tends to the identity, Fig. 4) and "
+        "the smallest singular values grow much more slowly than the rest (Fig. 5); more layers "
+        "collapse more, and ReLU between them behaves alike (Fig. 6)."
+    )
+
+
+def _toy_lines(summaries: Mapping[str, Any]) -> list[str]:
+    """One line per toy run: its collapsed embedding dimensions (and alignment)."""
+    lines = []
+    for scenario, records in summaries.items():
+        for rec in records if isinstance(records, list) else []:
+            if not isinstance(rec, dict) or rec.get("collapsed_dims") is None:
+                continue
+            text = (
+                f"`{scenario}`, run {rec.get('run')}: {rec['collapsed_dims']} of "
+                f"{rec.get('dim', '?')} embedding dimensions collapsed"
+            )
+            if rec.get("rel_tol") is not None:
+                text += f" (below {rec['rel_tol']:g} x sigma_1)"
+            lines.append(text)
+    return lines
+
+
+def projector_spectra(doc: Document, drawn: Mapping[str, str]) -> None:
+    """5. Fig. 7b: a projector keeps the representation's rank."""
+    doc.heading(2, "5. A projector keeps the representation from collapsing (Fig. 7b)")
+    _figure_if_drawn(
+        doc,
+        drawn,
+        "fig7b",
+        "Fig. 7b analogue: representation spectra of SimCLR with and without a projector.",
+        how_to_read="Here the spectra are of the representation r (the backbone output used "
+        "downstream), not of the embedding. The paper's claim: trained without a projector, the "
+        "loss acts on r directly and r collapses (more singular values fall off); with a "
+        "projector, the collapse stays in the embedding and r keeps its rank. Compare the right "
+        "ends of the curves and the RankMe in the legend.",
+    )
+
+
+def directclr_spectra(doc: Document, drawn: Mapping[str, str]) -> None:
+    """6. Fig. 9 and the projector ablations of section 6.3."""
+    doc.heading(2, "6. DirectCLR against the SimCLR variants (Fig. 9) and the ablations (6.3)")
+    _figure_if_drawn(
+        doc,
+        drawn,
+        "fig9",
+        "Fig. 9 analogue: DirectCLR's representation spectrum against "
+        "SimCLR with (a) an MLP, (b) a linear, (c) no projector.",
+        how_to_read="DirectCLR applies the loss to the sub-vector r[:d0] only, with no trainable "
+        "projector. The paper finds its representation spectrum close to SimCLR's with a "
+        "projector and unlike SimCLR's without one (panel c).",
+    )
+    if "ablation" in drawn:
+        doc.image(
+            drawn["ablation"],
+            "Representation spectra of DirectCLR, the fixed low-rank "
+            "and trainable diagonal projectors, and SimCLR's linear "
+            "projector.",
+        )
+        doc.how_to_read(
+            "Section 6.3: a fixed random projector of rank d0 is DirectCLR up to a fixed "
+            "rotation, so the paper expects the same behaviour "
+            f"({PAPER_TOP1['fixed-lowrank']:.1f}% vs {PAPER_TOP1['directclr']:.1f}%); a "
+            "trainable diagonal projector is enough to align with the backbone, about as good as "
+            f"a linear one ({PAPER_TOP1['diagonal']:.1f}% vs {PAPER_TOP1['simclr-linear']:.1f}%)."
+        )
+
+
+def d0_sweep(doc: Document, manifest: Mapping[str, Any], drawn: Mapping[str, str]) -> None:
+    """7. DirectCLR's sub-vector size d0, swept at the full scale."""
+    doc.heading(2, "7. DirectCLR's sub-vector size d0")
+    if "d0" not in drawn:
+        doc.paragraph(
+            "Skipped at this scale (it costs "
+            f"{len(D0_DIVISORS_TEXT)} more DirectCLR pretraining runs): run `--scale full` for "
+            "the sweep over d0 in {rep/32, rep/16, rep/8, rep/4, rep/2}."
+            if manifest["settings"]["scale"] == "quick"
+            else "No sweep in this run."
+        )
+        return
+    doc.image(
+        drawn["d0"],
+        "DirectCLR with different d0: linear top-1 on the full r and on "
+        "r[:d0], and the RankMe of r.",
+    )
+    doc.table(
+        ["d0", "linear top-1 on r (%)", "on r[:d0] (%)", "RankMe of r", "collapsed dims of r"],
+        [
+            [
+                p["d0"],
+                percent(p["top1"]),
+                percent(p["subvector_top1"]),
+                number(p["rankme"]),
+                p["collapsed_dims"],
+            ]
+            for p in d0_sweep_points(manifest)
+        ],
+    )
+    doc.how_to_read(
+        "The paper uses d0 = 360 of 2048 and does not report a sweep. Small d0 trains "
+        "few dimensions directly and leaves the rest to the residual connection (its "
+        "Fig. 10); large d0 brings back the collapse the loss causes on what it sees."
+    )
+
+
+def training_curves(doc: Document, drawn: Mapping[str, str]) -> None:
+    """8. The online probe and the ranks, epoch by epoch."""
+    doc.heading(2, "8. Over training: online accuracy and rank")
+    _figure_if_drawn(
+        doc,
+        drawn,
+        "curves",
+        "Per epoch, on held-out images: the online linear probe's "
+        "top-1, and the RankMe of the representation r and of the "
+        "embedding z, for every method.",
+        how_to_read="The online probe is a linear layer trained alongside the backbone on the "
+        "detached representation, so it lags the offline probe of the table; use it for trends. "
+        "RankMe of z is bounded by the embedding dimension (d0 for DirectCLR, rep_dim for the "
+        "methods without a projector); RankMe of r by the representation's.",
+    )
+
+
+def _figure_if_drawn(
+    doc: Document, drawn: Mapping[str, str], key: str, caption: str, *, how_to_read: str
+) -> None:
+    """A figure (when the data allowed it), then how to read it (always)."""
+    if key in drawn:
+        doc.image(drawn[key], caption)
+    doc.how_to_read(how_to_read)

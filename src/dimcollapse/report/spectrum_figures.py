@@ -1,0 +1,116 @@
+"""The report's spectrum figures (Figs. 2, 7b and 9, and the section 6.3 ablations).
+
+Each panel reuses :func:`dimcollapse.plots.draw_spectra` (log scale, sorted singular values of
+the Eq. 1 covariance, the paper's convention), then gives every method its colour from
+:mod:`dimcollapse.methods`. A run is one plain dict of ``reproduce.json``: its
+``representation`` and ``embedding`` hold spectrum summaries with ``singular_values``. The
+report's other figures are in :mod:`dimcollapse.report.figures`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from dimcollapse.methods import METHOD_INFO, method_color, method_label
+from dimcollapse.plots import draw_spectra, pyplot
+from dimcollapse.report.figures import save_and_close
+
+
+def figure_embedding_spectrum(
+    run: Mapping[str, Any], path: str | os.PathLike[str], *, dataset: str
+) -> None:
+    """Fig. 2 analogue: the embedding-space spectrum of SimCLR with its MLP projector."""
+    fig, ax = pyplot().subplots(figsize=(7.4, 4.6))
+    rel_tol = run["embedding"]["rel_tol"]
+    draw_spectra(
+        ax,
+        [_spectrum_series(run, "embedding", "embedding z of SimCLR (MLP projector)")],
+        rel_tol=rel_tol,
+        title=f"Fig. 2 analogue: embedding spectrum, {dataset} test images",
+    )
+    _color_lines(ax, [method_color("simclr-mlp")], loc="lower left")
+    _threshold_note(ax, rel_tol, top=True)
+    save_and_close(fig, path)
+
+
+def figure_representation_spectra(
+    runs: Sequence[Mapping[str, Any]],
+    path: str | os.PathLike[str],
+    *,
+    title: str,
+) -> None:
+    """Representation-space spectra of several runs overlaid (Fig. 7b analogue, ablations)."""
+    fig, ax = pyplot().subplots(figsize=(6.6, 4.4))
+    rel_tol = runs[0]["representation"]["rel_tol"]
+    draw_spectra(
+        ax, [_spectrum_series(r, "representation") for r in runs], rel_tol=rel_tol, title=title
+    )
+    _color_lines(ax, [method_color(r["method"], "k") for r in runs])
+    _threshold_note(ax, rel_tol)
+    save_and_close(fig, path)
+
+
+def figure_fig9(runs: Mapping[str, Mapping[str, Any]], path: str | os.PathLike[str]) -> None:
+    """Fig. 9 analogue: DirectCLR's representation spectrum against each SimCLR variant."""
+    others = [m for m in ("simclr-mlp", "simclr-linear", "simclr-none") if m in runs]
+    fig, axes = pyplot().subplots(1, len(others), figsize=(5.2 * len(others), 4.4), sharey=True)
+    axes = list(axes) if len(others) > 1 else [axes]
+    rel_tol = runs["directclr"]["representation"]["rel_tol"]
+    for ax, letter, other in zip(axes, "abc", others):
+        draw_spectra(
+            ax,
+            [
+                _spectrum_series(runs["directclr"], "representation"),
+                _spectrum_series(runs[other], "representation"),
+            ],
+            rel_tol=rel_tol,
+            title=f"({letter}) DirectCLR vs {method_label(other)}",
+        )
+        _color_lines(ax, [method_color("directclr"), method_color(other)], fontsize="x-small")
+        ax.title.set_fontsize("medium")
+    for ax in axes[1:]:
+        ax.set_ylabel("")
+    fig.suptitle("Fig. 9 analogue: representation spectra (backbone output r, test images)")
+    save_and_close(fig, path)
+
+
+def _spectrum_series(run: Mapping[str, Any], space: str, label: str | None = None) -> tuple:
+    """``(legend text, singular values)`` of one run's ``representation`` or ``embedding``."""
+    spectrum = run[space]
+    method = run.get("method", "")
+    name = label or (METHOD_INFO[method].label if method in METHOD_INFO else run.get("name", "?"))
+    num_seeds = len(run.get("seeds") or [run])
+    collapsed = spectrum["collapsed_dims"]
+    collapsed_text = f"{collapsed:g}" if num_seeds == 1 else f"{collapsed:.1f}"
+    text = f"{name} (RankMe {spectrum['rankme']:.1f}, {collapsed_text}/{spectrum['dim']} collapsed"
+    text += ")" if num_seeds == 1 else f"; {num_seeds} seeds)"
+    return text, spectrum["singular_values"]
+
+
+def _color_lines(
+    ax: Any, colors: Sequence[str], *, loc: str = "lower left", fontsize: str = "small"
+) -> None:
+    """Recolour the solid lines (and their dotted thresholds) drawn by draw_spectra."""
+    solid = [ln for ln in ax.get_lines() if ln.get_linestyle() == "-"]
+    dotted = [ln for ln in ax.get_lines() if ln.get_linestyle() == ":"]
+    for line, color in zip(solid, colors):
+        line.set_color(color)
+    for line, color in zip(dotted, colors):
+        line.set_color(color)
+    if ax.get_legend() is not None:
+        ax.legend(fontsize=fontsize, loc=loc)
+
+
+def _threshold_note(ax: Any, rel_tol: float, *, top: bool = True) -> None:
+    ax.text(
+        0.99,
+        0.99 if top else 0.01,
+        f"dotted: collapse threshold {rel_tol:g} x $\\sigma_1$",
+        transform=ax.transAxes,
+        ha="right",
+        va="top" if top else "bottom",
+        fontsize="x-small",
+        alpha=0.8,
+    )

@@ -1,0 +1,124 @@
+"""Writing the report: the figures the data allows, the claims, then the document in order."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from dimcollapse.fileio import write_text_atomic
+from dimcollapse.report import paper_sections, run_sections
+from dimcollapse.report.claims import check_claims
+from dimcollapse.report.document import Document
+from dimcollapse.report.figures import (
+    d0_sweep_points,
+    figure_accuracy,
+    figure_d0_sweep,
+    figure_training_curves,
+)
+from dimcollapse.report.spectrum_figures import (
+    figure_embedding_spectrum,
+    figure_fig9,
+    figure_representation_spectra,
+)
+
+TITLE = "Reproduction report: Understanding Dimensional Collapse in Contrastive SSL"
+
+#: Every figure the report can hold, by key, as a path relative to the output directory.
+FIGURES = {
+    "fig2": "figures/fig2_embedding_spectrum.png",
+    "fig7b": "figures/fig7b_representation_spectra.png",
+    "fig9": "figures/fig9_representation_spectra.png",
+    "ablation": "figures/ablation_representation_spectra.png",
+    "d0": "figures/d0_sweep.png",
+    "curves": "figures/training_curves.png",
+    "accuracy": "figures/accuracy.png",
+}
+
+
+def write_report(
+    manifest: Mapping[str, Any], out: str | Path, *, figures: bool = True
+) -> list[dict[str, Any]]:
+    """Write ``report.md`` and ``report.html`` into ``out``; return :func:`check_claims`.
+
+    ``figures=False`` reuses the PNG files already drawn (to rewrite the text only).
+    """
+    out = Path(out)
+    drawn = (
+        draw_figures(manifest, out)
+        if figures
+        else {k: v for k, v in FIGURES.items() if (out / v).is_file()}
+    )
+    claims = check_claims(manifest)
+    doc = build_document(manifest, out, drawn, claims)
+    write_text_atomic(out / "report.md", doc.markdown())
+    write_text_atomic(out / "report.html", doc.html(TITLE))
+    return claims
+
+
+def build_document(
+    manifest: Mapping[str, Any],
+    out: Path,
+    drawn: Mapping[str, str],
+    claims: list[dict[str, Any]],
+) -> Document:
+    """Every section in order; ``drawn`` maps figure keys to paths relative to ``out``."""
+    doc = Document(out)
+    run_sections.opening(doc, manifest, claims)
+    run_sections.setup(doc, manifest)
+    paper_sections.table1(doc, manifest)
+    paper_sections.claims_checked(doc, manifest, drawn, claims)
+    paper_sections.embedding_collapse(doc, manifest, drawn)
+    paper_sections.theory_lab(doc, manifest)
+    paper_sections.projector_spectra(doc, drawn)
+    paper_sections.directclr_spectra(doc, drawn)
+    paper_sections.d0_sweep(doc, manifest, drawn)
+    paper_sections.training_curves(doc, drawn)
+    run_sections.wall_time(doc, manifest)
+    run_sections.files(doc)
+    return doc
+
+
+def draw_figures(manifest: Mapping[str, Any], out: Path) -> dict[str, str]:
+    """Draw every figure the data allows; return ``{key: path relative to out}``."""
+    runs = manifest.get("runs", {})
+    settings = manifest["settings"]
+    drawn: dict[str, str] = {}
+
+    def draw(key: str, figure: Any, *args: Any, **kwargs: Any) -> None:
+        figure(*args, out / FIGURES[key], **kwargs)
+        drawn[key] = FIGURES[key]
+
+    if "simclr-mlp" in runs:
+        draw("fig2", figure_embedding_spectrum, runs["simclr-mlp"], dataset=settings["dataset"])
+    if "simclr-mlp" in runs and "simclr-none" in runs:
+        draw(
+            "fig7b",
+            figure_representation_spectra,
+            [runs["simclr-mlp"], runs["simclr-none"]],
+            title="Fig. 7b analogue: representation spectra, with vs without a projector",
+        )
+    if "directclr" in runs:
+        draw("fig9", figure_fig9, runs)
+        ablations = ("directclr", "fixed-lowrank", "diagonal", "simclr-linear")
+        draw(
+            "ablation",
+            figure_representation_spectra,
+            [runs[n] for n in ablations if n in runs],
+            title="Section 6.3 ablations: representation spectra",
+        )
+    sweep = d0_sweep_points(manifest)
+    if len(sweep) > 1:
+        draw(
+            "d0",
+            figure_d0_sweep,
+            sweep,
+            rep_dim=settings["rep_dim"],
+            default_d0=settings.get("default_d0"),
+        )
+    main = {n: r for n, r in runs.items() if r.get("group") != "d0-sweep"}
+    if main:
+        draw("curves", figure_training_curves, main)
+        paper_top1 = manifest.get("paper", {}).get("top1", {})
+        draw("accuracy", figure_accuracy, main, manifest.get("baselines", {}), paper=paper_top1)
+    return drawn
