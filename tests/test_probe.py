@@ -10,7 +10,6 @@ import pytest
 import torch
 from conftest import assert_usage_error
 
-from dimcollapse import probe as probe_mod
 from dimcollapse.probe import (
     extract_features,
     knn_predict,
@@ -21,6 +20,7 @@ from dimcollapse.probe import (
     probe_run,
     standardization,
 )
+from dimcollapse.probe import offline as probe_offline
 
 RESULT_KEYS = (
     "probe",
@@ -215,13 +215,13 @@ def test_probe_run_subvector_uses_exactly_r_d0(runs, monkeypatch):
     d0 = model.head.d0
     assert d0 is not None and d0 < model.rep_dim
     seen = {}
-    real = probe_mod.linear_probe
+    real = probe_offline.linear_probe
 
     def spy(train_x, train_y, test_x, test_y, **kw):
         seen.update(train_x=train_x, test_x=test_x)
         return real(train_x, train_y, test_x, test_y, **kw)
 
-    monkeypatch.setattr(probe_mod, "linear_probe", spy)
+    monkeypatch.setattr(probe_offline, "linear_probe", spy)
     res = probe_run(
         runs["directclr"],
         features="subvector",
@@ -384,8 +384,8 @@ def test_bad_inputs_are_one_line_errors(cli, runs, tmp_path):
     assert_usage_error(cli("probe", tmp_path / "plain.pt"), "not a dimcollapse checkpoint")
     assert_usage_error(
         cli("probe", run_none, "--features", "subvector", "--device", "cpu"),
-        "--features subvector needs a run with d0",
-        "simclr-none",
+        "--features subvector needs a run with d0 (directclr or fixed-lowrank); "
+        "this run is simclr-none",
     )
     assert _leftovers(run_none) == before
     assert not list(tmp_path.glob("probe-*.json"))
