@@ -19,6 +19,7 @@ from dimcollapse.reproduce import (
     plan_runs,
     reproduce,
     resolve_plan,
+    train_config,
 )
 
 #: A reproduction that takes seconds: 8x8 digits, one epoch, a tiny network, 2 probe epochs.
@@ -257,6 +258,15 @@ def test_scales_resolve_to_the_documented_runs(tmp_path):
     assert (over.epochs, over.subset, over.width, over.rep_dim) == (3, 100, 0.5, 256)
     with pytest.raises(UsageError, match="unknown scale"):
         resolve_plan(ReproduceSettings(out=str(tmp_path), scale="huge"))
+
+
+def test_only_the_projector_heads_get_the_plans_proj_out(tmp_path):
+    quick = resolve_plan(ReproduceSettings(out=str(tmp_path), dataset="digits"))
+    proj_out = {
+        r.method: train_config(quick, r, tmp_path / r.name, "cpu", cpu=True).proj_out
+        for r in plan_runs(quick)
+    }
+    assert proj_out == {m: 128 if m in ("simclr-mlp", "simclr-linear") else None for m in METHODS}
 
 
 def _run(method: str, top1: float, rankme: float, collapsed: int = 0, **extra) -> dict:

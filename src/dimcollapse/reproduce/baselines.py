@@ -1,0 +1,127 @@
+"""The baselines' stage: linear and kNN probes of raw pixels and of a randomly initialised
+backbone, the floor that pretraining must beat."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from dimcollapse.reproduce.stages import StageTask, log, read_stage, write_stage
+
+#: Added to the seed of the random backbone: another seed than any pretraining run's.
+RANDOM_BACKBONE_SEED_OFFSET = 1_000_003
+
+
+def stage_baselines(task: StageTask) -> dict[str, Any]:
+    """Probes of raw pixels and of a randomly initialised backbone (no pretraining)."""
+    from dimcollapse.data.datasets import load_dataset
+    from dimcollapse.runtime import resolve_device
+
+    out = Path(task.directory)
+    done = read_stage(out, task.key)
+    if done is not None:
+        return {**done, "reused": True}
+    plan, seed = task.plan, task.seed
+    t0 = time.perf_counter()
+    device = resolve_device(task.device)
+    common_data = {"root": plan.data_root, "seed": seed}
+    train_set = load_dataset(plan.dataset, "train", subset=plan.subset, **common_data)
+    test_set = load_dataset(plan.dataset, "test", subset=plan.test_subset, **common_data)
+    probe_args = dict(
+        num_classes=int(train_set.num_classes), epochs=plan.probe_epochs, seed=seed, device=device
+    )
+    result: dict[str, Any] = {}
+    pixels = _pixels_baseline(train_set, test_set, probe_args)
+    if pixels is not None:
+        result["pixels"] = pixels
+    result["random"] = _random_backbone_baseline(task, train_set, test_set, probe_args)
+    result["seconds"] = time.perf_counter() - t0
+    write_stage(out, task.key, result)
+    log(task.verbose, f"baselines: done ({result['seconds']:.0f} s)")
+    return {**result, "reused": False}
+
+
+def _pixels_baseline(
+    train_set: Any, test_set: Any, probe_args: dict[str, Any]
+) -> dict[str, Any] | None:
+    """Probes of the flattened pixels in [0, 1] (None for a dataset not held in memory)."""
+    from dimcollapse.probe import probe_features
+    from dimcollapse.spectrum import summarize
+
+    train, test = train_set.tensors(), test_set.tensors()
+    if train is None or test is None:
+        return None
+    train_x = train[0].flatten(1).float() / 255.0  # (N, C * H * W)
+    test_x = test[0].flatten(1).float() / 255.0
+    t0 = time.perf_counter()
+    probe = probe_features(train_x, train[1].long(), test_x, test[1].long(), **probe_args)
+    return {
+        "name": "raw pixels",
+        "probe": probe,
+        "representation": summarize(test_x).to_dict(),
+        "seconds": time.perf_counter() - t0,
+    }
+
+
+def _random_backbone_baseline(
+    task: StageTask, train_set: Any, test_set: Any, probe_args: dict[str, Any]
+) -> dict[str, Any]:
+    """Probes of the plan's backbone with random weights and the training images' batch-norm
+    statistics."""
+    import torch
+
+    from dimcollapse.data.augment import use_small_stem
+    from dimcollapse.model import ModelSpec, build_model
+    from dimcollapse.probe import extract_features, probe_features
+    from dimcollapse.spectrum import summarize
+
+    plan, device = task.plan, probe_args["device"]
+    t0 = time.perf_counter()
+    small = use_small_stem(plan.small_stem, train_set.image_size)
+    random_seed = int(task.seed) + RANDOM_BACKBONE_SEED_OFFSET
+    torch.manual_seed(random_seed)
+    spec = ModelSpec(
+        method="simclr-none",
+        backbone=plan.backbone,
+        width=plan.width,
+        in_channels=train_set.channels,
+        small_stem=bool(small),
+        num_classes=probe_args["num_classes"],
+        seed=random_seed,
+    )
+    model = build_model(spec).to(device)
+    _recompute_batchnorm(model, train_set, device)
+    train_x, train_y = extract_features(model, train_set, device=device)
+    test_x, test_y = extract_features(model, test_set, device=device)
+    return {
+        "name": "random backbone",
+        "note": "random weights; batch-norm statistics of the training images",
+        "probe": probe_features(train_x, train_y, test_x, test_y, **probe_args),
+        "representation": summarize(test_x).to_dict(),
+        "seconds": time.perf_counter() - t0,
+    }
+
+
+def _recompute_batchnorm(model: Any, dataset: Any, device: Any) -> None:
+    """Set every batch-norm layer's running statistics to those of ``dataset``'s images.
+
+    A freshly initialised network in eval mode normalises with mean 0 and variance 1, which
+    are not its activations' statistics: its features then degenerate (a handful of effective
+    dimensions) and the baseline says more about that mismatch than about random features.
+    """
+    import torch
+    from torch import nn
+
+    from dimcollapse.data.loaders import build_eval_loader
+
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over the whole pass
+    model.train()
+    with torch.no_grad():
+        for x, _y in build_eval_loader(dataset, batch_size=512, device=device):
+            if x.shape[0] > 1:
+                model.encode(x)
+    model.eval()

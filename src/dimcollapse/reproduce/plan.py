@@ -1,0 +1,337 @@
+"""What a reproduction runs: the scales' defaults, the resolved settings (:class:`Plan`, the reuse
+key) and the pretraining runs, seed by seed, each with its training configuration."""
+
+from __future__ import annotations
+
+import dataclasses
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dimcollapse.config import TrainConfig
+from dimcollapse.errors import UsageError
+from dimcollapse.methods import ABLATION_METHODS, METHOD_INFO, TABLE1_METHODS
+
+SCALES = ("quick", "cpu", "full")
+
+#: Per-scale defaults. ``small_stem`` None: the training default (on for images of at most
+#: ``data.augment.SMALL_IMAGE_MAX`` px).
+SCALE_DEFAULTS: dict[str, dict[str, Any]] = {
+    "quick": {
+        "dataset": "fashion-mnist",
+        "backbone": "resnet18",
+        "epochs": 6,
+        "subset": 4000,
+        "width": 0.25,
+        "small_stem": False,
+        "batch_size": 128,
+        "monitor_samples": 1000,
+        "probe_epochs": 30,
+        "test_subset": None,
+        "toy_steps": 4000,
+        "d0_sweep": False,
+        "seeds": 3,
+        "proj_out": 128,
+    },
+    "cpu": {
+        "dataset": "fashion-mnist",
+        "backbone": "resnet18",
+        "epochs": 30,
+        "subset": 8000,
+        "width": 0.25,
+        "small_stem": False,
+        "batch_size": 256,
+        "monitor_samples": 1000,
+        "probe_epochs": 100,
+        "test_subset": None,
+        "toy_steps": None,
+        "d0_sweep": False,
+        "seeds": 3,
+        "proj_out": 128,
+    },
+    "full": {
+        "dataset": "fashion-mnist",
+        "backbone": "resnet18",
+        "epochs": 100,
+        "subset": None,
+        "width": 1.0,
+        "small_stem": None,
+        "batch_size": 512,
+        "monitor_samples": 2048,
+        "probe_epochs": 100,
+        "test_subset": None,
+        "toy_steps": None,
+        "d0_sweep": True,
+        "seeds": 3,
+        "proj_out": 128,
+    },
+}
+#: The d0 sweep: rep_dim divided by these.
+D0_DIVISORS = (32, 16, 8, 4, 2)
+
+#: TrainConfig fields that say how, not what: they may differ between a run and its reuse.
+EXECUTION_FIELDS = ("out", "resume", "device", "workers", "data_path", "log_every")
+
+
+@dataclass
+class ReproduceSettings:
+    """What ``dimcollapse reproduce`` was asked to do.
+
+    The first fields are the command-line options; ``None`` means the scale's default
+    (:data:`SCALE_DEFAULTS`). The rest are knobs for tests and experiments (no command-line
+    option, except ``jobs``): they shrink or reshape the work without changing its kind.
+    """
+
+    out: str
+    scale: str = "quick"
+    dataset: str | None = None
+    data_root: str | None = None
+    epochs: int | None = None
+    subset: int | None = None
+    width: float | None = None
+    device: str = "auto"
+    seed: int = 0
+    #: how many seeds per method: seed, seed + 1, ... (None: the scale's default)
+    seeds: int | None = None
+    # knobs (Python API; the command line has hidden options for some)
+    batch_size: int | None = None
+    monitor_samples: int | None = None
+    probe_epochs: int | None = None
+    test_subset: int | None = None
+    toy_steps: int | None = None
+    d0_sweep: bool | None = None
+    #: parallel worker processes for the stages (default: by device and CPU count)
+    jobs: int | None = None
+    verbose: bool = True
+    #: the command line to print in the report (default: rebuilt from these settings)
+    command: str | None = None
+
+    def command_line(self) -> str:
+        """The ``dimcollapse reproduce`` command that asks for these settings."""
+        if self.command:
+            return self.command
+        parts = ["dimcollapse", "reproduce", "--scale", self.scale]
+        for name in ("dataset", "data_root", "epochs", "subset", "width"):
+            value = getattr(self, name)
+            if value is not None:
+                parts += ["--" + name.replace("_", "-"), str(value)]
+        if self.device != "auto":
+            parts += ["--device", self.device]
+        if self.seed != 0:
+            parts += ["--seed", str(self.seed)]
+        if self.seeds is not None:
+            parts += ["--seeds", str(self.seeds)]
+        for name in ("batch_size", "monitor_samples", "probe_epochs", "test_subset", "toy_steps"):
+            value = getattr(self, name)
+            if value is not None:
+                parts += ["--" + name.replace("_", "-"), str(value)]
+        if self.d0_sweep is not None:
+            parts += ["--d0-sweep", "on" if self.d0_sweep else "off"]
+        parts += ["--out", str(self.out)]
+        return shlex.join(parts)
+
+
+@dataclass
+class Plan:
+    """The resolved settings: everything that determines the results (the reuse key)."""
+
+    scale: str
+    dataset: str
+    data_root: str | None
+    backbone: str
+    epochs: int
+    subset: int | None
+    width: float
+    small_stem: bool | None
+    batch_size: int
+    monitor_samples: int
+    probe_epochs: int
+    test_subset: int | None
+    toy_steps: int | None
+    seed: int
+    rep_dim: int
+    default_d0: int
+    d0_values: list[int] = field(default_factory=list)
+    #: every seed a method is trained with (``seed``, ``seed + 1``, ...; default: ``[seed]``)
+    seeds: list[int] = field(default_factory=list)
+    #: the output size of the heads that take one (``MethodInfo.takes_proj_out``); None: scaled
+    #: from rep_dim
+    proj_out: int | None = None
+
+    def __post_init__(self) -> None:
+        if not self.seeds:
+            self.seeds = [self.seed]
+
+    def key(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class RunPlan:
+    """One pretraining run of the reproduction."""
+
+    name: str
+    method: str
+    group: str  # "table1" | "ablation" | "d0-sweep"
+    d0: int | None = None
+    seed: int = 0
+
+    @property
+    def task_id(self) -> str:
+        return f"run:{self.name}:{self.seed}"
+
+    def directory(self, out: Path) -> Path:
+        return out / "runs" / self.name / f"seed-{self.seed}"
+
+
+def resolve_plan(settings: ReproduceSettings) -> Plan:
+    """Fill in the scale's defaults and check them (loads the dataset once to size it)."""
+    from dimcollapse import backbones
+    from dimcollapse.data.datasets import DATASETS
+    from dimcollapse.projectors import default_d0
+
+    if settings.scale not in SCALES:
+        raise UsageError(f"unknown scale {settings.scale!r}; choose from {', '.join(SCALES)}")
+    defaults = SCALE_DEFAULTS[settings.scale]
+
+    def pick(name: str) -> Any:
+        value = getattr(settings, name)
+        return defaults[name] if value is None else value
+
+    dataset = pick("dataset")
+    if dataset not in DATASETS:
+        raise UsageError(f"unknown dataset {dataset!r}; choose from {', '.join(DATASETS)}")
+    epochs, width, batch_size = int(pick("epochs")), float(pick("width")), int(pick("batch_size"))
+    monitor, n_seeds, probe_epochs = (
+        int(pick("monitor_samples")),
+        int(pick("seeds")),
+        int(pick("probe_epochs")),
+    )
+    subset, test_subset, toy_steps = pick("subset"), pick("test_subset"), pick("toy_steps")
+    _check_values(
+        epochs, subset, width, batch_size, probe_epochs, test_subset, toy_steps, monitor, n_seeds
+    )
+    subset, test_subset, batch_size = _fit_to_dataset(
+        dataset, settings.data_root, subset, test_subset, batch_size
+    )
+    rep_dim = backbones.rep_dim(defaults["backbone"], width)
+    sweep = settings.d0_sweep if settings.d0_sweep is not None else defaults["d0_sweep"]
+    return Plan(
+        scale=settings.scale,
+        dataset=dataset,
+        data_root=settings.data_root,
+        backbone=defaults["backbone"],
+        epochs=epochs,
+        subset=subset,
+        width=width,
+        small_stem=defaults["small_stem"],
+        batch_size=batch_size,
+        monitor_samples=monitor,
+        probe_epochs=probe_epochs,
+        test_subset=test_subset,
+        toy_steps=None if toy_steps is None else int(toy_steps),
+        seed=int(settings.seed),
+        rep_dim=rep_dim,
+        default_d0=int(default_d0(rep_dim)),
+        d0_values=sorted({max(1, rep_dim // k) for k in D0_DIVISORS}) if sweep else [],
+        seeds=[int(settings.seed) + i for i in range(n_seeds)],
+        proj_out=defaults.get("proj_out"),
+    )
+
+
+def _check_values(
+    epochs: int,
+    subset: int | None,
+    width: float,
+    batch_size: int,
+    probe_epochs: int,
+    test_subset: int | None,
+    toy_steps: int | None,
+    monitor: int,
+    n_seeds: int,
+) -> None:
+    """Refuse sizes no run can have, with the first problem's message."""
+    for ok, message in (
+        (epochs >= 1, f"epochs must be at least 1, got {epochs}"),
+        (subset is None or int(subset) >= 2, f"subset must be at least 2 images, got {subset}"),
+        (width > 0, f"width must be positive, got {width}"),
+        (batch_size >= 2, f"batch size must be at least 2, got {batch_size}"),
+        (probe_epochs >= 1, f"probe epochs must be at least 1, got {probe_epochs}"),
+        (test_subset is None or int(test_subset) >= 1, "test subset must be at least 1"),
+        (toy_steps is None or int(toy_steps) >= 1, "toy steps must be at least 1"),
+        (monitor >= 0, "monitor samples must be >= 0"),
+        (n_seeds >= 1, f"seeds must be at least 1, got {n_seeds}"),
+    ):
+        if not ok:
+            raise UsageError(message)
+
+
+def _fit_to_dataset(
+    dataset: str,
+    data_root: str | None,
+    subset: int | None,
+    test_subset: int | None,
+    batch_size: int,
+) -> tuple[int | None, int | None, int]:
+    """``(subset, test_subset, batch_size)`` fitted to the dataset's sizes: a subset as large as
+    its split is no subset (None), and the batch no larger than the training images."""
+    from dimcollapse.data.datasets import load_dataset
+
+    n_train = len(load_dataset(dataset, "train", root=data_root))
+    n_test = len(load_dataset(dataset, "test", root=data_root))
+    subset = None if subset is None or int(subset) >= n_train else int(subset)
+    test_subset = None if test_subset is None or int(test_subset) >= n_test else int(test_subset)
+    images = subset or n_train
+    # at least one full batch per epoch (the training loader drops the last partial batch)
+    return subset, test_subset, max(2, min(batch_size, images - images % 2))
+
+
+def plan_runs(plan: Plan) -> list[RunPlan]:
+    """The pretraining runs, seed by seed: Table 1, the ablations, then the d0 sweep (if any).
+
+    Seed-major order, so that with parallel workers every method's first seed finishes before
+    any second seed starts (an interrupted reproduction has whole seeds to reuse)."""
+    runs = []
+    for seed in plan.seeds:
+        runs += [RunPlan(m, m, "table1", seed=seed) for m in TABLE1_METHODS]
+        runs += [RunPlan(m, m, "ablation", seed=seed) for m in ABLATION_METHODS]
+        for d0 in plan.d0_values:
+            if d0 != plan.default_d0:  # the main directclr run already covers the default d0
+                runs.append(RunPlan(f"directclr-d0-{d0}", "directclr", "d0-sweep", d0, seed))
+    return runs
+
+
+def run_names(runs: list[RunPlan]) -> list[str]:
+    """The distinct run names (one per method or sweep point), in plan order."""
+    return list(dict.fromkeys(r.name for r in runs))
+
+
+def train_config(plan: Plan, run: RunPlan, out: Path, device: str, cpu: bool) -> TrainConfig:
+    """The :class:`~dimcollapse.config.TrainConfig` of one run."""
+    in_memory = plan.dataset != "imagefolder"
+    return TrainConfig(
+        method=run.method,
+        backbone=plan.backbone,
+        width=plan.width,
+        small_stem=plan.small_stem,
+        d0=run.d0,
+        proj_out=plan.proj_out if METHOD_INFO[run.method].takes_proj_out else None,
+        dataset=plan.dataset,
+        data_root=plan.data_root,
+        subset=plan.subset,
+        epochs=plan.epochs,
+        batch_size=plan.batch_size,
+        monitor_samples=plan.monitor_samples,
+        seed=run.seed,
+        device=device,
+        # on a CPU the batched "device" augmentation in-process beats per-image transforms
+        data_path="device" if cpu and in_memory else "auto",
+        workers=0 if cpu else 2,
+        out=str(out),
+    )
+
+
+def semantic_config(config: dict[str, Any]) -> dict[str, Any]:
+    """A TrainConfig dict without its :data:`EXECUTION_FIELDS`: what a reused run must match."""
+    return {k: v for k, v in config.items() if k not in EXECUTION_FIELDS}
