@@ -194,3 +194,27 @@ def test_cuda_device_augmentation_beats_cpu_workers():
     assert res["precision"] == "bf16" and res["channels_last"] is True
     assert res["device_aug_pairs_per_s"] > res["worker_aug_pairs_per_s"]
     assert all(g["met"] is not None for g in res["goals"])
+
+
+def test_bench_times_the_trainers_own_step(monkeypatch):
+    """The benchmark's step is train's Stepper.step (a change to one shows in the other)."""
+    from dimcollapse.bench.step import _build_step
+    from dimcollapse.train import Stepper
+
+    calls = []
+    real = Stepper.step
+
+    def counted(self, *args, **kwargs):
+        calls.append(args[3])  # the global step number
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Stepper, "step", counted)
+    settings = dict(
+        seed=0, backbone="resnet18", channels=3, small_stem=True, width=0.125,
+        channels_last=False, batch=8, compile=False, precision="fp32",
+    )  # fmt: skip
+    step, info = _build_step(settings, torch.device("cpu"))
+    views = torch.randn(2, 8, 3, 16, 16)
+    step(views[0], views[1])
+    step(views[0], views[1])
+    assert calls == [1, 2] and info["head"] == "simclr-mlp" and info["rep_dim"] == 64

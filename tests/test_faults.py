@@ -17,11 +17,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from dimcollapse import train as train_module
+from dimcollapse import checkpoint as checkpoint_module
 from dimcollapse.checkpoint import load_checkpoint
 from dimcollapse.config import TrainConfig
 from dimcollapse.errors import Interrupted, Terminated, UsageError
-from dimcollapse.train import train
+from dimcollapse.train import Stepper, train
+from dimcollapse.train import session as session_module
+from dimcollapse.train import step as step_module
 
 #: 5 steps per epoch, 3 epochs: small enough to run a dozen times.
 TINY = dict(
@@ -43,7 +45,7 @@ def _cfg(out: Path, **changes: object) -> TrainConfig:
 
 def _weights(out: Path) -> dict[str, torch.Tensor]:
     ckpt = load_checkpoint(out / "checkpoints" / "final.pt")
-    return {**ckpt["model"], **{f"opt.{k}": v for k, v in _flat(ckpt["optimizer"]).items()}}
+    return {**ckpt.model, **{f"opt.{k}": v for k, v in _flat(ckpt.optimizer).items()}}
 
 
 def _flat(state: dict) -> dict[str, torch.Tensor]:
@@ -77,7 +79,7 @@ def whole_run(tmp_path_factory) -> Path:
 
 def _signal_at(monkeypatch, calls: int, signum: int) -> None:
     """Send this process ``signum`` during the ``calls``-th optimisation step."""
-    real = train_module.Stepper.step
+    real = Stepper.step
     count = {"n": 0}
 
     def step(self, *args, **kwargs):
@@ -86,7 +88,7 @@ def _signal_at(monkeypatch, calls: int, signum: int) -> None:
             os.kill(os.getpid(), signum)
         return real(self, *args, **kwargs)
 
-    monkeypatch.setattr(train_module.Stepper, "step", step)
+    monkeypatch.setattr(Stepper, "step", step)
 
 
 @pytest.mark.parametrize("at_step", [2, 5, 8, 14])
@@ -100,8 +102,8 @@ def test_sigterm_at_any_step_saves_there_and_the_resume_is_bit_identical(
     with pytest.raises(Terminated, match=where):
         train(_cfg(out, checkpoint_every="0"), verbose=False)
     ckpt = load_checkpoint(out / "checkpoints" / "last.pt")
-    assert ckpt["step"] == at_step  # the step it reached, not the last epoch's end
-    assert ckpt["epoch"] == at_step // STEPS_PER_EPOCH
+    assert ckpt.step == at_step  # the step it reached, not the last epoch's end
+    assert ckpt.epoch == at_step // STEPS_PER_EPOCH
     monkeypatch.undo()
     train(_cfg(out, resume=True), verbose=False)
     _assert_same_run(out, whole_run)
@@ -119,13 +121,13 @@ def test_ctrl_c_saves_like_sigterm_and_says_so(tmp_path, monkeypatch, whole_run)
 
 def test_checkpoint_every_steps_saves_inside_epochs(tmp_path, monkeypatch):
     saved = []
-    real = train_module.save_checkpoint
+    real = checkpoint_module.save_checkpoint
 
     def spy(path, payload):
         saved.append((payload["step"], payload["step_in_epoch"]))
         return real(path, payload)
 
-    monkeypatch.setattr(train_module, "save_checkpoint", spy)
+    monkeypatch.setattr(checkpoint_module, "save_checkpoint", spy)
     train(_cfg(tmp_path / "run", epochs=2, checkpoint_every="3"), verbose=False)
     # every 3rd step inside an epoch, and every epoch's end (step_in_epoch 0)
     assert saved == [(3, 3), (5, 0), (6, 1), (9, 4), (10, 0)]
@@ -227,7 +229,7 @@ def test_sigkill_anywhere_then_resume_is_bit_identical(tmp_path, whole_run):
 
 def _nan_at(monkeypatch, calls: int) -> None:
     """Make the ``calls``-th step's contrastive loss NaN."""
-    real = train_module.info_nce
+    real = step_module.info_nce
     count = {"n": 0}
 
     def loss(z1, z2, **kw):
@@ -235,7 +237,7 @@ def _nan_at(monkeypatch, calls: int) -> None:
         value = real(z1, z2, **kw)
         return value * float("nan") if count["n"] == calls else value
 
-    monkeypatch.setattr(train_module, "info_nce", loss)
+    monkeypatch.setattr(step_module, "info_nce", loss)
 
 
 def test_a_nan_loss_stops_with_its_step_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
@@ -247,14 +249,14 @@ def test_a_nan_loss_stops_with_its_step_and_keeps_the_last_good_checkpoint(tmp_p
     assert "the contrastive loss became nan at step 8" in text
     assert "last good state (step 5)" in text and "--base-lr" in text
     ckpt = load_checkpoint(out / "checkpoints" / "last.pt")
-    assert ckpt["step"] == 5 and all(torch.isfinite(t).all() for t in ckpt["model"].values())
+    assert ckpt.step == 5 and all(torch.isfinite(t).all() for t in ckpt.model.values())
     rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [1]  # no line for the diverged epoch
 
 
 def test_a_non_finite_gradient_names_the_parameter(tmp_path, monkeypatch):
     """A hook poisons one parameter's gradient while the loss stays finite."""
-    real_build = train_module.build_model
+    real_build = session_module.build_model
 
     def build(spec):
         model = real_build(spec)
@@ -268,7 +270,7 @@ def test_a_non_finite_gradient_names_the_parameter(tmp_path, monkeypatch):
         target.register_hook(hook)
         return model
 
-    monkeypatch.setattr(train_module, "build_model", build)
+    monkeypatch.setattr(session_module, "build_model", build)
     with pytest.raises(UsageError, match=r"the gradient of \S+ became non-finite at step 4"):
         train(_cfg(tmp_path / "run", epochs=1, checkpoint_every="0"), verbose=False)
 
@@ -279,30 +281,30 @@ def test_max_bad_steps_skips_that_many_then_stops(tmp_path, monkeypatch, whole_r
     result = train(_cfg(out, max_bad_steps=1), verbose=False)
     assert [m["bad_steps"] for m in result.metrics] == [1, 1, 1]
     assert all(torch.isfinite(torch.tensor(m["loss"])) for m in result.metrics)
-    final = load_checkpoint(out / "checkpoints" / "final.pt")["model"]
+    final = load_checkpoint(out / "checkpoints" / "final.pt").model
     assert all(torch.isfinite(t).all() for t in final.values())
     ref = _weights(whole_run)
     assert any(not torch.equal(final[k], ref[k]) for k in final)  # the step really was skipped
 
     calls = {"n": 0}
-    real = train_module.info_nce
+    real = step_module.info_nce
 
     def always_nan_after_two(z1, z2, **kw):
         calls["n"] += 1
         value = real(z1, z2, **kw)
         return value * float("nan") if calls["n"] > 2 else value
 
-    monkeypatch.setattr(train_module, "info_nce", always_nan_after_two)
+    monkeypatch.setattr(step_module, "info_nce", always_nan_after_two)
     with pytest.raises(UsageError, match=r"at step 5 \(after 2 skipped\)"):
         train(_cfg(tmp_path / "again", max_bad_steps=2), verbose=False)
 
 
 _RANK1_SIGTERM = """
 import os, signal, sys
-from dimcollapse import train as train_module
+from dimcollapse.train import Stepper
 
 if os.environ.get("RANK") == "1":  # only one process is signalled
-    real = train_module.Stepper.step
+    real = Stepper.step
     calls = {"n": 0}
 
     def step(self, *args, **kwargs):
@@ -311,7 +313,7 @@ if os.environ.get("RANK") == "1":  # only one process is signalled
             os.kill(os.getpid(), signal.SIGTERM)
         return real(self, *args, **kwargs)
 
-    train_module.Stepper.step = step
+    Stepper.step = step
 
 from dimcollapse.cli import main
 sys.exit(main(sys.argv[1:]))
@@ -332,7 +334,7 @@ def test_under_torchrun_every_rank_stops_at_the_same_step(tmp_path):
     stopped = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert stopped.returncode != 0
     assert stopped.stderr.count("saved checkpoints/last.pt at step 8 ") == 2, stopped.stderr[-3000:]
-    assert load_checkpoint(out / "checkpoints" / "last.pt")["step"] == 8
+    assert load_checkpoint(out / "checkpoints" / "last.pt").step == 8
     resumed = subprocess.run(
         [*cmd, "--resume"], env={**env, "SIGNAL_AT": "0"}, capture_output=True, text=True
     )

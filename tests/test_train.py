@@ -109,21 +109,21 @@ def test_run_directory_metrics_and_exact_resume(tmp_path):
     # Bit-identical weights, optimiser state and metrics after stop + resume (CPU, deterministic).
     a = load_checkpoint(run / "checkpoints" / "final.pt")
     b = load_checkpoint(tmp_path / "b" / "checkpoints" / "final.pt")
-    assert a["step"] == b["step"] == 2 * (640 // 64)
-    for key, tensor in a["model"].items():
-        assert torch.equal(tensor, b["model"][key]), key
-    assert a["optimizer"]["state"].keys() == b["optimizer"]["state"].keys()
-    for idx, st in a["optimizer"]["state"].items():
+    assert a.step == b.step == 2 * (640 // 64)
+    for key, tensor in a.model.items():
+        assert torch.equal(tensor, b.model[key]), key
+    assert a.optimizer["state"].keys() == b.optimizer["state"].keys()
+    for idx, st in a.optimizer["state"].items():
         for k, v in st.items():
-            assert torch.equal(v, b["optimizer"]["state"][idx][k]), (idx, k)
+            assert torch.equal(v, b.optimizer["state"][idx][k]), (idx, k)
     assert straight.metrics[-1]["loss"] == resumed.metrics[-1]["loss"]
     resumed_lines = (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(ln)["epoch"] for ln in resumed_lines] == [1, 2]
 
     # The fixed projection is in the checkpoint, unchanged by training, and reloads.
     model, ckpt = load_model(run)
-    assert torch.equal(model.head.projection, a["model"]["head.projection"])
-    assert ckpt["model_spec"]["method"] == "fixed-lowrank"
+    assert torch.equal(model.head.projection, a.model["head.projection"])
+    assert ckpt.model_spec["method"] == "fixed-lowrank"
 
 
 def test_help_lists_every_option_with_default(cli):
@@ -235,7 +235,7 @@ def test_torchrun_two_processes_match_one(tmp_path):
     assert [ln["epoch"] for ln in lines] == [1, 2]
     assert lines[-1]["step"] == single.metrics[-1]["step"]  # same global batches per epoch
     ckpt = load_checkpoint(tmp_path / "two" / "checkpoints" / "final.pt")
-    assert ckpt["data"]["world_size"] == 2
+    assert ckpt.data["world_size"] == 2
     for a, b in zip(lines, single.metrics):
         assert abs(a["loss"] - b["loss"]) / b["loss"] < 0.05, (a["loss"], b["loss"])
     assert (
@@ -256,7 +256,7 @@ def test_gpu_training_uses_device_path_bf16(tmp_path):
         verbose=False,
     )
     ckpt = load_checkpoint(result.checkpoint)
-    assert ckpt["data"]["data_path"] == "device" and ckpt["data"]["precision"] == "bf16"
+    assert ckpt.data["data_path"] == "device" and ckpt.data["precision"] == "bf16"
     assert result.metrics[-1]["loss"] < result.metrics[0]["loss"]
 
 
@@ -281,7 +281,7 @@ def test_npz_without_test_file_monitors_on_train_images(tmp_path):
         out=str(tmp_path / "run"),
     )
     result = train(cfg, verbose=False)
-    assert load_checkpoint(result.checkpoint)["data"]["monitor_split"] == "train"
+    assert load_checkpoint(result.checkpoint).data["monitor_split"] == "train"
     assert result.metrics[-1]["representation_dim"] == 64
 
 
@@ -479,7 +479,7 @@ def test_sigterm_stops_with_one_line_and_the_resume_is_bit_identical(tmp_path):
     assert done.returncode == 0, done.stderr
     a = load_checkpoint(stopped / "checkpoints" / "final.pt")
     b = load_checkpoint(whole / "checkpoints" / "final.pt")
-    for key, tensor in a["model"].items():
-        assert torch.equal(tensor, b["model"][key]), key
+    for key, tensor in a.model.items():
+        assert torch.equal(tensor, b.model[key]), key
     rows = [json.loads(ln) for ln in (stopped / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [1, 2, 3]

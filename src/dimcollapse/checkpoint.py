@@ -22,7 +22,9 @@ Written to a temporary file then ``os.replace``d, so a crash never leaves a torn
 
 from __future__ import annotations
 
+import dataclasses
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +35,75 @@ from dimcollapse.fileio import atomic_path, load_torch_weights_only
 
 FORMAT = "dimcollapse-checkpoint"
 FORMAT_VERSION = 1
+
+
+@dataclass
+class Checkpoint:
+    """A pretraining checkpoint: the fields of the table above, typed.
+
+    ``model_spec``, ``config`` and ``data`` stay plain dicts in the file (``weights_only``
+    loading admits nothing else); :meth:`spec` and :meth:`train_config` rebuild the objects.
+    Checkpoints written before the mid-epoch fields existed load with their defaults.
+    """
+
+    model_spec: dict[str, Any]
+    model: dict[str, torch.Tensor]
+    config: dict[str, Any] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)
+    epoch: int = 0
+    step: int = 0
+    optimizer: dict[str, Any] | None = None
+    scheduler: dict[str, Any] | None = None
+    scaler: dict[str, Any] | None = None
+    rng: dict[str, Any] | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    step_in_epoch: int = 0
+    partial_epoch: dict[str, Any] | None = None
+    bad_steps: int = 0
+    kind: str = "pretrain"
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write atomically to ``path`` (see :func:`save_checkpoint`)."""
+        # not dataclasses.asdict: it would deep-copy every tensor of the state dicts
+        save_checkpoint(path, {f.name: getattr(self, f.name) for f in dataclasses.fields(self)})
+
+    @classmethod
+    def from_payload(cls, payload: dict[str, Any], path: str | os.PathLike[str]) -> Checkpoint:
+        """The checkpoint in a loaded file's dict; a UsageError when it lacks the model."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        missing = [k for k in ("model_spec", "model") if k not in payload]
+        if missing:
+            raise UsageError(f"{path}: a dimcollapse checkpoint without {', '.join(missing)}")
+        values = {k: v for k, v in payload.items() if k in names and v is not None}
+        for key in ("config", "data", "metrics"):  # older files may hold None here
+            values.setdefault(key, {})
+        return cls(**values)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Checkpoint:
+        """Read and check a checkpoint file (``weights_only``); one-line errors otherwise."""
+        return cls.from_payload(_load_payload(path), path)
+
+    @property
+    def online_probe_top1(self) -> float | None:
+        """The online probe's accuracy at the last epoch's end, if measured."""
+        value = self.metrics.get("online_probe_top1")
+        return None if value is None else float(value)
+
+    def spec(self) -> Any:
+        """The :class:`~dimcollapse.model.ModelSpec` that rebuilds the model."""
+        from dimcollapse.model import ModelSpec
+
+        return ModelSpec(**self.model_spec)
+
+    def build_model(self) -> Any:
+        """The trained :class:`~dimcollapse.model.ContrastiveModel`, in eval mode."""
+        from dimcollapse.model import build_model
+
+        model = build_model(self.spec())
+        model.load_state_dict(self.model)
+        model.eval()
+        return model
 
 
 def save_checkpoint(path: str | os.PathLike[str], payload: dict[str, Any]) -> None:
@@ -50,8 +121,13 @@ def save_checkpoint(path: str | os.PathLike[str], payload: dict[str, Any]) -> No
             raise OSError(errno.ENOSPC, "could not write the checkpoint", str(path)) from None
 
 
-def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
+def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
     """Load and check a checkpoint (``weights_only=True``); one-line errors for anything else."""
+    return Checkpoint.load(path)
+
+
+def _load_payload(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The checked dict of a checkpoint file."""
     p = Path(path)
     if not p.is_file():
         raise UsageError(f"{p}: no such checkpoint")
@@ -68,24 +144,21 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 def find_checkpoint(run_or_checkpoint: str | os.PathLike[str]) -> Path:
     """A checkpoint file, or a run directory -> its ``checkpoints/final.pt`` else ``last.pt``."""
+    from dimcollapse.rundir import RunLayout
+
     p = Path(run_or_checkpoint)
     if p.is_dir():
-        for name in ("final.pt", "last.pt"):
-            candidate = p / "checkpoints" / name
-            if candidate.is_file():
-                return candidate
-        raise UsageError(f"{p}: holds no checkpoints/final.pt or checkpoints/last.pt")
+        found = RunLayout(p).latest_checkpoint()
+        if found is None:
+            raise UsageError(f"{p}: holds no checkpoints/final.pt or checkpoints/last.pt")
+        return found
     if not p.exists():
         raise UsageError(f"{p}: no such run directory or checkpoint")
     return p
 
 
-def load_model(run_or_checkpoint: str | os.PathLike[str]) -> tuple[Any, dict[str, Any]]:
-    """Rebuild the trained :class:`~dimcollapse.model.ContrastiveModel` (eval mode) and its checkpoint."""
-    from dimcollapse.model import ModelSpec, build_model
-
+def load_model(run_or_checkpoint: str | os.PathLike[str]) -> tuple[Any, Checkpoint]:
+    """Rebuild the trained :class:`~dimcollapse.model.ContrastiveModel` (eval mode) of a run
+    directory or checkpoint file, with its :class:`Checkpoint`."""
     ckpt = load_checkpoint(find_checkpoint(run_or_checkpoint))
-    model = build_model(ModelSpec(**ckpt["model_spec"]))
-    model.load_state_dict(ckpt["model"])
-    model.eval()
-    return model, ckpt
+    return ckpt.build_model(), ckpt

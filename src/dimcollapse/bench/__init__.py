@@ -1,0 +1,69 @@
+"""Throughput benchmarks: how fast can the training step go, and what feeds it.
+
+:func:`run_bench` measures, in one run on one device, pairs of views per second of
+
+* (a) the **backbone ceiling**: the training step alone on two random view tensors already on the
+  device (two forwards of backbone + ``simclr-mlp`` head, symmetric InfoNCE with tau 0.1,
+  backward, LARS step; bf16 autocast and channels_last on a GPU);
+* (b) the **device-augmentation path**: uint8 images held on the device, a random batch of
+  indices, :class:`~dimcollapse.data.device_augment.DeviceTwoViewAugment`, then the same step
+  (the trainer's own loader, ``build_view_loader(path="device")``);
+* (c) the **CPU-worker path**: a ``DataLoader`` of ``workers`` processes applying
+  :class:`~dimcollapse.data.augment.TwoViewTransform` per image, pinned memory and non-blocking
+  copies (``build_view_loader(path="workers")``), then the same step;
+
+and the seconds :class:`~dimcollapse.spectrum.SpectrumAccumulator` takes to turn
+``spectrum_rows x spectrum_dim`` random float32 embeddings held on the device into a spectrum
+(accumulation of the covariance in chunks, then the eigendecomposition).
+
+Timing: warm-up steps are excluded; the clock starts after a device synchronisation and stops
+after one (``torch.cuda.synchronize``), and nothing inside a timed loop waits on the device. The
+images are random uint8 (the content does not change the cost of any path). For the worker path
+on a GPU the batches arrive in bursts (each worker assembles a whole batch), so its rate is
+taken between two moments at which the loader's queue ran dry (see :func:`_worker_rate`), which
+does not depend on how many batches happened to be queued when the clock started.
+
+Defaults depend on the device: on CUDA the issue's setting (ResNet-18 with the small stem,
+32x32x3, batch 1024, bf16, 16 workers, spectrum 1,000,000 x 2048); on a CPU a scaled-down one
+(width 0.25, batch 64, 2 timed steps, spectrum 100,000 x 512) that finishes in well under a
+minute; the result says which settings were scaled down.
+
+Modules: :mod:`.settings` (what is measured, the device's defaults), :mod:`.step` (the timed
+training step: a private copy of the model, to be replaced by the trainer's), :mod:`.timing` (the
+three paths and the spectrum), :mod:`.machine` (device and CPU names), :mod:`.run`
+(:func:`run_bench`), :mod:`.goals` (the H200 goals) and :mod:`.report` (the readable table).
+"""
+
+from dimcollapse.bench.goals import GOALS_LARGE, GOALS_SMALL, evaluate_goals
+from dimcollapse.bench.machine import cpu_model, device_name
+from dimcollapse.bench.report import format_report
+from dimcollapse.bench.run import run_bench
+from dimcollapse.bench.settings import (
+    BENCH_PRECISIONS,
+    CPU_DEFAULTS,
+    GPU_DEFAULTS,
+    GPU_LARGE_IMAGE_BATCH,
+    BenchSettings,
+    resolve_settings,
+)
+from dimcollapse.bench.step import BENCH_HEAD
+from dimcollapse.bench.timing import SPECTRUM_CHUNK_ROWS, _worker_rate
+
+__all__ = [
+    "BENCH_HEAD",
+    "BENCH_PRECISIONS",
+    "CPU_DEFAULTS",
+    "GOALS_LARGE",
+    "GOALS_SMALL",
+    "GPU_DEFAULTS",
+    "GPU_LARGE_IMAGE_BATCH",
+    "SPECTRUM_CHUNK_ROWS",
+    "BenchSettings",
+    "_worker_rate",
+    "cpu_model",
+    "device_name",
+    "evaluate_goals",
+    "format_report",
+    "resolve_settings",
+    "run_bench",
+]

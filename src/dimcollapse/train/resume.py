@@ -1,0 +1,98 @@
+"""Starting, restarting and resuming in a run directory: what may change on a resume, and
+what is refused (by name, before anything is written)."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from dimcollapse.checkpoint import Checkpoint
+from dimcollapse.config import TrainConfig
+from dimcollapse.errors import UsageError
+from dimcollapse.fileio import plain_data, remove_orphan_temps
+from dimcollapse.rundir import RunLayout
+
+#: Config fields a resume may change (applied and recorded in config.yaml); every other field
+#: must match the run's (optimiser, learning rate, batch size, augmentation, method, ...).
+RESUME_MAY_CHANGE = (
+    "epochs",
+    "log_every",
+    "checkpoint_every",
+    "max_bad_steps",
+    "workers",
+    "device",
+    "data_root",
+    "download",
+    "out",
+    "resume",
+)
+
+
+def prepare_out_dir(cfg: TrainConfig) -> Checkpoint | None:
+    """Refuse to overwrite another run; return the checkpoint to resume from, if any.
+
+    A run directory with no checkpoint yet (stopped before its first save: killed in epoch 1,
+    a NaN, a full disk) is not a dead end: ``--resume`` starts it again from its first step,
+    in place. Temporary files that a kill during an atomic write left behind are removed.
+    """
+    layout = RunLayout(cfg.out)
+    out = layout.root
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"{out}: is a file, not a run directory; choose another --out")
+    for folder in (out, layout.checkpoints):
+        remove_orphan_temps(folder)
+    if cfg.resume:
+        return _resume_from(layout, cfg)
+    if out.exists() and any(out.iterdir()):
+        if layout.without_checkpoint():
+            raise UsageError(
+                f"{out}: holds a run that stopped before its first checkpoint; --resume starts "
+                "it again in place, or choose a new --out"
+            )
+        raise UsageError(f"{out}: already holds another run; choose a new --out, or --resume it")
+    return None
+
+
+def _resume_from(layout: RunLayout, cfg: TrainConfig) -> Checkpoint | None:
+    if not layout.last.is_file():
+        if layout.without_checkpoint():
+            print(
+                f"note: {layout.root}: no checkpoint yet (the run stopped before its first "
+                "save); starting it again from its first step",
+                file=sys.stderr,
+            )
+            layout.clear()
+            return None
+        raise UsageError(
+            f"{layout.root}: nothing to resume (no run there); start it without --resume"
+        )
+    ckpt = Checkpoint.load(layout.last)
+    if ckpt.kind != "pretrain":
+        raise UsageError(f"{layout.last}: not a pretraining checkpoint")
+    check_resume_settings(layout, ckpt.config, cfg)
+    return ckpt
+
+
+def check_resume_settings(layout: RunLayout, saved: dict[str, Any], cfg: TrainConfig) -> None:
+    """Refuse a resume that changes anything but :data:`RESUME_MAY_CHANGE`, naming the setting,
+    before any file is written. Settings an older checkpoint lacks count as their defaults; the
+    augmentation is compared with the resolved recipe the run recorded in its config.yaml."""
+    out = layout.root
+    defaults = TrainConfig(out=str(out)).to_dict()
+    for key, value in cfg.to_dict().items():
+        if key in RESUME_MAY_CHANGE or key == "augment":
+            continue
+        before = saved.get(key, defaults.get(key))
+        if plain_data(before) != plain_data(value):
+            raise UsageError(
+                f"{out}: cannot resume with {key}={value!r}: the run has {key}={before!r} "
+                f"(a resume may change only {', '.join(RESUME_MAY_CHANGE[:3])}, ...)"
+            )
+    recorded = layout.recorded_config()
+    recipe = {**(saved.get("augment") or {}), **(recorded.get("augment") or {})}
+    for key, value in (cfg.augment or {}).items():
+        if key in recipe and plain_data(recipe[key]) != plain_data(value):
+            raise UsageError(
+                f"{out}: cannot resume with augmentation {key}={value!r}: the run has "
+                f"{recipe[key]!r}"
+            )

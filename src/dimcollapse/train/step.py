@@ -1,0 +1,161 @@
+"""One optimisation step, shared by ``train`` and ``bench`` (so a benchmark times the trainer's
+own code): the optimiser, schedule and scaler, the per-epoch tally, and the step itself."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dimcollapse.losses import info_nce
+from dimcollapse.optim import build_optimizer, scaled_lr, warmup_cosine
+from dimcollapse.runtime import autocast
+from dimcollapse.train.guard import DivergenceGuard
+
+
+@dataclass
+class Optimisation:
+    """The optimiser (backbone and head, plus the online probe's own group), its warm-up +
+    cosine schedule, the fp16 GradScaler (disabled otherwise) and the peak learning rate."""
+
+    optimizer: Any
+    scheduler: Any
+    scaler: Any
+    lr: float
+
+
+def build_optimisation(
+    model: nn.Module,
+    *,
+    optimizer: str,
+    base_lr: float,
+    batch_size: int,
+    lr_scaling: str = "linear",
+    online_probe_lr: float = 0.1,
+    weight_decay: float = 1e-6,
+    momentum: float = 0.9,
+    lars_eta: float = 0.001,
+    total_steps: int,
+    warmup_steps: int = 0,
+    final_lr_ratio: float = 0.001,
+    precision: str = "fp32",
+    device: torch.device,
+) -> Optimisation:
+    """The optimisation of a :class:`~dimcollapse.model.ContrastiveModel`: ``lr = base_lr x
+    batch / 256`` (or its square root), LARS/SGD/AdamW over the backbone and head, and the
+    online probe with its own learning rate and no LARS adaptation."""
+    lr = scaled_lr(base_lr, batch_size, lr_scaling)
+    probe_params = list(model.online_probe.parameters())
+    probe_ids = {id(q) for q in probe_params}
+    groups = [
+        {"params": [q for q in model.parameters() if id(q) not in probe_ids]},
+        {"params": probe_params, "lr": online_probe_lr, "adapt": False},
+    ]
+    opt = build_optimizer(
+        optimizer, groups, lr=lr, weight_decay=weight_decay, momentum=momentum, eta=lars_eta
+    )
+    scheduler = warmup_cosine(
+        opt, total_steps=total_steps, warmup_steps=warmup_steps, final_ratio=final_lr_ratio
+    )
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+    return Optimisation(opt, scheduler, scaler, lr)
+
+
+@dataclass
+class EpochTally:
+    """What an epoch has summed so far, kept on the device (no per-step host sync); saved in a
+    mid-epoch checkpoint so that a resumed epoch reports the same means as an uninterrupted one.
+
+    loss_sum, probe_sum: summed contrastive and online-probe losses of the good steps;
+    good_steps: how many steps counted (steps skipped by ``--max-bad-steps`` do not);
+    seen: images this process trained on; seconds: time spent in the epoch's steps.
+    """
+
+    loss_sum: torch.Tensor
+    probe_sum: torch.Tensor
+    good_steps: torch.Tensor
+    seen: int = 0
+    seconds: float = 0.0
+
+    @classmethod
+    def zero(cls, device: torch.device) -> EpochTally:
+        z = torch.zeros((), device=device)
+        return cls(z.clone(), z.clone(), z.clone())
+
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "loss_sum": self.loss_sum.detach().cpu(),
+            "probe_sum": self.probe_sum.detach().cpu(),
+            "good_steps": self.good_steps.detach().cpu(),
+            "seen": self.seen,
+            "seconds": self.seconds,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any], device: torch.device) -> EpochTally:
+        return cls(
+            state["loss_sum"].to(device),
+            state["probe_sum"].to(device),
+            state["good_steps"].to(device),
+            int(state["seen"]),
+            float(state["seconds"]),
+        )
+
+
+class Stepper:
+    """Optimisation steps: forward both views, InfoNCE (``losses.info_nce``) plus the online
+    probe's cross-entropy, backward, optimiser and schedule. The loss stays on the device; the
+    divergence guard watches every step."""
+
+    def __init__(
+        self,
+        forward: nn.Module,
+        optimisation: Optimisation,
+        guard: DivergenceGuard,
+        *,
+        temperature: float,
+        loss_convention: str,
+        online_probe: bool,
+        precision: str,
+        device: torch.device,
+        channels_last: bool,
+    ) -> None:
+        self.forward, self.guard = forward, guard
+        self.optimizer = optimisation.optimizer
+        self.scheduler = optimisation.scheduler
+        self.scaler = optimisation.scaler
+        self.temperature, self.loss_convention = temperature, loss_convention
+        self.online_probe, self.precision = online_probe, precision
+        self.device, self.channels_last = device, channels_last
+
+    def step(
+        self, v1: torch.Tensor, v2: torch.Tensor, y: torch.Tensor, step: int, tally: EpochTally
+    ) -> None:
+        """One optimisation step on a batch of two views ``(B, C, S, S)`` and labels ``(B,)``;
+        ``step`` is the global step number it becomes (1-based), for the guard's report."""
+        if self.channels_last:
+            v1 = v1.contiguous(memory_format=torch.channels_last)
+            v2 = v2.contiguous(memory_format=torch.channels_last)
+        with autocast(self.precision, self.device):
+            _r1, z1, _r2, z2, logits = self.forward(v1, v2)
+        loss = info_nce(
+            z1.float(), z2.float(), temperature=self.temperature, convention=self.loss_convention
+        )
+        if self.online_probe:
+            probe_loss = F.cross_entropy(logits.float(), y)
+        else:  # keep the probe in the graph with a zero gradient: DDP expects every parameter
+            probe_loss = 0.0 * logits.float().sum()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss + probe_loss).backward()
+        bad = self.guard.inspect(loss.detach(), probe_loss.detach(), step)
+        if not self.guard.skip_step(bad):
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        self.scheduler.step()
+        tally.loss_sum += torch.where(bad, 0.0, loss.detach())
+        tally.probe_sum += torch.where(bad, 0.0, probe_loss.detach())
+        tally.good_steps += (~bad).to(tally.good_steps.dtype)
+        tally.seen += y.shape[0]
