@@ -68,3 +68,40 @@ def test_a_full_disk_is_one_error_line_and_leaves_no_partial_file(cli, tmp_path,
     result = cli("spectrum", emb, "--plot", tmp_path / "plot.png")
     assert_usage_error(result, "plot.png", "no space left")
     assert not (tmp_path / "plot.png").exists()
+
+
+def test_shared_options_read_the_same_in_every_command():
+    """Options built by commands/_options.py: one flag, type and default wherever they appear."""
+    from dimcollapse.cli import build_parser
+    from dimcollapse.commands._options import DEVICE_HELP
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    for name in ("embed", "probe", "reproduce"):
+        (device,) = [a for a in sub.choices[name]._actions if a.dest == "device"]
+        assert (device.default, device.help) == ("auto", DEVICE_HELP)
+    for name in ("embed", "probe"):
+        (run,) = [a for a in sub.choices[name]._actions if a.dest == "run"]
+        assert (run.nargs, run.metavar) == ("?", "RUN_OR_CHECKPOINT")
+
+
+@pytest.mark.parametrize("value", [0.0, 1.0, float("nan"), float("inf"), -0.5])
+def test_rel_tol_outside_zero_one_is_refused(value):
+    from dimcollapse.commands._options import check_rel_tol
+    from dimcollapse.errors import UsageError
+
+    with pytest.raises(UsageError, match="--rel-tol must be between 0 and 1"):
+        check_rel_tol(value)
+    check_rel_tol(0.5)
+    check_rel_tol(None)  # not given: the library's default
+
+
+def test_require_at_least_names_the_option_as_typed():
+    import argparse
+
+    from dimcollapse.commands._options import require_at_least
+    from dimcollapse.errors import UsageError
+
+    args = argparse.Namespace(chunk_rows=0, subset=None)
+    with pytest.raises(UsageError, match="^--chunk-rows must be at least 1, got 0$"):
+        require_at_least(args, "chunk_rows", 1)
+    require_at_least(args, "subset", 2)  # None: not given

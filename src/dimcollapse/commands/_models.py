@@ -76,6 +76,17 @@ def wants_foreign(args: argparse.Namespace) -> bool:
     return True
 
 
+def wants_foreign_instead_of_run(args: argparse.Namespace) -> bool:
+    """For commands that read one source: True for --model/--weights, False for the positional
+    run directory or checkpoint; refuses both, or neither."""
+    from dimcollapse.errors import UsageError
+
+    foreign = wants_foreign(args)
+    if foreign == (args.run is not None):
+        raise UsageError("give either a run directory or checkpoint, or --model with --weights")
+    return foreign
+
+
 def load_foreign_models(args: argparse.Namespace, dataset: Any) -> list[tuple[str, Any]]:
     """``(label, ForeignModel)`` for each ``--model``/``--weights`` pair, inputs matched to the
     dataset's normalisation. Every model is built and loaded before any is run."""

@@ -25,53 +25,70 @@ import argparse
 import json
 import sys
 
+from dimcollapse.commands._options import add_device, add_json, add_seed, add_threads
+
 HELP = "throughput: training step vs device vs CPU-worker augmentation; spectrum time"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--device", default="auto", help="auto (CUDA if available), cuda, cuda:N or cpu"
+    add_device(parser, help="auto (CUDA if available), cuda, cuda:N or cpu")
+    _add_model_and_images(parser)
+    _add_steps(parser)
+    _by_device(
+        parser,
+        "--spectrum-rows",
+        int,
+        "rows of random embeddings (default: 1,000,000 GPU, 100,000 CPU)",
     )
+    _by_device(parser, "--spectrum-dim", int, "their dimension (default: 2048 GPU, 512 CPU)")
+    add_seed(parser, help="seeds model, data and augmentation")
+    add_threads(
+        parser,
+        argparse.SUPPRESS,
+        help="torch CPU threads for the run (default: torch's own setting)",
+    )
+    add_json(parser, help="print one JSON object with every figure and setting")
+
+
+def _by_device(parser: argparse.ArgumentParser, flag: str, kind: type, text: str) -> None:
+    """An option whose default depends on the device: left out, it is not in the namespace."""
+    parser.add_argument(flag, type=kind, default=argparse.SUPPRESS, help=text)
+
+
+def _add_model_and_images(parser: argparse.ArgumentParser) -> None:
+    from dimcollapse.data.augment import SMALL_IMAGE_MAX
+
     parser.add_argument("--backbone", default="resnet18", help="resnet18, resnet34 or resnet50")
     parser.add_argument("--image-size", type=int, default=32, help="side of the views in pixels")
-    parser.add_argument(
+    _by_device(
+        parser,
         "--source-size",
-        type=int,
-        default=argparse.SUPPRESS,
-        help="side of the stored uint8 images (default: the view size up to 64 px, "
+        int,
+        f"side of the stored uint8 images (default: the view size up to {SMALL_IMAGE_MAX} px, "
         "else size x 256/224)",
     )
     parser.add_argument("--channels", type=int, default=3, help="image channels, 1 or 3")
-    parser.add_argument(
+
+
+def _add_steps(parser: argparse.ArgumentParser) -> None:
+    """The training step: its batch, how many are timed, the workers feeding it, the model."""
+    from dimcollapse.data.augment import SMALL_IMAGE_MAX
+
+    _by_device(
+        parser,
         "--batch",
-        type=int,
-        default=argparse.SUPPRESS,
-        help="pairs per step (default: 1024 GPU, 256 GPU above 64 px, 64 CPU)",
+        int,
+        f"pairs per step (default: 1024 GPU, 256 GPU above {SMALL_IMAGE_MAX} px, 64 CPU)",
     )
-    parser.add_argument(
-        "--steps",
-        type=int,
-        default=argparse.SUPPRESS,
-        help="timed steps per path (default: 50 GPU, 2 CPU)",
-    )
-    parser.add_argument(
-        "--warmup",
-        type=int,
-        default=argparse.SUPPRESS,
-        help="untimed steps before each path (default: 10 GPU, 1 CPU)",
-    )
-    parser.add_argument(
+    _by_device(parser, "--steps", int, "timed steps per path (default: 50 GPU, 2 CPU)")
+    _by_device(parser, "--warmup", int, "untimed steps before each path (default: 10 GPU, 1 CPU)")
+    _by_device(
+        parser,
         "--workers",
-        type=int,
-        default=argparse.SUPPRESS,
-        help="DataLoader processes of path (c) (default: 16 GPU, 2 CPU; at most the cores)",
+        int,
+        "DataLoader processes of path (c) (default: 16 GPU, 2 CPU; at most the cores)",
     )
-    parser.add_argument(
-        "--width",
-        type=float,
-        default=argparse.SUPPRESS,
-        help="backbone width multiplier (default: 1 GPU, 0.25 CPU)",
-    )
+    _by_device(parser, "--width", float, "backbone width multiplier (default: 1 GPU, 0.25 CPU)")
     parser.add_argument(
         "--precision",
         choices=("auto", "fp32", "bf16"),
@@ -85,30 +102,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="channels_last memory format (default: on for CUDA)",
     )
     parser.add_argument("--compile", action="store_true", help="torch.compile backbone + head")
-    parser.add_argument(
-        "--spectrum-rows",
-        type=int,
-        default=argparse.SUPPRESS,
-        help="rows of random embeddings (default: 1,000,000 GPU, 100,000 CPU)",
-    )
-    parser.add_argument(
-        "--spectrum-dim",
-        type=int,
-        default=argparse.SUPPRESS,
-        help="their dimension (default: 2048 GPU, 512 CPU)",
-    )
-    parser.add_argument("--seed", type=int, default=0, help="seeds model, data and augmentation")
-    parser.add_argument(
-        "--threads",
-        type=int,
-        default=argparse.SUPPRESS,
-        help="torch CPU threads for the run (default: torch's own setting)",
-    )
-    parser.add_argument(
-        "--json",
-        action="store_true",
-        help="print one JSON object with every figure and setting",
-    )
 
 
 def run(args: argparse.Namespace) -> int:

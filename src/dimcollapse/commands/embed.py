@@ -18,6 +18,21 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
+
+from dimcollapse.commands._options import (
+    add_autocast_precision,
+    add_device,
+    add_force,
+    add_out,
+    add_run_argument,
+    add_run_data_root,
+    add_seed,
+    add_space,
+    add_split,
+    refuse_overwrite,
+    require_at_least,
+)
 
 HELP = "write a run's representation or embedding vectors of a split to .npy/.safetensors"
 
@@ -27,43 +42,26 @@ SUFFIXES = (".npy", ".safetensors")
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from dimcollapse.commands._models import add_foreign_options
 
-    parser.add_argument(
-        "run",
-        nargs="?",
-        metavar="RUN_OR_CHECKPOINT",
-        help="run directory or checkpoint file (or --model with --weights)",
-    )
-    parser.add_argument("--split", choices=("train", "test"), required=True, help="dataset split")
-    parser.add_argument(
-        "--space",
-        choices=("representation", "embedding"),
-        default="representation",
-        help="backbone output r, or the head's output z",
-    )
-    parser.add_argument("--out", required=True, metavar="FILE", help="output .npy or .safetensors")
+    add_run_argument(parser)
+    add_split(parser, required=True, help="dataset split")
+    add_space(parser, help="backbone output r, or the head's output z")
+    add_out(parser, "FILE", help="output .npy or .safetensors", required=True)
     parser.add_argument(
         "--subset", type=int, default=None, metavar="N", help="a seeded random subset of N images"
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed of the subset")
-    parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    parser.add_argument(
-        "--precision",
-        choices=("fp32", "bf16", "fp16", "auto"),
-        default="fp32",
-        help="autocast precision of the forward pass (the file is float32 either way)",
+    add_seed(parser, help="seed of the subset")
+    add_device(parser)
+    add_autocast_precision(
+        parser, help="autocast precision of the forward pass (the file is float32 either way)"
     )
     parser.add_argument("--batch-size", type=int, default=512, help="images per forward pass")
-    parser.add_argument(
-        "--data-root",
-        default=None,
-        help="dataset directory or .npz file; None: the one in the run's config",
-    )
+    add_run_data_root(parser)
     parser.add_argument(
         "--labels",
         action="store_true",
         help="also write the labels (safetensors key 'labels'; .npy: sibling FILE.labels.npy)",
     )
-    parser.add_argument("--force", action="store_true", help="overwrite existing output files")
+    add_force(parser, help="overwrite existing output files")
     add_foreign_options(parser)
 
 
@@ -73,45 +71,63 @@ def labels_path(out: Path) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from dimcollapse.probe import extract_features
+    from dimcollapse.runtime import resolve_device
+
+    targets = _output_targets(args)
+    model, dataset, source = _load_model_and_images(args)
+    x, y = extract_features(
+        model,
+        dataset,
+        space=args.space,
+        device=resolve_device(args.device),
+        batch_size=args.batch_size,
+        precision=args.precision,
+    )
+    vectors = x.numpy().astype(np.float32, copy=False)
+    labels = y.numpy().astype(np.int64, copy=False)
+    _write(targets, vectors, labels, args)
+    extra = ""
+    if args.labels:
+        extra = f" and labels ({targets[1]})" if len(targets) > 1 else " and labels"
+    print(
+        f"wrote {vectors.shape[0]:,} x {vectors.shape[1]} float32 {args.space} vectors of the "
+        f"{source} to {targets[0]}{extra}",
+        flush=True,
+    )
+    return 0
+
+
+def _output_targets(args: argparse.Namespace) -> list[Path]:
+    """The files to write (``--out``, and its labels file for .npy); refuse bad options."""
     from dimcollapse.errors import UsageError
     from dimcollapse.fileio import check_output_suffix
 
     out = check_output_suffix(args.out, SUFFIXES)
-    suffix = out.suffix.lower()
     targets = [out]
-    if args.labels and suffix == ".npy":
+    if args.labels and out.suffix.lower() == ".npy":
         targets.append(labels_path(out))
     for target in targets:
         if target.is_dir():
             raise UsageError(f"{target}: is a directory")
-        if target.exists() and not args.force:
-            raise UsageError(f"{target}: already exists; use --force to overwrite it")
-    if args.subset is not None and args.subset < 1:
-        raise UsageError(f"--subset must be at least 1, got {args.subset}")
-    if args.batch_size < 1:
-        raise UsageError(f"--batch-size must be at least 1, got {args.batch_size}")
+        refuse_overwrite([target], args.force, "use --force to overwrite it")
+    require_at_least(args, "subset", 1)
+    require_at_least(args, "batch_size", 1)
+    return targets
 
-    import contextlib
 
-    import numpy as np
+def _load_model_and_images(args: argparse.Namespace) -> tuple[Any, Any, str]:
+    """The model to embed with, the images of its split and the words naming them."""
+    from dimcollapse.commands._models import (
+        load_foreign_models,
+        load_images,
+        wants_foreign_instead_of_run,
+    )
+    from dimcollapse.errors import UsageError
 
-    from dimcollapse.commands._models import load_foreign_models, load_images, wants_foreign
-    from dimcollapse.fileio import atomic_path
-    from dimcollapse.probe import extract_features
-    from dimcollapse.runtime import resolve_device
-
-    foreign = wants_foreign(args)
-    if foreign == (args.run is not None):
-        raise UsageError("give either a run directory or checkpoint, or --model with --weights")
-    if foreign and len(args.model) > 1:
-        raise UsageError("embed writes one file: give one --model")
-    if foreign:
-        dataset = load_images(args, args.split, args.subset, args.seed)
-        ((label, model),) = load_foreign_models(args, dataset)
-        if args.space != "representation":
-            raise UsageError("--space embedding needs a dimcollapse run (a foreign model has r)")
-        source = f"{args.dataset} {args.split} split by {label}"
-    else:
+    if not wants_foreign_instead_of_run(args):
         from dimcollapse.checkpoint import find_checkpoint, load_model
         from dimcollapse.probe import load_run_data
 
@@ -119,22 +135,27 @@ def run(args: argparse.Namespace) -> int:
         dataset = load_run_data(
             ckpt, args.split, data_root=args.data_root, subset=args.subset, seed=args.seed
         )
-        source = f"{ckpt.get('config', {}).get('dataset')} {args.split} split"
-    device = resolve_device(args.device)
-    x, y = extract_features(
-        model,
-        dataset,
-        space=args.space,
-        device=device,
-        batch_size=args.batch_size,
-        precision=args.precision,
-    )
-    vectors = x.numpy().astype(np.float32, copy=False)
-    labels = y.numpy().astype(np.int64, copy=False)
+        return model, dataset, f"{ckpt.config.get('dataset')} {args.split} split"
+    if len(args.model) > 1:
+        raise UsageError("embed writes one file: give one --model")
+    dataset = load_images(args, args.split, args.subset, args.seed)
+    ((label, model),) = load_foreign_models(args, dataset)
+    if args.space != "representation":
+        raise UsageError("--space embedding needs a dimcollapse run (a foreign model has r)")
+    return model, dataset, f"{args.dataset} {args.split} split by {label}"
+
+
+def _write(targets: list[Path], vectors: Any, labels: Any, args: argparse.Namespace) -> None:
+    """Write the vectors (and labels) atomically: all files appear, or none."""
+    import contextlib
+
+    import numpy as np
+
+    from dimcollapse.fileio import atomic_path
 
     with contextlib.ExitStack() as stack:
         tmps = [stack.enter_context(atomic_path(t)) for t in targets]
-        if suffix == ".npy":
+        if targets[0].suffix.lower() == ".npy":
             with open(tmps[0], "wb") as fh:
                 np.save(fh, vectors)
             if args.labels:
@@ -147,13 +168,3 @@ def run(args: argparse.Namespace) -> int:
             if args.labels:
                 arrays["labels"] = np.ascontiguousarray(labels)
             save_file(arrays, str(tmps[0]), metadata={"space": args.space, "split": args.split})
-
-    extra = ""
-    if args.labels:
-        extra = f" and labels ({targets[1]})" if len(targets) > 1 else " and labels"
-    print(
-        f"wrote {vectors.shape[0]:,} x {vectors.shape[1]} float32 {args.space} vectors of the "
-        f"{source} to {out}{extra}",
-        flush=True,
-    )
-    return 0

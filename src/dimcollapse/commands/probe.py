@@ -22,21 +22,39 @@ from __future__ import annotations
 import argparse
 import json
 
+from dimcollapse.commands._options import (
+    add_autocast_precision,
+    add_device,
+    add_json,
+    add_run_argument,
+    add_run_data_root,
+    add_seed,
+    require_at_least,
+)
+
 HELP = "offline linear and kNN probe of a trained run (full r or DirectCLR's r[:, :d0])"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from dimcollapse.commands._models import add_foreign_options
 
-    parser.add_argument(
-        "run",
-        nargs="?",
-        metavar="RUN_OR_CHECKPOINT",
-        help="run directory or checkpoint file (or --model with --weights)",
-    )
+    _add_what_to_probe(parser)
+    add_json(parser, help="print one JSON object")
+    add_device(parser)
+    add_autocast_precision(parser, help="autocast precision of the feature extraction")
+    _add_images(parser)
+    _add_recipe(parser)
+    add_foreign_options(parser)
+
+
+def _add_what_to_probe(parser: argparse.ArgumentParser) -> None:
+    """The run, which of its features, and which probes."""
+    from dimcollapse.probe import FEATURE_SETS
+
+    add_run_argument(parser)
     parser.add_argument(
         "--features",
-        choices=("full", "subvector"),
+        choices=FEATURE_SETS,
         default="full",
         help="full representation r, or the sub-vector r[:, :d0] (directclr, fixed-lowrank)",
     )
@@ -47,25 +65,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="also run the kNN probe (k = 20 and 200)",
     )
     parser.add_argument("--epochs", type=int, default=100, help="linear probe epochs")
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    parser.add_argument(
-        "--precision",
-        choices=("fp32", "bf16", "fp16", "auto"),
-        default="fp32",
-        help="autocast precision of the feature extraction",
-    )
-    parser.add_argument(
-        "--data-root",
-        default=None,
-        help="dataset directory or .npz file; None: the one in the run's config",
-    )
+
+
+def _add_images(parser: argparse.ArgumentParser) -> None:
+    """Where the images are and how many of them are used."""
+    add_run_data_root(parser)
     parser.add_argument(
         "--train-subset", type=int, default=None, metavar="N", help="probe on N train images"
     )
     parser.add_argument(
         "--test-subset", type=int, default=None, metavar="N", help="evaluate on N test images"
     )
+
+
+def _add_recipe(parser: argparse.ArgumentParser) -> None:
+    """Departures from the linear probe's recipe, its data loading and its seed."""
     parser.add_argument(
         "--augment",
         action="store_true",
@@ -79,8 +93,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="use raw features, exactly as the paper's recipe (may diverge at lr 0.1)",
     )
     parser.add_argument("--workers", type=int, default=0, help="DataLoader workers (image folders)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the probe and of the subsets")
-    add_foreign_options(parser)
+    add_seed(parser, help="seed of the probe and of the subsets")
 
 
 def _fmt(value: float | None) -> str:
@@ -122,24 +135,16 @@ def _summary_text(rec: dict, saved: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from dimcollapse.commands._models import wants_foreign_instead_of_run
     from dimcollapse.errors import UsageError
     from dimcollapse.fileio import write_json_atomic
     from dimcollapse.probe import probe_run, result_dir
 
-    if args.epochs < 1:
-        raise UsageError(f"--epochs must be at least 1, got {args.epochs}")
-    for name in ("train_subset", "test_subset"):
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            raise UsageError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+    for name in ("epochs", "train_subset", "test_subset"):
+        require_at_least(args, name, 1)
     if args.workers < 0:
         raise UsageError(f"--workers must be 0 or more, got {args.workers}")
-    from dimcollapse.commands._models import wants_foreign
-
-    foreign = wants_foreign(args)
-    if foreign == (args.run is not None):
-        raise UsageError("give either a run directory or checkpoint, or --model with --weights")
-    if foreign:
+    if wants_foreign_instead_of_run(args):
         return _probe_foreign(args)
     result = probe_run(
         args.run,

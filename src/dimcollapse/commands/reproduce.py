@@ -29,10 +29,19 @@ from __future__ import annotations
 
 import argparse
 
+from dimcollapse.commands._options import add_device, add_out, add_quiet, add_seed
+
 HELP = "run every experiment of the paper and write a report (Markdown + HTML)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    _add_scale_options(parser)
+    _add_run_options(parser)
+    _add_testing_knobs(parser)
+
+
+def _add_scale_options(parser: argparse.ArgumentParser) -> None:
+    """The scale and the values of it that can be overridden."""
     parser.add_argument(
         "--scale",
         choices=("quick", "cpu", "full"),
@@ -72,10 +81,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="backbone width multiplier (default: 0.25 quick and cpu / 1 full)%(default).0s",
     )
-    parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    parser.add_argument(
-        "--seed", type=int, default=0, help="first random seed (seeds are SEED, SEED+1, ...)"
-    )
+
+
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    """Where the runs go, on what, with which seeds and how many at once."""
+    add_device(parser)
+    add_seed(parser, help="first random seed (seeds are SEED, SEED+1, ...)")
     parser.add_argument(
         "--seeds",
         type=int,
@@ -90,19 +101,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="parallel worker processes (default: one per CPU on a CPU, one on a GPU)%(default).0s",
     )
-    parser.add_argument(
-        "--quiet", action="store_true", help="print nothing but errors%(default).0s"
-    )
-    parser.add_argument("--out", required=True, metavar="DIR", help="output directory%(default).0s")
-    # testing knobs, hidden from --help
-    for flag, tp in (
-        ("--probe-epochs", int),
-        ("--test-subset", int),
-        ("--toy-steps", int),
-        ("--batch-size", int),
-        ("--monitor-samples", int),
+    add_quiet(parser, help="print nothing but errors%(default).0s")
+    add_out(parser, "DIR", help="output directory%(default).0s", required=True)
+
+
+def _add_testing_knobs(parser: argparse.ArgumentParser) -> None:
+    """Options for the tests, hidden from --help."""
+    for flag in (
+        "--probe-epochs",
+        "--test-subset",
+        "--toy-steps",
+        "--batch-size",
+        "--monitor-samples",
     ):
-        parser.add_argument(flag, type=tp, default=None, help=argparse.SUPPRESS)
+        parser.add_argument(flag, type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--d0-sweep", choices=("on", "off"), default=None, help=argparse.SUPPRESS)
 
 

@@ -29,14 +29,37 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 from typing import Any
+
+from dimcollapse.commands._options import (
+    OptionHolder,
+    add_device,
+    add_force,
+    add_json,
+    add_rel_tol,
+    add_run_data_root,
+    add_space,
+    add_split,
+    check_rel_tol,
+    refuse_overwrite,
+    require_at_least,
+)
 
 HELP = "singular-value spectrum and collapse metrics of embeddings files (Eq. 1)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from dimcollapse.commands._models import add_foreign_options
+
+    _add_file_options(parser)
+    _add_run_options(
+        parser.add_argument_group("trained models (FILE is a run directory or checkpoint)")
+    )
+    add_foreign_options(parser)
+
+
+def _add_file_options(parser: argparse.ArgumentParser) -> None:
+    """The files, how they are read and the metrics and outputs of their spectra."""
     from dimcollapse.spectrum import DEFAULT_REL_TOL, PRECISIONS
 
     parser.add_argument(
@@ -55,11 +78,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="L2-normalise each row first (as the paper's spectrum.py does)",
     )
-    parser.add_argument(
-        "--rel-tol",
-        type=float,
-        default=DEFAULT_REL_TOL,
-        help="a dimension is collapsed when sigma_k < REL_TOL * sigma_1",
+    add_rel_tol(
+        parser, DEFAULT_REL_TOL, help="a dimension is collapsed when sigma_k < REL_TOL * sigma_1"
     )
     parser.add_argument(
         "--plot",
@@ -67,10 +87,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="OUT.png",
         help="write log singular value against index, all files overlaid",
     )
-    parser.add_argument("--force", action="store_true", help="overwrite an existing --plot file")
-    parser.add_argument(
-        "--json", action="store_true", help="print one JSON object per file, one per line"
-    )
+    add_force(parser, help="overwrite an existing --plot file")
+    add_json(parser, help="print one JSON object per file, one per line")
     parser.add_argument(
         "--chunk-rows",
         type=int,
@@ -84,29 +102,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="dtype of each chunk's outer product; auto: float64 (sums are always float64); "
         "float32 is about 2x faster on a CPU but puts RankMe about 0.2%% high",
     )
-    parser.add_argument(
-        "--device", default="cpu", help="torch device for the accumulation (cpu, cuda, cuda:1, ...)"
-    )
-    models = parser.add_argument_group("trained models (FILE is a run directory or checkpoint)")
-    models.add_argument(
-        "--split",
-        choices=("train", "test"),
-        default="test",
-        help="which split of the run's dataset to embed",
-    )
-    models.add_argument(
-        "--space",
-        choices=("representation", "embedding"),
-        default="representation",
-        help="backbone output r (Figs. 7b, 9) or head output z (Fig. 2)",
-    )
-    models.add_argument(
+    add_device(parser, "cpu", help="torch device for the accumulation (cpu, cuda, cuda:1, ...)")
+
+
+def _add_run_options(group: OptionHolder) -> None:
+    """Which images of a trained run's dataset to embed, and where the backbone reads them."""
+    add_split(group, default="test", help="which split of the run's dataset to embed")
+    add_space(group, help="backbone output r (Figs. 7b, 9) or head output z (Fig. 2)")
+    group.add_argument(
         "--subset", type=int, default=None, help="embed a seeded random subset of this many images"
     )
-    models.add_argument(
-        "--data-root", default=None, help="dataset location, if not where the run was trained"
-    )
-    add_foreign_options(parser)
+    add_run_data_root(group, help="dataset location, if not where the run was trained")
 
 
 def _summary_text(rec: dict) -> str:
@@ -128,36 +134,49 @@ def _summary_text(rec: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    device = _check_options(args)
+    sources = _open_sources(args)
+    records = [_spectrum_record(source, args, device) for source in sources]
+    for rec in records:
+        print(json.dumps(rec) if args.json else _summary_text(rec), flush=True)
+    if args.plot is not None:
+        _plot(records, args)
+    return 0
+
+
+def _check_options(args: argparse.Namespace) -> Any:
+    """Refuse bad options before anything is read; return the torch device."""
     import torch
 
-    from dimcollapse.embeddings import open_embeddings
     from dimcollapse.errors import UsageError
     from dimcollapse.fileio import check_output_suffix
-    from dimcollapse.spectrum import SpectrumAccumulator
 
-    if not (0.0 < args.rel_tol < 1.0) or math.isnan(args.rel_tol):
-        raise UsageError(f"--rel-tol must be between 0 and 1, got {args.rel_tol}")
-    if args.chunk_rows < 1:
-        raise UsageError(f"--chunk-rows must be at least 1, got {args.chunk_rows}")
+    check_rel_tol(args.rel_tol)
+    require_at_least(args, "chunk_rows", 1)
     if args.plot is not None:
         plot = check_output_suffix(args.plot, (".png", ".pdf", ".svg"))
-        if plot.exists() and not args.force:
-            raise UsageError(f"{plot}: already exists; pass --force to overwrite it")
+        refuse_overwrite([plot], args.force, "pass --force to overwrite it")
     try:
         device = torch.device(args.device)
     except RuntimeError as exc:
         raise UsageError(f"--device: {exc}") from exc
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UsageError("--device cuda: no CUDA device is available")
+    require_at_least(args, "subset", 2)
+    return device
 
-    if args.subset is not None and args.subset < 2:
-        raise UsageError(f"--subset must be at least 2, got {args.subset}")
+
+def _open_sources(args: argparse.Namespace) -> list[Any]:
+    """Every FILE opened (embeddings) or loaded (runs), then the foreign models with their images.
+
+    Every file is validated before anything is computed, so bad input fails fast."""
     from dimcollapse.commands._models import load_foreign_models, load_images, wants_foreign
+    from dimcollapse.embeddings import open_embeddings
+    from dimcollapse.errors import UsageError
 
     foreign = wants_foreign(args)
     if not args.files and not foreign:
         raise UsageError("give embeddings files, run directories, or --model with --weights")
-    # Validate every file before computing anything, so bad input fails fast.
     sources: list[Any] = [_model_source(f) or open_embeddings(f, args.key) for f in args.files]
     if foreign:
         images = load_images(args, args.split, args.subset)
@@ -165,50 +184,54 @@ def run(args: argparse.Namespace) -> int:
             {"foreign": model, "path": label, "images": images}
             for label, model in load_foreign_models(args, images)
         ]
-    records = []
-    for src in sources:
-        acc = SpectrumAccumulator(normalize=args.normalize, device=device, precision=args.precision)
-        if isinstance(src, dict) and "foreign" in src:  # a model trained elsewhere
-            from dimcollapse.probe import extract_features
+    return sources
 
-            rows, _ = extract_features(src["foreign"], src["images"], device=device)
-            chunks = rows.split(args.chunk_rows)
-            name, key = src["path"], f"representation, {args.dataset} {args.split}"
-        elif isinstance(src, dict):  # a trained model: embed its dataset's split
-            chunks = _model_rows(src, args, device).split(args.chunk_rows)
-            name, key = src["path"], f"{args.space}, {args.split}"
-        else:
-            chunks, name, key = src.chunks(args.chunk_rows), str(src.path), src.key
-        for chunk in chunks:
-            acc.update(chunk)
-        if acc.nonfinite:
-            raise UsageError(
-                f"{name}: holds {acc.nonfinite:,} NaN or infinite values; "
-                "refusing (clean them, or drop those rows)"
-            )
-        rec = {"file": name, "key": key, **acc.summary(args.rel_tol).to_dict()}
-        records.append(rec)
 
-    for rec in records:
-        print(json.dumps(rec) if args.json else _summary_text(rec), flush=True)
-    if args.plot is not None:
-        from dimcollapse.plots import plot_spectra
+def _spectrum_record(source: Any, args: argparse.Namespace, device: Any) -> dict:
+    """Stream one source's rows through the accumulator; its name, key and metrics."""
+    from dimcollapse.errors import UsageError
+    from dimcollapse.spectrum import SpectrumAccumulator
 
-        multi = len(records) > 1
-        series = [
-            (
-                (rec["file"] if multi else "")
-                + (" " if multi else "")
-                + f"({rec['collapsed_dims']} of {rec['dim']} collapsed)",
-                rec["singular_values"],
-            )
-            for rec in records
-        ]
-        title = "Embedding covariance spectrum" if not multi else "Covariance spectra"
-        plot_spectra(series, args.plot, rel_tol=args.rel_tol, title=title)
-        if not args.json:
-            print(f"plot written to {args.plot}")
-    return 0
+    acc = SpectrumAccumulator(normalize=args.normalize, device=device, precision=args.precision)
+    if isinstance(source, dict) and "foreign" in source:  # a model trained elsewhere
+        from dimcollapse.probe import extract_features
+
+        rows, _ = extract_features(source["foreign"], source["images"], device=device)
+        chunks = rows.split(args.chunk_rows)
+        name, key = source["path"], f"representation, {args.dataset} {args.split}"
+    elif isinstance(source, dict):  # a trained model: embed its dataset's split
+        chunks = _model_rows(source, args, device).split(args.chunk_rows)
+        name, key = source["path"], f"{args.space}, {args.split}"
+    else:
+        chunks, name, key = source.chunks(args.chunk_rows), str(source.path), source.key
+    for chunk in chunks:
+        acc.update(chunk)
+    if acc.nonfinite:
+        raise UsageError(
+            f"{name}: holds {acc.nonfinite:,} NaN or infinite values; "
+            "refusing (clean them, or drop those rows)"
+        )
+    return {"file": name, "key": key, **acc.summary(args.rel_tol).to_dict()}
+
+
+def _plot(records: list[dict], args: argparse.Namespace) -> None:
+    """All spectra overlaid in ``--plot``; a legend names the files when there are several."""
+    from dimcollapse.plots import plot_spectra
+
+    multi = len(records) > 1
+    series = [
+        (
+            (rec["file"] if multi else "")
+            + (" " if multi else "")
+            + f"({rec['collapsed_dims']} of {rec['dim']} collapsed)",
+            rec["singular_values"],
+        )
+        for rec in records
+    ]
+    title = "Embedding covariance spectrum" if not multi else "Covariance spectra"
+    plot_spectra(series, args.plot, rel_tol=args.rel_tol, title=title)
+    if not args.json:
+        print(f"plot written to {args.plot}")
 
 
 def _model_source(path: str) -> dict | None:
@@ -231,12 +254,10 @@ def _model_source(path: str) -> dict | None:
 
 def _model_rows(src: dict, args: argparse.Namespace, device: Any) -> Any:
     """(N, D) features of the run's ``--split`` in ``--space``."""
-    from dimcollapse.model import ModelSpec, build_model
     from dimcollapse.probe import extract_features, load_run_data
 
     ckpt = src["checkpoint"]
-    model = build_model(ModelSpec(**ckpt["model_spec"]))
-    model.load_state_dict(ckpt["model"])
+    model = ckpt.build_model()
     dataset = load_run_data(ckpt, args.split, data_root=args.data_root, subset=args.subset)
     x, _ = extract_features(model, dataset, space=args.space, device=device)
     return x

@@ -36,6 +36,16 @@ from pathlib import Path
 from typing import Any
 
 from dimcollapse.cli import ArgumentParser, HelpFormatter
+from dimcollapse.commands._options import (
+    OptionHolder,
+    add_json,
+    add_out,
+    add_rel_tol,
+    add_seed,
+    add_threads,
+    check_rel_tol,
+    require_at_least,
+)
 from dimcollapse.errors import UsageError
 
 HELP = "linear toy models of sections 4-5: strong augmentation, alignment, depth, ReLU"
@@ -63,103 +73,130 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         p = sub.add_parser(
             name, help=_SCENARIO_HELP[name], description=desc, formatter_class=HelpFormatter
         )
-        _add_common(p, None if sc is None else sc)
+        _add_common(p, sc)
         if sc is not None:
             _add_specific(p, sc)
 
 
 def _add_common(p: argparse.ArgumentParser, sc: Any) -> None:
     """Options every scenario takes; their defaults are the scenario's (``all``: each one's)."""
+    _add_output_options(p.add_argument_group("output"), sc)
+    training = p.add_argument_group("model and training")
+    _add_training_options(training, sc)
+    _add_init_options(training, sc)
+    _add_tracking_options(p.add_argument_group("tracking"), sc)
+
+
+def _default(sc: Any, field: str) -> Any:
+    """The scenario's value of a ToyConfig field; under ``all`` (no scenario) each run's own."""
+    return argparse.SUPPRESS if sc is None else getattr(sc.config, field)
+
+
+def _each(sc: Any) -> str:
+    """What the help of a scenario-defaulted option adds under ``all``."""
+    return " (default: each scenario's own)" if sc is None else ""
+
+
+def _add_output_options(group: OptionHolder, sc: Any) -> None:
     from dimcollapse.spectrum import DEFAULT_REL_TOL
 
-    def default(field: str) -> Any:
-        return argparse.SUPPRESS if sc is None else getattr(sc.config, field)
-
-    each = " (default: each scenario's own)" if sc is None else ""
-    out = p.add_argument_group("output")
-    out.add_argument("--out", default="toy-output", metavar="DIR", help="where files go")
-    out.add_argument("--json", action="store_true", help="print one JSON object per run")
-    out.add_argument("--no-figures", action="store_true", help="write the JSON files only")
+    add_out(group, "DIR", help="where files go", default="toy-output")
+    add_json(group, help="print one JSON object per run")
+    group.add_argument("--no-figures", action="store_true", help="write the JSON files only")
     tol = DEFAULT_REL_TOL if sc is None or sc.rel_tol is None else sc.rel_tol
-    out.add_argument(
-        "--rel-tol",
-        type=float,
-        default=argparse.SUPPRESS if sc is None else tol,
+    add_rel_tol(
+        group,
+        argparse.SUPPRESS if sc is None else tol,
         help="a dimension is collapsed when sigma_k < REL_TOL * sigma_1 of the Eq. 1 covariance"
-        + each,
+        + _each(sc),
     )
-    g = p.add_argument_group("model and training")
-    g.add_argument("--dim", type=int, default=default("dim"), help="d, the width" + each)
-    g.add_argument("--steps", type=int, default=default("steps"), help="SGD steps per run" + each)
-    g.add_argument("--lr", type=float, default=default("lr"), help="SGD learning rate" + each)
-    g.add_argument(
-        "--batch-size", type=int, default=default("batch_size"), help="pairs per step" + each
+
+
+def _add_training_options(group: OptionHolder, sc: Any) -> None:
+    """The width, the SGD run and the loss."""
+    each = _each(sc)
+    group.add_argument("--dim", type=int, default=_default(sc, "dim"), help="d, the width" + each)
+    group.add_argument(
+        "--steps", type=int, default=_default(sc, "steps"), help="SGD steps per run" + each
     )
-    g.add_argument(
+    group.add_argument(
+        "--lr", type=float, default=_default(sc, "lr"), help="SGD learning rate" + each
+    )
+    group.add_argument(
+        "--batch-size", type=int, default=_default(sc, "batch_size"), help="pairs per step" + each
+    )
+    group.add_argument(
         "--loss",
         choices=("distance", "cosine"),
-        default=default("loss"),
+        default=_default(sc, "loss"),
         help="distance: Eq. 2, -|z_i - z_j|^2 / (2 tau), unnormalised; cosine: "
         "z_i^T z_j / tau on L2-normalised embeddings (X of Eq. 6, G = -W X and Theorem 1 "
         "are about distance; with cosine X is still reported but does not drive W)" + each,
     )
-    g.add_argument(
+    group.add_argument(
         "--temperature",
         type=float,
-        default=default("temperature"),
+        default=_default(sc, "temperature"),
         help="tau (Eq. 2 is tau = 1)" + each,
     )
-    g.add_argument(
+
+
+def _add_init_options(group: OptionHolder, sc: Any) -> None:
+    """The initial weights, the inputs, the seed and the training precision."""
+    each = _each(sc)
+    group.add_argument(
         "--init",
         choices=("random", "spectral", "orthogonal"),
-        default=default("init"),
+        default=_default(sc, "init"),
         help="random: U(-1/sqrt(d), 1/sqrt(d)); spectral: U diag(exp(-DECAY k)) V^T "
         "(non-degenerate, the paper's case 2); orthogonal: all singular values equal" + each,
     )
-    g.add_argument(
+    group.add_argument(
         "--init-decay",
         type=float,
-        default=default("init_decay"),
+        default=_default(sc, "init_decay"),
         metavar="DECAY",
         help="decay of the spectral initialisation" + each,
     )
-    g.add_argument(
+    group.add_argument(
         "--init-scale",
         type=float,
-        default=default("init_scale"),
+        default=_default(sc, "init_scale"),
         help="multiplies the initial weights" + each,
     )
-    g.add_argument(
+    group.add_argument(
         "--input-var",
         default=argparse.SUPPRESS if sc is None else "1",
         metavar="V[,V...]",
         help="variances of the Gaussian inputs: one for every dimension, or d of them" + each,
     )
-    g.add_argument("--seed", type=int, default=default("seed"), help="the runs' seed" + each)
-    g.add_argument(
+    add_seed(group, help="the runs' seed" + each, default=_default(sc, "seed"))
+    group.add_argument(
         "--dtype",
         choices=("float32", "float64"),
-        default=default("dtype"),
+        default=_default(sc, "dtype"),
         help="training precision (the analytics are always float64)" + each,
     )
-    t = p.add_argument_group("tracking")
-    t.add_argument(
+
+
+def _add_tracking_options(group: OptionHolder, sc: Any) -> None:
+    each = _each(sc)
+    group.add_argument(
         "--track-every",
         type=int,
-        default=default("track_every"),
+        default=_default(sc, "track_every"),
         metavar="K",
         help="record spectra and alignment every K steps" + each,
     )
-    t.add_argument(
+    group.add_argument(
         "--eval-samples",
         type=int,
-        default=default("eval_samples"),
+        default=_default(sc, "eval_samples"),
         help="fresh clean samples for each embedding spectrum" + each,
     )
-    t.add_argument(
-        "--threads",
-        type=int,
-        default=1,
+    add_threads(
+        group,
+        1,
         help="torch CPU threads while this command runs (the toy's matrices are too small "
         "to gain from more)",
     )
@@ -203,28 +240,16 @@ def _add_specific(p: argparse.ArgumentParser, sc: Any) -> None:
         )
 
 
-_FIELDS = {
-    "dim": "dim",
-    "steps": "steps",
-    "lr": "lr",
-    "batch_size": "batch_size",
-    "loss": "loss",
-    "temperature": "temperature",
-    "init": "init",
-    "init_decay": "init_decay",
-    "init_scale": "init_scale",
-    "seed": "seed",
-    "dtype": "dtype",
-    "track_every": "track_every",
-    "eval_samples": "eval_samples",
-    "noise": "noise",
-    "layers": "layers",
-}
+#: ToyConfig fields that options of the same name set.
+_CONFIG_FIELDS = (
+    "dim", "steps", "lr", "batch_size", "loss", "temperature", "init", "init_decay",
+    "init_scale", "seed", "dtype", "track_every", "eval_samples", "noise", "layers",
+)  # fmt: skip
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     """ToyConfig fields from the parsed options (only those present)."""
-    out = {field: getattr(args, opt) for opt, field in _FIELDS.items() if hasattr(args, opt)}
+    out = {field: getattr(args, field) for field in _CONFIG_FIELDS if hasattr(args, field)}
     dim = out.get("dim", 16)
     if hasattr(args, "noise_dims"):
         out["noise_dims"] = _parse_noise_dims(args.noise_dims, dim)
@@ -308,19 +333,36 @@ def _describe(rec: dict[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
-
-    from dimcollapse.fileio import write_json_atomic
+    from dimcollapse.runtime import torch_threads
     from dimcollapse.toy.presets import SCENARIO_NAMES
     from dimcollapse.toy.scenarios import run_scenarios
 
     names = list(SCENARIO_NAMES) if args.scenario == "all" else [args.scenario]
+    settings = _check_options(args)
+    t0 = time.perf_counter()
+    with torch_threads(args.threads):
+        results = run_scenarios(names, **settings)
+    train_s = time.perf_counter() - t0
+    written = _write_outputs(results, args)
+    total_s = time.perf_counter() - t0
+    for res in results:
+        for rec in res.records():
+            print(json.dumps(_clean(rec), allow_nan=False) if args.json else _describe(rec))
+    note = sys.stderr if args.json else sys.stdout
+    print(
+        f"trained in {train_s:.1f} s, {total_s:.1f} s in all; wrote "
+        + ", ".join(str(p) for p in written),
+        file=note,
+    )
+    return 0
+
+
+def _check_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Refuse bad options before training; return ``run_scenarios``' keyword arguments."""
     overrides = _overrides(args)
     rel_tol = getattr(args, "rel_tol", None)
-    if rel_tol is not None and not (math.isfinite(rel_tol) and 0 < rel_tol < 1):
-        raise UsageError(f"--rel-tol must be between 0 and 1, got {rel_tol}")
-    if args.threads < 1:
-        raise UsageError(f"--threads must be at least 1, got {args.threads}")
+    check_rel_tol(rel_tol)
+    require_at_least(args, "threads", 1)
     depths = _parse_depths(args.depths) if hasattr(args, "depths") else None
     weak = getattr(args, "weak_noise", None)
     if weak is not None and not (math.isfinite(weak) and weak >= 0):
@@ -328,16 +370,14 @@ def run(args: argparse.Namespace) -> int:
     out_dir = Path(args.out)
     if out_dir.exists() and not out_dir.is_dir():
         raise UsageError(f"--out {out_dir} exists and is not a directory")
+    return {"rel_tol": rel_tol, "weak_noise": weak, "depths": depths, **overrides}
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(args.threads)
-    t0 = time.perf_counter()
-    try:
-        results = run_scenarios(names, rel_tol=rel_tol, weak_noise=weak, depths=depths, **overrides)
-    finally:
-        torch.set_num_threads(threads)
-    train_s = time.perf_counter() - t0
 
+def _write_outputs(results: list[Any], args: argparse.Namespace) -> list[Path]:
+    """Each scenario's JSON and figure in ``--out`` (under ``all`` also the combined ones)."""
+    from dimcollapse.fileio import write_json_atomic
+
+    out_dir = Path(args.out)
     written: list[Path] = []
     for res in results:
         json_path = out_dir / f"{res.name}.json"
@@ -358,20 +398,4 @@ def run(args: argparse.Namespace) -> int:
             path = out_dir / "all.png"
             save_figure(combined_figure(results), path)
             written.append(path)
-    total_s = time.perf_counter() - t0
-
-    if args.json:
-        for res in results:
-            for rec in res.records():
-                print(json.dumps(_clean(rec), allow_nan=False))
-    else:
-        for res in results:
-            for rec in res.records():
-                print(_describe(rec))
-    note = sys.stderr if args.json else sys.stdout
-    print(
-        f"trained in {train_s:.1f} s, {total_s:.1f} s in all; wrote "
-        + ", ".join(str(p) for p in written),
-        file=note,
-    )
-    return 0
+    return written
