@@ -317,8 +317,11 @@ def test_npz_missing_keys_files_and_test(tmp_path):
     with pytest.raises(UsageError, match="--test-file"):
         load_dataset("npz", "test", root=str(tmp_path / "ok.npz"))
     (tmp_path / "junk.npz").write_bytes(b"junk")
-    with pytest.raises(UsageError, match="cannot read"):
+    with pytest.raises(UsageError, match="not an .npz archive"):
         load_dataset("npz", "train", root=str(tmp_path / "junk.npz"))
+    (tmp_path / "torn.npz").write_bytes(b"PK\x03\x04 torn")  # a zip header, then nothing
+    with pytest.raises(UsageError, match="cannot read"):
+        load_dataset("npz", "train", root=str(tmp_path / "torn.npz"))
 
 
 # ----------------------------------------------------------------------------------------------

@@ -483,3 +483,17 @@ def test_sigterm_stops_with_one_line_and_the_resume_is_bit_identical(tmp_path):
         assert torch.equal(tensor, b.model[key]), key
     rows = [json.loads(ln) for ln in (stopped / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [1, 2, 3]
+
+
+def test_resume_with_a_config_file_keeps_the_runs_settings_it_does_not_name(cli, tmp_path):
+    """--config on a resume overrides only what it names (here the allowed epochs); every
+    other setting stays the run's, not the default (width 0.125, not 1.0)."""
+    out = tmp_path / "run"
+    tiny = _cli_args(**{**TINY, "epochs": 1, "monitor_samples": 64, "subset": 128})
+    assert cli("train", *tiny, "--out", out, "--quiet")[0] == 0
+    config = tmp_path / "more.yaml"
+    config.write_text("epochs: 2\n")
+    code, _, err = cli("train", "--out", out, "--resume", "--config", config, "--quiet")
+    assert code == 0, err
+    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2]

@@ -179,6 +179,7 @@ class TrainConfig:
         for ok, message in checks:
             if not ok:
                 raise UsageError(message)
+        self._check_finite()
         parse_checkpoint_every(self.checkpoint_every)
         from dimcollapse.data.augment import AugmentConfig
 
@@ -189,6 +190,16 @@ class TrainConfig:
                 f"unknown augmentation setting(s) {', '.join(unknown)}; "
                 f"choose from {', '.join(sorted(known))}"
             )
+
+    def _check_finite(self) -> None:
+        """inf or NaN passes the sign checks above but trains nothing (NaN at step 2)."""
+        import math
+
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                name = f.name.replace("_", " ")
+                raise UsageError(f"{name} must be a finite number, got {value}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -336,10 +347,14 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     import yaml
 
     p = Path(path)
+    if p.is_dir():
+        raise UsageError(f"{p}: is a directory, not a YAML config file")
     if not p.is_file():
         raise UsageError(f"{p}: no such config file")
     try:
-        data = yaml.safe_load(p.read_text()) or {}
+        data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError:
+        raise UsageError(f"{p}: not a YAML text file (binary content)") from None
     except yaml.YAMLError as exc:
         raise UsageError(f"{p}: not valid YAML ({str(exc).splitlines()[0]})") from exc
     if not isinstance(data, dict):
@@ -352,7 +367,13 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     data: dict[str, Any] = {}
     if getattr(args, "config", None):
         data.update(load_yaml(args.config))
-    augment = dict(data.get("augment") or {})
+    augment = data.get("augment") or {}
+    if not isinstance(augment, dict):
+        raise UsageError(
+            f"{args.config}: setting augment: expected a mapping of augmentation settings "
+            f"(field: value), got {augment!r} ({type(augment).__name__})"
+        )
+    augment = dict(augment)
     for f in dataclasses.fields(TrainConfig):
         value = getattr(args, f.name, None)
         if value is not None and f.name != "augment":

@@ -85,16 +85,47 @@ def _validate(path: Path, key: str | None, arr: Any, shape: tuple[int, ...], dty
 def _open_npy(path: Path) -> Any:
     with open(path, "rb") as fh:
         magic = fh.read(6)
+    if not magic:
+        raise UsageError(f"{path}: empty file (0 bytes), not a .npy array")
     if magic != b"\x93NUMPY":  # np.load would call any other file "pickled (object) data"
         raise UsageError(
             f"{path}: not a .npy file (no NumPy header; is it text or another format?)"
         )
     try:
-        return np.load(path, mmap_mode="r", allow_pickle=False)
+        array = np.load(path, mmap_mode="r", allow_pickle=False)
     except ValueError as exc:
+        _check_npy_length(path)
         raise UsageError(f"{path}: not a numeric .npy array ({exc})") from exc
     except (OSError, EOFError) as exc:
         raise UsageError(f"{path}: not a readable .npy file ({exc})") from exc
+    return array
+
+
+def _check_npy_length(path: Path) -> None:
+    """A .npy file whose header promises more data than the file holds (a copy or download
+    cut short) is said to be truncated, not 'not numeric'."""
+    from numpy.lib import format as npy_format
+
+    try:
+        with open(path, "rb") as fh:
+            version = npy_format.read_magic(fh)
+            read_header = (
+                npy_format.read_array_header_1_0
+                if version == (1, 0)
+                else npy_format.read_array_header_2_0
+            )
+            shape, _order, dtype = read_header(fh)
+            header_end = fh.tell()
+    except (ValueError, OSError, EOFError):
+        return
+    expected = header_end + int(np.prod(shape)) * dtype.itemsize
+    size = path.stat().st_size
+    if size < expected:
+        dims = " x ".join(str(d) for d in shape)
+        raise UsageError(
+            f"{path}: truncated: the header promises {dims} {dtype} ({expected:,} bytes), "
+            f"the file has {size:,}"
+        )
 
 
 def _open_npz(path: Path) -> dict[str, Any]:

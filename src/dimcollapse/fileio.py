@@ -71,10 +71,18 @@ def load_torch_weights_only(path: str | os.PathLike[str], what: str = "torch fil
     """``torch.load(path, weights_only=True)`` on the CPU, with one-line errors naming ``what``
     the file should be: a file that needs arbitrary unpickling is refused (never run),
     anything else unreadable is named as such."""
+    import warnings
+
     import torch
 
+    kind = _torch_file_kind(path)
+    if kind != "torch":
+        raise UsageError(f"{path}: not a {what} ({kind}, not a PyTorch file)")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            # e.g. "Detected pickle protocol 4 in the checkpoint": the refusal below says more
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - pickle and zip errors of every kind
         text = str(exc)
         if "weights_only" in text or "Unpickl" in text or "Unsupported global" in text:
@@ -85,6 +93,23 @@ def load_torch_weights_only(path: str | os.PathLike[str], what: str = "torch fil
             ) from None
         # torch's own message is often a bare code ("invalid load key, '1'" or "105")
         raise UsageError(f"{path}: not a {what} (not a PyTorch file)") from None
+
+
+def _torch_file_kind(path: str | os.PathLike[str]) -> str:
+    """``"torch"`` for what ``torch.save`` writes (a zip archive, or a legacy pickle starting
+    with its protocol byte), else what the file looks like instead."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+    except IsADirectoryError:
+        return "a directory"
+    if not head:
+        return "an empty file"
+    if head.startswith(b"PK\x03\x04") or head[:1] == b"\x80":
+        return "torch"
+    if head.startswith(b"\x93NUMPY"):
+        return "a NumPy .npy file"
+    return "unrecognised content"
 
 
 def plain_data(obj: Any) -> Any:

@@ -114,3 +114,20 @@ def torch_threads(threads: int | None) -> Any:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+def check_fits_in_memory(need_bytes: float, what: str) -> None:
+    """Refuse, before allocating, ``need_bytes`` for ``what`` when it exceeds half of this
+    machine's physical memory: one ``UsageError`` line ``"{what} needs at least X GiB ...;
+    this machine has Y GiB"`` instead of an allocator's traceback minutes later."""
+    import os
+
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - not POSIX
+        return
+    if need_bytes > total // 2:
+        raise UsageError(
+            f"{what} needs at least {need_bytes / 2**30:.1f} GiB; this machine has "
+            f"{total / 2**30:.1f} GiB"
+        )

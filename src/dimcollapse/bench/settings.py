@@ -11,6 +11,7 @@ from typing import Any
 from dimcollapse.data.augment import SMALL_IMAGE_MAX, use_small_stem
 from dimcollapse.errors import UsageError
 from dimcollapse.runtime import usable_cpus
+from dimcollapse.spectrum import check_covariance_memory
 
 #: Precisions the benchmark accepts (fp16 would need a GradScaler, which the step does not time).
 BENCH_PRECISIONS = ("auto", "fp32", "bf16")
@@ -169,6 +170,8 @@ def _check_sizes(resolved: dict[str, Any]) -> None:
     _check_int(resolved, "workers", 0)
     _check_int(resolved, "spectrum_rows", 2)
     _check_int(resolved, "spectrum_dim", 1)
+    dim = resolved["spectrum_dim"]
+    check_covariance_memory(dim, f"--spectrum-dim {dim}")
     if resolved["channels"] not in (1, 3) or not _is_int(resolved["channels"]):
         raise UsageError(f"--channels must be 1 or 3, got {resolved['channels']!r}")
     try:

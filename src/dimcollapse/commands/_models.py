@@ -121,4 +121,5 @@ def load_images(args: argparse.Namespace, split: str, subset: int | None, seed: 
         subset=subset,
         seed=seed,
         test_file=getattr(args, "test_file", None),
+        can_download=False,
     )

@@ -251,6 +251,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     """ToyConfig fields from the parsed options (only those present)."""
     out = {field: getattr(args, field) for field in _CONFIG_FIELDS if hasattr(args, field)}
     dim = out.get("dim", 16)
+    if dim is not None and dim < 2:  # before the options whose length depends on it
+        raise UsageError(f"--dim must be at least 2, got {dim}")
     if hasattr(args, "noise_dims"):
         out["noise_dims"] = _parse_noise_dims(args.noise_dims, dim)
     if hasattr(args, "input_var"):

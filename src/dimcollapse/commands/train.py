@@ -35,24 +35,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
+    from dimcollapse.config import config_from_args
 
-    from dimcollapse.config import TrainConfig, config_from_args, load_yaml
-
-    if getattr(args, "resume", False) and not args.config and getattr(args, "out", None):
-        # Resuming: start from the run's own saved configuration, then apply typed options.
-        saved = Path(args.out) / "config.yaml"
-        if saved.is_file():
-            data = load_yaml(saved).get("config", {})
-            base = TrainConfig.from_dict(dict(data))
-            for key, value in base.to_dict().items():
-                if getattr(args, key, None) is None and key != "augment":
-                    setattr(args, key, value)
-            for key, value in (data.get("augment") or {}).items():  # the resolved recipe
-                if getattr(args, f"aug_{key}", None) is None:
-                    setattr(args, f"aug_{key}", value)
+    if getattr(args, "resume", False) and getattr(args, "out", None):
+        _start_from_the_runs_settings(args)
     cfg = config_from_args(args)
     from dimcollapse.train import train
 
     train(cfg, verbose=not args.quiet)
     return 0
+
+
+def _start_from_the_runs_settings(args: argparse.Namespace) -> None:
+    """Resuming: the run's own saved configuration, then ``--config``'s settings, then the
+    options typed here (a setting named nowhere keeps the run's value, not the default)."""
+    from dimcollapse.config import TrainConfig, load_yaml
+    from dimcollapse.rundir import RunLayout
+
+    saved = RunLayout(args.out).config
+    if not saved.is_file():
+        return
+    data = load_yaml(saved).get("config", {})
+    base = TrainConfig.from_dict(dict(data))
+    given = load_yaml(args.config) if args.config else {}
+    given_augment = given.get("augment") if isinstance(given.get("augment"), dict) else {}
+    for key, value in base.to_dict().items():
+        if key != "augment" and key not in given and getattr(args, key, None) is None:
+            setattr(args, key, value)
+    for key, value in (data.get("augment") or {}).items():  # the resolved recipe
+        if key not in given_augment and getattr(args, f"aug_{key}", None) is None:
+            setattr(args, f"aug_{key}", value)

@@ -178,6 +178,7 @@ def load_dataset(
     seed: int = 0,
     test_file: str | None = None,
     image_size: int | None = None,
+    can_download: bool = True,
 ) -> ImageDataset:
     """Load one split of a dataset as an :class:`ImageDataset`.
 
@@ -186,6 +187,8 @@ def load_dataset(
     ``subset`` keeps a random subset of that size, drawn with a generator seeded by ``seed``;
     ``test_file`` is the ``npz`` test file; ``image_size`` is the target size for ``imagefolder``
     (default 224) and must match the native size, if given, for the other formats.
+    ``can_download``: whether the caller's command has a ``--download`` option (the advice
+    for missing files names it, or else the command that has it).
     Raises :class:`UsageError` for unknown names or splits and for missing or malformed files.
     """
     # formats builds ImageDatasets, so it imports this module: import it only once this one is done
@@ -194,12 +197,18 @@ def load_dataset(
     _check_request(name, split, root, download)
     if download:
         formats.download_with_torchvision(name, split, str(root))
+    fetch = (
+        "fetch them with --download"
+        if can_download
+        else f"let `dimcollapse train --dataset {name} --data-root {root}` fetch them (its "
+        "download option; this command has none)"
+    )
     if name in ("fashion-mnist", "mnist"):
-        ds = formats.idx_dataset(name, split, root)
+        ds = formats.idx_dataset(name, split, root, fetch)
     elif name in ("cifar10", "cifar100"):
-        ds = formats.cifar_dataset(name, split, str(root))
+        ds = formats.cifar_dataset(name, split, str(root), fetch)
     elif name == "stl10":
-        ds = formats.stl10_dataset(split, str(root))
+        ds = formats.stl10_dataset(split, str(root), fetch)
     elif name == "imagefolder":
         ds = formats.imagefolder_dataset(split, str(root), image_size or 224)
     elif name == "npz":

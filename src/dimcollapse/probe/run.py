@@ -84,6 +84,7 @@ def _load_split(
         seed=seed,
         test_file=facts.test_file,
         image_size=int(image_size) if name == "imagefolder" and image_size is not None else None,
+        can_download=False,
     )
 
 

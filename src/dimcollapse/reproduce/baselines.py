@@ -25,7 +25,7 @@ def stage_baselines(task: StageTask) -> dict[str, Any]:
     plan, seed = task.plan, task.seed
     t0 = time.perf_counter()
     device = resolve_device(task.device)
-    common_data = {"root": plan.data_root, "seed": seed}
+    common_data = {"root": plan.data_root, "seed": seed, "can_download": False}
     train_set = load_dataset(plan.dataset, "train", subset=plan.subset, **common_data)
     test_set = load_dataset(plan.dataset, "test", subset=plan.test_subset, **common_data)
     probe_args = dict(

@@ -278,8 +278,8 @@ def _fit_to_dataset(
     its split is no subset (None), and the batch no larger than the training images."""
     from dimcollapse.data.datasets import load_dataset
 
-    n_train = len(load_dataset(dataset, "train", root=data_root))
-    n_test = len(load_dataset(dataset, "test", root=data_root))
+    n_train = len(load_dataset(dataset, "train", root=data_root, can_download=False))
+    n_test = len(load_dataset(dataset, "test", root=data_root, can_download=False))
     subset = None if subset is None or int(subset) >= n_train else int(subset)
     test_subset = None if test_subset is None or int(test_subset) >= n_test else int(test_subset)
     images = subset or n_train

@@ -91,7 +91,7 @@ class SpectrumAccumulator:
         """Add a (B, d) batch of rows."""
         t = _to_tensor(batch)
         if self.dim is None:
-            _check_memory(int(t.shape[1]))
+            check_covariance_memory(int(t.shape[1]))
             self.dim = t.shape[1]
             if self.device is None:
                 self.device = t.device
@@ -280,18 +280,10 @@ def summarize(
     return accumulate(z, normalize=normalize).summary(rel_tol)
 
 
-def _check_memory(dim: int) -> None:
+def check_covariance_memory(dim: int, what: str | None = None) -> None:
     """Refuse, before allocating, a width whose d x d float64 sums cannot fit in memory (the
     accumulator holds one, the covariance, Gram and eigendecomposition about three more)."""
-    import os
+    from dimcollapse.runtime import check_fits_in_memory
 
-    try:
-        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):  # pragma: no cover - not POSIX
-        return
-    need = 4 * 8 * dim * dim
-    if need > total // 2:
-        raise UsageError(
-            f"embeddings of {dim:,} columns need at least {need / 2**30:.1f} GiB for their "
-            f"{dim:,} x {dim:,} covariance; this machine has {total / 2**30:.1f} GiB"
-        )
+    what = what or f"embeddings of {dim:,} columns"
+    check_fits_in_memory(4 * 8 * dim * dim, f"{what} ({dim:,} x {dim:,} covariance)")

@@ -121,18 +121,12 @@ class ToyConfig:
 
     def _check_memory(self) -> None:
         """Refuse, before allocating anything, a size this machine's memory cannot hold."""
-        import os
+        from dimcollapse.runtime import check_fits_in_memory
 
-        try:
-            total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-        except (ValueError, OSError, AttributeError):  # pragma: no cover - not POSIX
-            return
-        need = self.memory_bytes()
-        if need > total // 2:
-            raise UsageError(
-                f"--dim {self.dim} needs at least {need / 2**30:.1f} GiB for the toy model's "
-                f"{self.dim} x {self.dim} matrices; this machine has {total / 2**30:.1f} GiB"
-            )
+        check_fits_in_memory(
+            self.memory_bytes(),
+            f"--dim {self.dim} (the toy model's {self.dim} x {self.dim} matrices)",
+        )
 
     def noise_scales(self) -> np.ndarray:
         """(dim,) float64 noise standard deviation of each input coordinate."""

@@ -58,7 +58,7 @@ def _read_cifar_classes(meta_path: Path, meta_key: str) -> list[str] | None:
         return None
 
 
-def cifar_dataset(name: str, split: str, root: str) -> ImageDataset:
+def cifar_dataset(name: str, split: str, root: str, fetch: str) -> ImageDataset:
     """CIFAR-10 or CIFAR-100 from the python pickles: uint8 (N, 3, 32, 32)."""
     if name == "cifar10":
         folder = Path(root).expanduser() / "cifar-10-batches-py"
@@ -72,7 +72,7 @@ def cifar_dataset(name: str, split: str, root: str) -> ImageDataset:
     if missing:
         raise UsageError(
             f"{name} {split} files not found in {folder}: {', '.join(missing)}; "
-            "unpack the python version of the dataset there or use --download"
+            f"unpack the python version of the dataset there or {fetch}"
         )
     images, labels = _read_cifar_batches(folder, files, label_key)
     mean, std = NORMALIZATION[name]

@@ -56,7 +56,7 @@ def _read_idx(path: Path, expected_ndim: int) -> np.ndarray:
     return np.frombuffer(data, dtype=np.uint8, offset=offset).reshape(shape)
 
 
-def _find_idx_files(name: str, split: str, root: str | None) -> tuple[Path, Path]:
+def _find_idx_files(name: str, split: str, root: str | None, fetch: str) -> tuple[Path, Path]:
     """The images and labels files of ``split``: in ``root``, torchvision's layout under it, or
     (fashion-mnist without a root) the Debian package's directory."""
     if root:
@@ -70,9 +70,9 @@ def _find_idx_files(name: str, split: str, root: str | None) -> tuple[Path, Path
     if image_path is None or label_path is None:
         missing = [s for s, p in ((image_stem, image_path), (label_stem, label_path)) if p is None]
         hint = (
-            "install them with `apt-get install dataset-fashion-mnist` or fetch them with --download"
+            f"install them with `apt-get install dataset-fashion-mnist` or {fetch}"
             if name == "fashion-mnist"
-            else "fetch them with --download"
+            else fetch
         )
         raise UsageError(
             f"{name} {split} files not found: {', '.join(m + '[.gz]' for m in missing)}; "
@@ -81,9 +81,9 @@ def _find_idx_files(name: str, split: str, root: str | None) -> tuple[Path, Path
     return image_path, label_path
 
 
-def idx_dataset(name: str, split: str, root: str | None) -> ImageDataset:
+def idx_dataset(name: str, split: str, root: str | None, fetch: str) -> ImageDataset:
     """Fashion-MNIST or MNIST from idx files: uint8 (N, 1, 28, 28), 10 classes."""
-    image_path, label_path = _find_idx_files(name, split, root)
+    image_path, label_path = _find_idx_files(name, split, root, fetch)
     images = _read_idx(image_path, 3)
     labels = _read_idx(label_path, 1)
     if len(images) != len(labels):

@@ -13,8 +13,19 @@ from dimcollapse.errors import UsageError
 
 def _open_npz(p: Path) -> tuple[np.ndarray, np.ndarray]:
     """The ``images`` and ``labels`` arrays of the ``.npz`` file ``p``, unchecked."""
+    if p.is_dir():
+        raise UsageError(f"{p}: is a directory, not an .npz file (--data-root names the file)")
     if not p.is_file():
         raise UsageError(f"npz file not found: {p}")
+    with open(p, "rb") as fh:
+        head = fh.read(6)
+    if head == b"\x93NUMPY":
+        raise UsageError(
+            f"{p}: a .npy array, not an .npz archive holding 'images' and 'labels' "
+            "(np.savez(path, images=..., labels=...))"
+        )
+    if not head.startswith(b"PK"):  # np.load would call it "pickled (object) data"
+        raise UsageError(f"{p}: not an .npz archive (no zip header; is it text?)")
     try:
         with np.load(p, allow_pickle=False) as z:
             keys = set(z.files)

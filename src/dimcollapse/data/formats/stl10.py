@@ -14,7 +14,7 @@ from dimcollapse.data.datasets import NORMALIZATION, ImageDataset
 from dimcollapse.errors import UsageError
 
 
-def stl10_dataset(split: str, root: str) -> ImageDataset:
+def stl10_dataset(split: str, root: str, fetch: str) -> ImageDataset:
     """STL-10's labelled ``train`` or ``test`` split from ``stl10_binary``: uint8 (N, 3, 96, 96)."""
     folder = Path(root).expanduser() / "stl10_binary"
     x_path, y_path = folder / f"{split}_X.bin", folder / f"{split}_y.bin"
@@ -22,7 +22,7 @@ def stl10_dataset(split: str, root: str) -> ImageDataset:
     if missing:
         raise UsageError(
             f"stl10 {split} files not found in {folder}: {', '.join(missing)}; "
-            "unpack stl10_binary there or use --download"
+            f"unpack stl10_binary there or {fetch}"
         )
     raw = np.fromfile(x_path, dtype=np.uint8)
     per_image = 3 * 96 * 96
