@@ -303,16 +303,17 @@ class _Session:
         for total in (tally.loss_sum, tally.probe_sum, tally.good_steps):
             dist.all_reduce_sum(total)
         if self.main:
-            line = self._metrics_line(epoch, tally)
+            line, spectra = self._metrics_line(epoch, tally)
             assert self.writer is not None
-            self.writer.record(line, self._spectra)
+            self.writer.record(line, spectra)
             if self.verbose:
                 print(epoch_text(line, self.cfg.epochs), flush=True)
             self.last_line = line
         self._save(epoch + 1, None)
 
-    def _metrics_line(self, epoch: int, tally: EpochTally) -> dict[str, Any]:
-        measured, self._spectra = self.monitor.measure(
+    def _metrics_line(self, epoch: int, tally: EpochTally) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The epoch's metrics line and the held-out spectra (both spectra as lists)."""
+        measured, spectra = self.monitor.measure(
             self.model, self.precision, self.device, self.channels_last
         )
         good = max(float(tally.good_steps), 1.0)
@@ -328,7 +329,7 @@ class _Session:
         }
         if self.cfg.max_bad_steps:
             line["bad_steps"] = self.guard.bad_steps
-        return line
+        return line, spectra
 
     def _save(self, epochs_done: int, partial: EpochTally | None) -> None:
         """checkpoints/last.pt (rank 0): at an epoch's end, or inside epoch ``epochs_done + 1``
