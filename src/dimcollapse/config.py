@@ -29,7 +29,7 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DATA_PATHS = ("auto", "device", "workers")
 
 
-def _f(default: Any, help: str, **kw: Any) -> Any:
+def _setting(default: Any, help: str, **kw: Any) -> Any:
     """A field with its ``--help`` text; ``{small_image_max}`` in it is filled in when shown."""
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda: type(default)(default), metadata={"help": help, **kw})
@@ -41,98 +41,106 @@ class TrainConfig:
     """Every setting of a pretraining run (``dimcollapse train``)."""
 
     # what to train
-    method: str = _f(
+    method: str = _setting(
         "directclr",
         "simclr-mlp | simclr-linear | simclr-none | directclr | fixed-lowrank | diagonal",
     )
-    backbone: str = _f("resnet18", "resnet18 | resnet34 | resnet50 (torchvision)")
-    width: float = _f(1.0, "channel width multiplier of the backbone (0.25 for CPU-sized runs)")
-    small_stem: bool | None = _f(
+    backbone: str = _setting("resnet18", "resnet18 | resnet34 | resnet50 (torchvision)")
+    width: float = _setting(
+        1.0, "channel width multiplier of the backbone (0.25 for CPU-sized runs)"
+    )
+    small_stem: bool | None = _setting(
         None,
         "3x3 stride-1 stem without max-pool; "
         "default: on for images of {small_image_max} px or less",
     )
-    d0: int | None = _f(
+    d0: int | None = _setting(
         None,
         "DirectCLR/fixed-lowrank sub-vector size; default: 360 for a "
         "2048-d representation, round(360/2048*rep_dim) otherwise",
     )
-    proj_hidden: int | None = _f(None, "simclr-mlp hidden size; default: scaled from 2048")
-    proj_out: int | None = _f(None, "simclr-mlp/-linear output size; default: scaled from 128")
-    diagonal_init: str = _f(
+    proj_hidden: int | None = _setting(None, "simclr-mlp hidden size; default: scaled from 2048")
+    proj_out: int | None = _setting(
+        None, "simclr-mlp/-linear output size; default: scaled from 128"
+    )
+    diagonal_init: str = _setting(
         "ones",
         "diagonal: ones (identity) | random (the singular values of a random linear projector)",
     )
     # data
-    dataset: str = _f(
+    dataset: str = _setting(
         "fashion-mnist",
         "fashion-mnist | mnist | cifar10 | cifar100 | stl10 | imagefolder | npz | digits",
     )
-    data_root: str | None = _f(
+    data_root: str | None = _setting(
         None,
         "dataset directory (or .npz file); fashion-mnist defaults "
         "to /usr/share/datasets/fashion-mnist",
     )
-    test_file: str | None = _f(None, "npz only: the held-out .npz file")
-    download: bool = _f(False, "download the dataset with torchvision if it is missing")
-    subset: int | None = _f(None, "train on a random subset of this many images")
-    data_path: str = _f("auto", "auto | device (augment on the GPU) | workers (CPU DataLoader)")
-    workers: int = _f(2, "DataLoader worker processes for the workers path")
-    augment: dict = _f({}, "augmentation overrides: AugmentConfig field -> value")
+    test_file: str | None = _setting(None, "npz only: the held-out .npz file")
+    download: bool = _setting(False, "download the dataset with torchvision if it is missing")
+    subset: int | None = _setting(None, "train on a random subset of this many images")
+    data_path: str = _setting(
+        "auto", "auto | device (augment on the GPU) | workers (CPU DataLoader)"
+    )
+    workers: int = _setting(2, "DataLoader worker processes for the workers path")
+    augment: dict = _setting({}, "augmentation overrides: AugmentConfig field -> value")
     # optimisation
-    epochs: int = _f(100, "training epochs")
-    batch_size: int = _f(512, "global batch size (split over processes)")
-    optimizer: str = _f("lars", "lars | sgd | adamw")
-    base_lr: float = _f(0.3, "learning rate per 256 images (paper: 4.8 at batch 4096)")
-    lr_scaling: str = _f("linear", "linear (lr = base_lr * batch / 256) | sqrt")
-    weight_decay: float = _f(1e-6, "weight decay (not on biases and BN parameters)")
-    momentum: float = _f(0.9, "momentum of LARS/SGD")
-    lars_eta: float = _f(0.001, "LARS trust coefficient")
-    warmup_epochs: float = _f(10.0, "linear warm-up epochs (clipped to a tenth of the run)")
-    final_lr_ratio: float = _f(0.001, "cosine decay ends at this fraction of the peak lr")
+    epochs: int = _setting(100, "training epochs")
+    batch_size: int = _setting(512, "global batch size (split over processes)")
+    optimizer: str = _setting("lars", "lars | sgd | adamw")
+    base_lr: float = _setting(0.3, "learning rate per 256 images (paper: 4.8 at batch 4096)")
+    lr_scaling: str = _setting("linear", "linear (lr = base_lr * batch / 256) | sqrt")
+    weight_decay: float = _setting(1e-6, "weight decay (not on biases and BN parameters)")
+    momentum: float = _setting(0.9, "momentum of LARS/SGD")
+    lars_eta: float = _setting(0.001, "LARS trust coefficient")
+    warmup_epochs: float = _setting(10.0, "linear warm-up epochs (clipped to a tenth of the run)")
+    final_lr_ratio: float = _setting(0.001, "cosine decay ends at this fraction of the peak lr")
     # loss
-    temperature: float = _f(0.1, "InfoNCE temperature")
-    loss: str = _f(
+    temperature: float = _setting(0.1, "InfoNCE temperature")
+    loss: str = _setting(
         "symmetric",
         "symmetric (the paper code's cross-view InfoNCE) | ntxent (SimCLR, 2N-2 negatives)",
     )
     # monitoring
-    monitor_samples: int = _f(
+    monitor_samples: int = _setting(
         2048,
         "held-out images whose spectra and online-probe accuracy are measured each epoch (0: off)",
     )
-    online_probe: bool = _f(True, "train a linear classifier on the detached representation")
-    online_probe_lr: float = _f(
+    online_probe: bool = _setting(True, "train a linear classifier on the detached representation")
+    online_probe_lr: float = _setting(
         0.1,
         "online probe learning rate (SGD momentum, no LARS trust ratio, same schedule); the "
         "paper's code adapts it with LARS like the backbone, which learns far slower in short "
         "runs; it never affects the backbone",
     )
-    log_every: int = _f(20, "print a progress line every N steps when not on a terminal")
-    checkpoint_every: str = _f(
+    log_every: int = _setting(20, "print a progress line every N steps when not on a terminal")
+    checkpoint_every: str = _setting(
         "10m",
         "also save checkpoints/last.pt inside an epoch every N steps ('500') or minutes "
         "('10m'), bounding what a kill can cost; 0: only at epoch ends",
     )
-    max_bad_steps: int = _f(
+    max_bad_steps: int = _setting(
         0,
         "skip up to N steps whose loss or gradient is not finite (fp16: the GradScaler's "
         "overflow skips are not counted unless the loss itself is not finite) before "
         "stopping; 0: stop at the first",
     )
     # execution
-    device: str = _f("auto", "auto | cpu | cuda | cuda:N")
-    precision: str = _f("auto", "auto (bf16 on GPU, fp32 on CPU) | fp32 | bf16 | fp16")
-    channels_last: bool | None = _f(None, "channels_last memory format; default: on for GPU")
-    compile: bool = _f(False, "torch.compile the backbone")
-    sync_bn: bool | None = _f(
+    device: str = _setting("auto", "auto | cpu | cuda | cuda:N")
+    precision: str = _setting("auto", "auto (bf16 on GPU, fp32 on CPU) | fp32 | bf16 | fp16")
+    channels_last: bool | None = _setting(None, "channels_last memory format; default: on for GPU")
+    compile: bool = _setting(False, "torch.compile the backbone")
+    sync_bn: bool | None = _setting(
         None,
         "SyncBatchNorm under torchrun; default: on with CUDA (as the paper's code), off with gloo",
     )
-    seed: int = _f(0, "random seed (data order, augmentation, initialisation)")
-    deterministic: bool = _f(False, "use deterministic algorithms (slower; for exact resume tests)")
-    out: str | None = _f(None, "run directory; default: runs/METHOD")
-    resume: bool = _f(False, "continue the run in --out from checkpoints/last.pt")
+    seed: int = _setting(0, "random seed (data order, augmentation, initialisation)")
+    deterministic: bool = _setting(
+        False, "use deterministic algorithms (slower; for exact resume tests)"
+    )
+    out: str | None = _setting(None, "run directory; default: runs/METHOD")
+    resume: bool = _setting(False, "continue the run in --out from checkpoints/last.pt")
 
     def __post_init__(self) -> None:
         if self.out is None:
