@@ -390,7 +390,7 @@ def _write_outputs(results: list[Any], args: argparse.Namespace) -> list[Path]:
         write_json_atomic(path, _clean({"scenarios": [r.to_dict() for r in results]}))
         written.append(path)
     if not args.no_figures:
-        from dimcollapse.toy.plots import combined_figure, save_figure, scenario_figure
+        from dimcollapse.toy.figures import combined_figure, save_figure, scenario_figure
 
         for res in results:
             path = out_dir / f"{res.name}.png"

@@ -19,7 +19,7 @@ Modules: :mod:`~dimcollapse.toy.config` (:class:`ToyConfig`, the defaults),
 :mod:`~dimcollapse.toy.analytics` (the paper's identities), :mod:`~dimcollapse.toy.train`
 (batched SGD), :mod:`~dimcollapse.toy.result` (:class:`ToyResult`),
 :mod:`~dimcollapse.toy.presets` and :mod:`~dimcollapse.toy.scenarios` (the named experiments),
-:mod:`~dimcollapse.toy.plots`.
+:mod:`~dimcollapse.toy.figures`.
 Names are imported lazily so that ``import dimcollapse.toy.config`` does not import torch.
 """
 
@@ -58,8 +58,8 @@ _EXPORTS = {
     "run_scenario": "scenarios",
     "run_scenarios": "scenarios",
     "default_rel_tol": "scenarios",
-    "scenario_figure": "plots",
-    "combined_figure": "plots",
+    "scenario_figure": "figures",
+    "combined_figure": "figures",
 }
 
 __all__ = sorted(_EXPORTS)
