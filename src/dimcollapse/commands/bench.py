@@ -38,9 +38,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         parser,
         "--spectrum-rows",
         int,
-        "rows of random embeddings (default: 1,000,000 GPU, 100,000 CPU)",
+        "rows of random embeddings (default: {:,} GPU, {:,} CPU)".format(
+            *(d["spectrum_rows"] for d in _device_defaults())
+        ),
     )
-    _by_device(parser, "--spectrum-dim", int, "their dimension (default: 2048 GPU, 512 CPU)")
+    _by_device(
+        parser, "--spectrum-dim", int, f"their dimension (default: {_defaults('spectrum_dim')})"
+    )
     add_seed(parser, help="seeds model, data and augmentation")
     add_threads(
         parser,
@@ -53,6 +57,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _by_device(parser: argparse.ArgumentParser, flag: str, kind: type, text: str) -> None:
     """An option whose default depends on the device: left out, it is not in the namespace."""
     parser.add_argument(flag, type=kind, default=argparse.SUPPRESS, help=text)
+
+
+def _device_defaults() -> tuple[dict, dict]:
+    """(GPU defaults, CPU defaults) of ``bench.settings``: help text reads them, never retypes."""
+    from dimcollapse.bench.settings import CPU_DEFAULTS, GPU_DEFAULTS
+
+    return GPU_DEFAULTS, CPU_DEFAULTS
+
+
+def _defaults(key: str) -> str:
+    """``GPU value GPU, CPU value CPU`` for one setting."""
+    gpu, cpu = _device_defaults()
+    return f"{gpu[key]:g} GPU, {cpu[key]:g} CPU"
 
 
 def _add_model_and_images(parser: argparse.ArgumentParser) -> None:
@@ -72,23 +89,29 @@ def _add_model_and_images(parser: argparse.ArgumentParser) -> None:
 
 def _add_steps(parser: argparse.ArgumentParser) -> None:
     """The training step: its batch, how many are timed, the workers feeding it, the model."""
+    from dimcollapse.bench.settings import CPU_DEFAULTS, GPU_DEFAULTS, GPU_LARGE_IMAGE_BATCH
     from dimcollapse.data.augment import SMALL_IMAGE_MAX
 
     _by_device(
         parser,
         "--batch",
         int,
-        f"pairs per step (default: 1024 GPU, 256 GPU above {SMALL_IMAGE_MAX} px, 64 CPU)",
+        f"pairs per step (default: {GPU_DEFAULTS['batch']} GPU, {GPU_LARGE_IMAGE_BATCH} GPU "
+        f"above {SMALL_IMAGE_MAX} px, {CPU_DEFAULTS['batch']} CPU)",
     )
-    _by_device(parser, "--steps", int, "timed steps per path (default: 50 GPU, 2 CPU)")
-    _by_device(parser, "--warmup", int, "untimed steps before each path (default: 10 GPU, 1 CPU)")
+    _by_device(parser, "--steps", int, f"timed steps per path (default: {_defaults('steps')})")
+    _by_device(
+        parser, "--warmup", int, f"untimed steps before each path (default: {_defaults('warmup')})"
+    )
     _by_device(
         parser,
         "--workers",
         int,
-        "DataLoader processes of path (c) (default: 16 GPU, 2 CPU; at most the cores)",
+        f"DataLoader processes of path (c) (default: {_defaults('workers')}; at most the cores)",
     )
-    _by_device(parser, "--width", float, "backbone width multiplier (default: 1 GPU, 0.25 CPU)")
+    _by_device(
+        parser, "--width", float, f"backbone width multiplier (default: {_defaults('width')})"
+    )
     parser.add_argument(
         "--precision",
         choices=("auto", "fp32", "bf16"),
