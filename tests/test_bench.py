@@ -177,6 +177,7 @@ def test_unknown_setting_in_a_mapping():
         run_bench({"batchsize": 8})
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cuda_device_augmentation_beats_cpu_workers():
     res = run_bench(

@@ -247,6 +247,7 @@ def test_torchrun_two_processes_match_one(tmp_path):
     )
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_gpu_training_uses_device_path_bf16(tmp_path):
     result = train(
