@@ -212,7 +212,7 @@ def test_sigkill_anywhere_then_resume_is_bit_identical(tmp_path, whole_run):
     for attempt in range(12):
         mode, nth = faults[attempt] if attempt < len(faults) else ("none", 0)
         proc = _run(driver, out, {**base, "FAULT_MODE": mode, "FAULT_AT": str(nth)}, started)
-        if mode == "none" and attempt < len(faults) + 3:
+        if mode == "none" and attempt < len(faults) + 2:
             _kill_while_training(proc, out, rng.uniform(0.0, 1.0))
         _, err = proc.communicate(timeout=180)
         started = True
