@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from dimcollapse.errors import UsageError
+from dimcollapse.fileio import file_kind, load_torch_weights_only
 
 #: File suffixes :func:`open_embeddings` reads.
 SUFFIXES = (".npy", ".npz", ".pt", ".pth", ".safetensors")
@@ -83,11 +84,10 @@ def _validate(path: Path, key: str | None, arr: Any, shape: tuple[int, ...], dty
 
 
 def _open_npy(path: Path) -> Any:
-    with open(path, "rb") as fh:
-        magic = fh.read(6)
-    if not magic:
+    kind = file_kind(path)
+    if kind == "empty":
         raise UsageError(f"{path}: empty file (0 bytes), not a .npy array")
-    if magic != b"\x93NUMPY":  # np.load would call any other file "pickled (object) data"
+    if kind != "npy":  # np.load would call any other file "pickled (object) data"
         raise UsageError(
             f"{path}: not a .npy file (no NumPy header; is it text or another format?)"
         )
@@ -137,8 +137,6 @@ def _open_npz(path: Path) -> dict[str, Any]:
 
 
 def _open_pt(path: Path) -> Any:
-    from dimcollapse.fileio import load_torch_weights_only
-
     obj = load_torch_weights_only(path)
     if isinstance(obj, torch.Tensor):
         return {"": obj}

@@ -75,9 +75,9 @@ def load_torch_weights_only(path: str | os.PathLike[str], what: str = "torch fil
 
     import torch
 
-    kind = _torch_file_kind(path)
-    if kind != "torch":
-        raise UsageError(f"{path}: not a {what} ({kind}, not a PyTorch file)")
+    kind = file_kind(path)
+    if kind not in ("zip", "pickle"):  # what torch.save writes: a zip archive, or a pickle
+        raise UsageError(f"{path}: not a {what} ({_KIND_TEXT[kind]}, not a PyTorch file)")
     try:
         with warnings.catch_warnings():
             # e.g. "Detected pickle protocol 4 in the checkpoint": the refusal below says more
@@ -95,21 +95,36 @@ def load_torch_weights_only(path: str | os.PathLike[str], what: str = "torch fil
         raise UsageError(f"{path}: not a {what} (not a PyTorch file)") from None
 
 
-def _torch_file_kind(path: str | os.PathLike[str]) -> str:
-    """``"torch"`` for what ``torch.save`` writes (a zip archive, or a legacy pickle starting
-    with its protocol byte), else what the file looks like instead."""
+#: How :func:`file_kind`'s answers read in a message.
+_KIND_TEXT = {
+    "directory": "a directory",
+    "empty": "an empty file",
+    "npy": "a NumPy .npy file",
+    "zip": "a zip archive",
+    "pickle": "a pickle",
+    "other": "unrecognised content",
+}
+
+
+def file_kind(path: str | os.PathLike[str]) -> str:
+    """What a file is by its first bytes, before a reader that would misname it is called
+    (``np.load`` calls any non-NumPy file "pickled (object) data"): ``"directory"``,
+    ``"empty"``, ``"npy"`` (NumPy's magic), ``"zip"`` (``.npz``, ``torch.save``'s archive),
+    ``"pickle"`` (a protocol-2+ pickle, as old ``torch.save`` wrote) or ``"other"``."""
     try:
         with open(path, "rb") as fh:
             head = fh.read(8)
     except IsADirectoryError:
-        return "a directory"
+        return "directory"
     if not head:
-        return "an empty file"
-    if head.startswith(b"PK\x03\x04") or head[:1] == b"\x80":
-        return "torch"
+        return "empty"
     if head.startswith(b"\x93NUMPY"):
-        return "a NumPy .npy file"
-    return "unrecognised content"
+        return "npy"
+    if head.startswith(b"PK"):
+        return "zip"
+    if head[:1] == b"\x80":
+        return "pickle"
+    return "other"
 
 
 def plain_data(obj: Any) -> Any:

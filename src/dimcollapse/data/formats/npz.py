@@ -9,6 +9,7 @@ import torch
 
 from dimcollapse.data.datasets import ImageDataset
 from dimcollapse.errors import UsageError
+from dimcollapse.fileio import file_kind
 
 
 def _open_npz(p: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -17,14 +18,13 @@ def _open_npz(p: Path) -> tuple[np.ndarray, np.ndarray]:
         raise UsageError(f"{p}: is a directory, not an .npz file (--data-root names the file)")
     if not p.is_file():
         raise UsageError(f"npz file not found: {p}")
-    with open(p, "rb") as fh:
-        head = fh.read(6)
-    if head == b"\x93NUMPY":
+    kind = file_kind(p)
+    if kind == "npy":
         raise UsageError(
             f"{p}: a .npy array, not an .npz archive holding 'images' and 'labels' "
             "(np.savez(path, images=..., labels=...))"
         )
-    if not head.startswith(b"PK"):  # np.load would call it "pickled (object) data"
+    if kind != "zip":  # np.load would call it "pickled (object) data"
         raise UsageError(f"{p}: not an .npz archive (no zip header; is it text?)")
     try:
         with np.load(p, allow_pickle=False) as z:
