@@ -399,3 +399,17 @@ def test_image_dataset_item_and_select():
     assert torch.equal(img, images[1]) and label == 2 and len(ds) == 2
     sub = ds.select(torch.tensor([1]))
     assert len(sub) == 1 and sub.num_classes == 5 and sub[0][1] == 2
+
+
+def test_missing_fashion_mnist_advice_fits_a_command_without_download(monkeypatch, tmp_path):
+    """Without --data-root the advice names no root (never '--data-root None'), and a command
+    without --download is not told to use it."""
+    from dimcollapse.data.formats import idx
+
+    monkeypatch.setattr(idx, "FASHION_MNIST_DEFAULT_DIR", str(tmp_path))
+    with pytest.raises(UsageError) as err:
+        load_dataset("fashion-mnist", "test", can_download=False)
+    text = str(err.value)
+    assert "apt-get install dataset-fashion-mnist" in text
+    assert "`dimcollapse train --dataset fashion-mnist`" in text
+    assert "None" not in text and "with --download" not in text

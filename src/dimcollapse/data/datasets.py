@@ -197,11 +197,12 @@ def load_dataset(
     _check_request(name, split, root, download)
     if download:
         formats.download_with_torchvision(name, split, str(root))
+    where = f" --data-root {root}" if root else ""
     fetch = (
         "fetch them with --download"
         if can_download
-        else f"let `dimcollapse train --dataset {name} --data-root {root}` fetch them (its "
-        "download option; this command has none)"
+        else f"let `dimcollapse train --dataset {name}{where}` fetch them (its download "
+        "option; this command has none)"
     )
     if name in ("fashion-mnist", "mnist"):
         ds = formats.idx_dataset(name, split, root, fetch)
