@@ -86,11 +86,11 @@ class _Session:
             raise UsageError(f"global batch {cfg.batch_size} does not split over {world} processes")
         configure_backends(cfg.deterministic, self.device)
         self.layout = RunLayout(cfg.out)
-        self.resume_from = self._resume_checkpoint()
+        resume_from = self._resume_checkpoint()
         seed_everything(cfg.seed + rank)
         self._build_data()
         self._build_model()
-        self._restore()
+        self._restore(resume_from)  # the checkpoint is not kept: its tensors are loaded
         self.facts = self._facts()
         self.writer = self._open_writer() if self.main else None
         self.monitor = HeldOutMonitor(self.held_out, 512, self.device)
@@ -170,11 +170,13 @@ class _Session:
             forward = torch.compile(forward)
         return forward
 
-    def _restore(self) -> None:
-        """Load the resumed checkpoint's state (or start at step 0)."""
+    def _restore(self, ckpt: Checkpoint | None) -> None:
+        """Load the resumed checkpoint's state (or start at step 0); keep of it only where the
+        run resumes: the epoch, the step within it and that epoch's partial tally."""
         self.start_epoch, self.step, self.resumed_at = 0, 0, 0
+        self.resumed = ckpt is not None
+        self.resumed_tally: dict[str, Any] | None = None
         self.last_line: dict[str, Any] = {}
-        ckpt = self.resume_from
         if ckpt is None:
             return
         opt = self.optimisation
@@ -185,6 +187,7 @@ class _Session:
             opt.scaler.load_state_dict(ckpt.scaler)
         set_rng_state(ckpt.rng)
         self.start_epoch, self.step, self.resumed_at = ckpt.epoch, ckpt.step, ckpt.step_in_epoch
+        self.resumed_tally = ckpt.partial_epoch
         self.last_line = ckpt.metrics
         self.guard.bad_steps = ckpt.bad_steps
         self.guard.kept = f"checkpoints/last.pt keeps the last good state (step {ckpt.step})"
@@ -213,7 +216,7 @@ class _Session:
 
     def _open_writer(self) -> RunWriter:
         resolved = {**self.cfg.to_dict(), "augment": dataclasses.asdict(self.aug)}
-        resumed = self.start_epoch if self.resume_from is not None else None
+        resumed = self.start_epoch if self.resumed else None
         return RunWriter(self.layout, resolved, self.facts, resumed)
 
     # ---- running
@@ -250,9 +253,8 @@ class _Session:
     def _start_tally(self, epoch: int) -> tuple[int, EpochTally]:
         """(the step of the epoch to start at, the epoch's tally so far): a mid-epoch resume
         continues both where the checkpoint left them."""
-        ckpt = self.resume_from
-        if epoch == self.start_epoch and self.resumed_at and ckpt and ckpt.partial_epoch:
-            return self.resumed_at, EpochTally.from_state(ckpt.partial_epoch, self.device)
+        if epoch == self.start_epoch and self.resumed_at and self.resumed_tally:
+            return self.resumed_at, EpochTally.from_state(self.resumed_tally, self.device)
         return 0, EpochTally.zero(self.device)
 
     def _train_epoch(self, epoch: int, signals: StopSignals, clock: CheckpointClock) -> EpochTally:
