@@ -58,7 +58,6 @@ from dimcollapse.errors import UsageError
 FAMILIES = ("torchvision", "timm")
 #: The fewest backbone tensors (fraction) a weights file must supply.
 MIN_MATCH = 0.9
-WEIGHT_SUFFIXES = (".pt", ".pth", ".ckpt", ".safetensors", ".bin")
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
 _IMAGENET_STD = (0.229, 0.224, 0.225)
 
