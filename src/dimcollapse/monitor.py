@@ -132,13 +132,13 @@ class CollapseMonitor:
     def _merged(self) -> dict[str, SpectrumAccumulator]:
         import torch.distributed as dist
 
-        local = {name: _state(acc) for name, acc in self._acc.items()}
+        local = {name: acc.state_dict() for name, acc in self._acc.items()}
         gathered: list[Any] = [None] * dist.get_world_size()
         dist.all_gather_object(gathered, local)
         merged: dict[str, SpectrumAccumulator] = {}
         for states in gathered:  # rank order: the same sums, in the same order, on every rank
             for name, state in states.items():
-                part = _from_state(state, self.normalize)
+                part = SpectrumAccumulator.from_state_dict(state, normalize=self.normalize)
                 if name not in merged:
                     merged[name] = SpectrumAccumulator(normalize=self.normalize, device="cpu")
                 merged[name].merge(part)
@@ -149,24 +149,6 @@ def _distributed() -> bool:
     import torch.distributed as dist
 
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
-
-
-def _state(acc: SpectrumAccumulator) -> dict[str, Any]:
-    """An accumulator's sums as CPU tensors (for gathering across ranks)."""
-    cpu = {k: getattr(acc, k) for k in ("_shift", "_s1", "_s2")}
-    return {
-        "n": acc.n,
-        "nonfinite": acc.nonfinite,
-        "dim": acc.dim,
-        **{k: None if v is None else v.detach().cpu() for k, v in cpu.items()},
-    }
-
-
-def _from_state(state: Mapping[str, Any], normalize: bool) -> SpectrumAccumulator:
-    acc = SpectrumAccumulator(normalize=normalize, device="cpu")
-    acc.n, acc.nonfinite, acc.dim = state["n"], state["nonfinite"], state["dim"]
-    acc._shift, acc._s1, acc._s2 = state["_shift"], state["_s1"], state["_s2"]
-    return acc
 
 
 class Watch:

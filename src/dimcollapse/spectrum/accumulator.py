@@ -137,6 +137,27 @@ class SpectrumAccumulator:
         self.nonfinite += int((~finite).sum())
         return x[finite.all(dim=1)]
 
+    def state_dict(self) -> dict[str, Any]:
+        """The counts and float64 sums as CPU tensors: what another process needs to
+        :meth:`merge` these rows (e.g. gathered with ``all_gather_object``)."""
+        sums = {"shift": self._shift, "s1": self._s1, "s2": self._s2}
+        return {
+            "n": self.n,
+            "nonfinite": self.nonfinite,
+            "dim": self.dim,
+            **{k: None if v is None else v.detach().cpu() for k, v in sums.items()},
+        }
+
+    @classmethod
+    def from_state_dict(
+        cls, state: dict[str, Any], *, normalize: bool = False
+    ) -> SpectrumAccumulator:
+        """An accumulator on the CPU holding the rows a :meth:`state_dict` describes."""
+        acc = cls(normalize=normalize, device="cpu")
+        acc.n, acc.nonfinite, acc.dim = state["n"], state["nonfinite"], state["dim"]
+        acc._shift, acc._s1, acc._s2 = state["shift"], state["s1"], state["s2"]
+        return acc
+
     def merge(self, other: SpectrumAccumulator) -> None:
         """Add another accumulator's rows to this one (e.g. from another process)."""
         if other.n == 0:
