@@ -26,6 +26,10 @@ from dimcollapse.train import DivergenceGuard, EpochTally, Stepper, build_optimi
 class _NoGuard(DivergenceGuard):
     """The baseline: every step is good, nothing is checked."""
 
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self._good = torch.zeros((), dtype=torch.bool, device=self.first_step.device)
+
     def inspect(self, loss: torch.Tensor, probe_loss: torch.Tensor, step: int) -> torch.Tensor:
         return self._good
 
@@ -50,7 +54,6 @@ def _stepper(args: argparse.Namespace, guarded: bool, device: torch.device) -> S
     )  # fmt: skip
     guard_type = DivergenceGuard if guarded else _NoGuard
     guard = guard_type(model, "fp32", 0, device)
-    guard._good = torch.zeros((), dtype=torch.bool, device=device)
     return Stepper(
         model, optimisation, guard, temperature=0.1, loss_convention="symmetric",
         online_probe=True, precision="fp32", device=device, channels_last=False,

@@ -199,7 +199,7 @@ def test_cuda_device_augmentation_beats_cpu_workers():
 
 def test_bench_times_the_trainers_own_step(monkeypatch):
     """The benchmark's step is train's Stepper.step (a change to one shows in the other)."""
-    from dimcollapse.bench.step import _build_step
+    from dimcollapse.bench.step import build_step
     from dimcollapse.train import Stepper
 
     calls = []
@@ -214,7 +214,7 @@ def test_bench_times_the_trainers_own_step(monkeypatch):
         seed=0, backbone="resnet18", channels=3, small_stem=True, width=0.125,
         channels_last=False, batch=8, compile=False, precision="fp32",
     )  # fmt: skip
-    step, info = _build_step(settings, torch.device("cpu"))
+    step, info = build_step(settings, torch.device("cpu"))
     views = torch.randn(2, 8, 3, 16, 16)
     step(views[0], views[1])
     step(views[0], views[1])

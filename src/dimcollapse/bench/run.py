@@ -12,7 +12,7 @@ import torch
 from dimcollapse.bench.goals import evaluate_goals
 from dimcollapse.bench.machine import cpu_model, device_name
 from dimcollapse.bench.settings import BenchSettings, resolve_settings
-from dimcollapse.bench.step import _build_step
+from dimcollapse.bench.step import build_step
 from dimcollapse.bench.timing import (
     synthetic_dataset,
     synthetic_image_count,
@@ -90,7 +90,7 @@ def _measure(
     # On a GPU the worker path needs a few bursts of batches in its window (see _worker_rate).
     cuda = device.type == "cuda"
     worker_steps = max(steps, 3 * workers) if cuda and workers > 1 else steps
-    step, model_info = _build_step(settings, device)
+    step, model_info = build_step(settings, device)
     cfg = AugmentConfig.for_dataset(settings["image_size"], settings["channels"])
 
     say(f"(a) training step on random tensors, {warmup} warm-up + {steps} timed steps")

@@ -1,10 +1,10 @@
 """The timed training step: the trainer's own model and step (:class:`dimcollapse.train.Stepper`),
 so a speed-up or a regression of the step shows in ``bench`` and in ``train`` alike.
 
-What the rest of :mod:`dimcollapse.bench` uses of it is :func:`_build_step` and
+What the rest of :mod:`dimcollapse.bench` uses of it is :func:`build_step` and
 :data:`BENCH_HEAD`, nothing else:
 
-``_build_step(s, device) -> (step, info)``
+``build_step(s, device) -> (step, info)``
 
 * ``s``: the resolved settings of :func:`~dimcollapse.bench.settings.resolve_settings`; read here:
   ``seed``, ``backbone``, ``channels``, ``small_stem``, ``width``, ``channels_last``, ``batch``
@@ -35,7 +35,7 @@ BENCH_HEAD = "simclr-mlp"
 _CLASSES = 10
 
 
-def _build_step(s: dict[str, Any], device: torch.device) -> tuple[Callable[..., None], dict]:
+def build_step(s: dict[str, Any], device: torch.device) -> tuple[Callable[..., None], dict]:
     """The timed training step ``step(v1, v2)`` and a description of the model."""
     from dimcollapse.model import ModelSpec, build_model
     from dimcollapse.train import DivergenceGuard, EpochTally, Stepper, build_optimisation

@@ -26,7 +26,7 @@ _SPECTRUM_POOL_CHUNKS = 4
 #: Most bytes of synthetic uint8 images held (in host memory, and on the device for path b).
 _MAX_IMAGE_BYTES = 4 << 30
 
-#: A training step on two view batches, as :func:`dimcollapse.bench.step._build_step` returns.
+#: A training step on two view batches, as :func:`dimcollapse.bench.step.build_step` returns.
 Step = Callable[[Tensor, Tensor], None]
 
 
