@@ -1,6 +1,6 @@
 """Command-line options shared by ``spectrum``, ``embed`` and ``probe`` for models trained
-elsewhere (:mod:`dimcollapse.foreign`): ``--model``, ``--weights``, ``--prefix``, ``--layer``,
-``--image-size`` and ``--dataset``."""
+elsewhere (:mod:`dimcollapse.foreign`): ``--model``, ``--weights``, ``--prefix``, ``--select``,
+``--layer``, ``--image-size`` and ``--dataset``."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from typing import Any
 
 MODEL_HELP = (
     "a model trained elsewhere: torchvision:NAME (any torchvision classification model) or "
-    "timm:NAME (needs dimcollapse[timm]); with --weights; repeat both to compare models"
+    "timm:NAME (needs dimcollapse[timm]), each with --weights; or hf:DIR, a Hugging Face "
+    "save_pretrained folder (needs dimcollapse[hf]; no --weights); repeat to compare models"
     "%(default).0s"
 )
 
@@ -27,14 +28,22 @@ def add_foreign_options(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=None,
         metavar="FILE",
-        help=".pt/.pth (weights_only), .safetensors or a Lightning .ckpt; one per --model"
-        "%(default).0s",
+        help=".pt/.pth (weights_only), .safetensors or a Lightning .ckpt; one per "
+        "torchvision:/timm: --model, in order%(default).0s",
     )
     group.add_argument(
         "--prefix",
         default=None,
         help="key prefix of the weights inside the file, e.g. 'backbone.' (default: found)"
         "%(default).0s",
+    )
+    group.add_argument(
+        "--select",
+        default=None,
+        metavar="WHICH",
+        help="which encoder of a checkpoint that holds two: a word of its name (teacher, "
+        "student, encoder_k, ...) or query, key, base, momentum, ema (default: the one its "
+        "method evaluates: teacher, query, base, EMA)%(default).0s",
     )
     group.add_argument(
         "--layer",
@@ -67,9 +76,12 @@ def wants_foreign(args: argparse.Namespace) -> bool:
     models, weights = args.model or [], args.weights or []
     if not models and not weights:
         return False
-    if len(models) != len(weights):
+    need = [m for m in models if not m.startswith("hf:")]
+    if len(need) != len(weights):
+        hf = len(models) - len(need)
+        also = f"; hf: models ({hf}) read their folder and take none" if hf else ""
         raise UsageError(
-            f"give one --weights per --model ({len(models)} --model, {len(weights)} --weights)"
+            f"give one --weights per --model ({len(need)} --model, {len(weights)} --weights{also})"
         )
     if args.image_size is not None and args.image_size < 8:
         raise UsageError(f"--image-size must be at least 8, got {args.image_size}")
@@ -95,17 +107,22 @@ def load_foreign_models(args: argparse.Namespace, dataset: Any) -> list[tuple[st
     from dimcollapse.foreign import load_foreign_model
 
     out = []
-    for spec, weights in zip(args.model, args.weights):
+    files = iter(args.weights or [])
+    for spec in args.model:
+        weights = None if spec.startswith("hf:") else next(files)
         model = load_foreign_model(
             spec,
             weights,
             data_mean=dataset.mean,
             data_std=dataset.std,
             prefix=args.prefix,
+            select=args.select,
             layer=args.layer,
             image_size=args.image_size,
         )
-        label = f"{spec} ({Path(weights).name}" + (f", {args.layer})" if args.layer else ")")
+        inside = [Path(weights).name] if weights is not None else []
+        inside += [args.layer] if args.layer else []
+        label = f"{spec} ({', '.join(inside)})" if inside else spec
         out.append((label, model))
     return out
 
