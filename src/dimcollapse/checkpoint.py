@@ -26,7 +26,7 @@ import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
@@ -61,6 +61,8 @@ class Checkpoint:
     partial_epoch: dict[str, Any] | None = None
     bad_steps: int = 0
     kind: str = "pretrain"
+    #: Where it was read from, for messages (not a field: never saved).
+    source: ClassVar[str] = "the checkpoint"
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write atomically to ``path`` (see :func:`save_checkpoint`)."""
@@ -82,7 +84,9 @@ class Checkpoint:
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Checkpoint:
         """Read and check a checkpoint file (``weights_only``); one-line errors otherwise."""
-        return cls.from_payload(_load_payload(path), path)
+        ckpt = cls.from_payload(_load_payload(path), path)
+        ckpt.source = str(path)
+        return ckpt
 
     @property
     def online_probe_top1(self) -> float | None:
@@ -91,19 +95,73 @@ class Checkpoint:
         return None if value is None else float(value)
 
     def spec(self) -> Any:
-        """The :class:`~dimcollapse.model.ModelSpec` that rebuilds the model."""
+        """The :class:`~dimcollapse.model.ModelSpec` that rebuilds the model; a UsageError for a
+        ``model_spec`` with a field it does not know or without one it needs."""
         from dimcollapse.model import ModelSpec
 
-        return ModelSpec(**self.model_spec)
+        spec = self.model_spec
+        if not isinstance(spec, dict):
+            raise UsageError(f"{self.source}: model_spec is a {type(spec).__name__}, not a mapping")
+        known = {f.name: f for f in dataclasses.fields(ModelSpec)}
+        unknown = sorted(str(k) for k in spec if k not in known)
+        if unknown:
+            raise UsageError(
+                f"{self.source}: model_spec has unknown field(s) {', '.join(unknown)} (edited, "
+                f"or written by another dimcollapse version); it knows {', '.join(known)}"
+            )
+        needed = [n for n, f in known.items() if _required(f) and n not in spec]
+        if needed:
+            raise UsageError(f"{self.source}: model_spec lacks {', '.join(needed)}")
+        return ModelSpec(**spec)
 
     def build_model(self) -> Any:
-        """The trained :class:`~dimcollapse.model.ContrastiveModel`, in eval mode."""
+        """The trained :class:`~dimcollapse.model.ContrastiveModel`, in eval mode; its tensors
+        checked against the file's before loading (:func:`load_model_state`)."""
         from dimcollapse.model import build_model
 
-        model = build_model(self.spec())
-        model.load_state_dict(self.model)
+        try:
+            model = build_model(self.spec())
+        except (ValueError, TypeError, KeyError) as exc:
+            raise UsageError(f"{self.source}: its model_spec builds no model ({exc})") from None
+        load_model_state(model, self.model, self.source)
         model.eval()
         return model
+
+
+def _required(f: dataclasses.Field) -> bool:
+    return f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+
+
+def load_model_state(model: torch.nn.Module, state: Any, source: str = "the checkpoint") -> None:
+    """``model.load_state_dict(state)`` behind one gate: every tensor's name and shape is checked
+    first, so that edited weights, or weights of another width or backbone, are one UsageError
+    naming the tensor and both shapes (never torch's multi-line ``size mismatch`` report)."""
+    if not isinstance(state, dict):
+        raise UsageError(f"{source}: its model weights are a {type(state).__name__}, not a dict")
+    expected = model.state_dict()
+    for name, want in expected.items():
+        have = state.get(name)
+        if have is None:
+            raise UsageError(
+                f"{source}: the weights lack {name} (of {len(expected)} tensors the model has); "
+                "the file was edited, or its model_spec describes another model"
+            )
+        if not isinstance(have, torch.Tensor):
+            raise UsageError(f"{source}: {name} is a {type(have).__name__}, not a tensor")
+        if tuple(have.shape) != tuple(want.shape):
+            raise UsageError(
+                f"{source}: tensor {name} has shape {tuple(have.shape)}, but the model its "
+                f"model_spec describes needs {tuple(want.shape)}: the weights were edited, or "
+                "come from another width or backbone than the model_spec says"
+            )
+    extra = sorted(k for k in state if k not in expected)
+    if extra:
+        more = f" and {len(extra) - 3} more" if len(extra) > 3 else ""
+        raise UsageError(
+            f"{source}: the weights hold tensors the model does not have ({', '.join(extra[:3])}"
+            f"{more}); its model_spec describes another model"
+        )
+    model.load_state_dict(state)
 
 
 def save_checkpoint(path: str | os.PathLike[str], payload: dict[str, Any]) -> None:

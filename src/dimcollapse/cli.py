@@ -8,7 +8,6 @@ Every :class:`~dimcollapse.errors.UsageError` becomes one ``error:`` line and ex
 from __future__ import annotations
 
 import argparse
-import contextlib
 import errno
 import importlib
 import importlib.util
@@ -130,18 +129,18 @@ _USER_OS_ERRORS = {
 
 
 def _os_error_message(exc: OSError) -> str | None:
-    """One line for a full disk, a quota, permissions or a read-only file system; else None."""
+    """One line for a full disk, a quota, permissions or a read-only file system, naming the file
+    and the free space of its own file system; else None."""
     what = _USER_OS_ERRORS.get(exc.errno or -1)
     if what is None:
         return None
-    where = exc.filename or "an output file"
-    text = f"{where}: {what}"
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
-        import shutil
-        from pathlib import Path
+    space = exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+    if not exc.filename:  # a writer that did not say which file: the best we can say
+        return f"{what} while writing an output" + ("; free some space" if space else "")
+    text = f"{exc.filename}: {what}"
+    if space:
+        from dimcollapse.fileio import free_space_text
 
-        folder = Path(where).parent if exc.filename else Path.cwd()
-        with contextlib.suppress(OSError):
-            free = shutil.disk_usage(folder if folder.exists() else Path.cwd()).free
-            text += f" ({free / 2**20:.0f} MiB free there); free some space or choose another --out"
+        free = free_space_text(exc.filename)
+        text += (f" ({free})" if free else "") + "; free some space or write elsewhere"
     return text

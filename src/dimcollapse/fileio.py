@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,21 +22,40 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     command leaves no partial output behind.
     """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        prefix=f".{target.name}.", suffix=".tmp" + target.suffix, dir=target.parent
-    )
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(
+            prefix=f".{target.name}.", suffix=".tmp" + target.suffix, dir=target.parent
+        )
+    except OSError as exc:  # named after the temporary file: name the output instead
+        raise OSError(exc.errno, exc.strerror, str(target)) from None
     os.close(fd)
     tmp_path = Path(tmp)
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(tmp_path, 0o666 & ~umask)  # mkstemp makes 0600; outputs get the usual mode
     try:
-        yield tmp_path
-        os.replace(tmp_path, target)
+        try:
+            yield tmp_path
+            os.replace(tmp_path, target)
+        except OSError as exc:
+            raise _about_target(exc, tmp_path, target) from None
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
+
+
+def _about_target(exc: OSError, tmp: Path, target: Path) -> OSError:
+    """The error of a write to ``tmp`` as one about ``target``, the file the user named: a
+    writer's short write without an errno (NumPy's ``"N requested and M written"``) is a full
+    disk."""
+    number = exc.errno
+    if number is None and "requested and" in str(exc) and "written" in str(exc):
+        number = errno.ENOSPC
+    about_tmp = exc.filename is None or str(exc.filename) == str(tmp)
+    if number is None or not about_tmp:
+        return exc
+    return OSError(number, exc.strerror or os.strerror(number), str(target))
 
 
 def remove_orphan_temps(folder: str | os.PathLike[str]) -> None:
@@ -141,3 +161,159 @@ def json_roundtrip(obj: Any) -> Any:
     """``obj`` as it reads back from a JSON file: tuples -> lists, keys -> strings, NumPy floats
     -> floats (unlike :func:`plain_data`, which keeps every value as it is)."""
     return json.loads(json.dumps(obj))
+
+
+#: File systems that hold no ordinary files: an output there fails with a confusing error.
+SPECIAL_FILE_SYSTEMS = frozenset(
+    [
+        "proc",
+        "sysfs",
+        "devtmpfs",
+        "devpts",
+        "cgroup",
+        "cgroup2",
+        "debugfs",
+        "tracefs",
+        "securityfs",
+        "pstore",
+        "bpf",
+        "configfs",
+        "fusectl",
+        "mqueue",
+        "binfmt_misc",
+        "efivarfs",
+        "autofs",
+        "rpc_pipefs",
+        "nsfs",
+    ]
+)
+
+
+def _mounts() -> list[tuple[str, str]]:
+    """(mount point, file system type) of this process's mounts; [] where unknown."""
+    try:
+        lines = Path("/proc/self/mountinfo").read_text().splitlines()
+    except OSError:
+        return []
+    mounts = []
+    for line in lines:
+        fields, _, rest = line.partition(" - ")
+        parts = fields.split()
+        if len(parts) >= 5 and rest:
+            point = parts[4].encode().decode("unicode_escape")  # \040 is a space
+            mounts.append((point, rest.split()[0]))
+    return mounts
+
+
+def file_system_type(path: str | os.PathLike[str]) -> str | None:
+    """The type of the file system ``path`` (which exists) is on, e.g. ``ext4``, ``proc``."""
+    resolved = str(Path(path).resolve())
+    best, kind = "", None
+    for point, fs in _mounts():
+        inside = resolved == point or resolved.startswith(point.rstrip("/") + "/")
+        if inside and len(point) >= len(best):
+            best, kind = point, fs
+    return kind
+
+
+def _existing_ancestor(path: Path) -> Path:
+    """``path`` or its nearest ancestor that exists."""
+    path = Path(os.path.abspath(path))
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def check_output_dir(path: str | os.PathLike[str], option: str = "--out") -> Path:
+    """Refuse, before any work, a directory outputs cannot go to: one under a file, on a special
+    file system (/proc, /sys, /dev), read-only, or not writable. It need not exist yet (its
+    nearest existing ancestor is checked); returns it as a Path."""
+    target = Path(path)
+    base = _existing_ancestor(target)
+    if not base.is_dir():
+        what = "is" if base == Path(os.path.abspath(target)) else f"lies under {base}, which is"
+        raise UsageError(f"{option} {target}: {what} a file, not a directory")
+    kind = file_system_type(base)
+    if kind in SPECIAL_FILE_SYSTEMS:
+        raise UsageError(
+            f"{option} {target}: on the {kind} file system, which holds no ordinary files; "
+            f"choose another {option}"
+        )
+    with contextlib.suppress(OSError):
+        if os.statvfs(base).f_flag & os.ST_RDONLY:
+            raise UsageError(
+                f"{option} {target}: on a read-only file system; choose another {option}"
+            )
+    if not os.access(base, os.W_OK | os.X_OK):
+        raise UsageError(f"{option} {target}: {base} is not writable (permission denied)")
+    return target
+
+
+def check_output_file(path: str | os.PathLike[str], option: str = "--out") -> Path:
+    """Refuse an output file that cannot be written as a regular file: its directory fails
+    :func:`check_output_dir`, or it exists as a directory or a special file (a device, a pipe)."""
+    target = Path(path)
+    if target.is_dir():
+        raise UsageError(f"{option} {target}: is a directory")
+    if target.exists() and not target.is_file():
+        raise UsageError(f"{option} {target}: not a regular file (a device, pipe or socket)")
+    check_output_dir(target.parent if str(target.parent) else ".", option)
+    return target
+
+
+def free_space_text(path: str | os.PathLike[str]) -> str:
+    """How much space the file system holding ``path`` (or its nearest existing ancestor) has
+    left, e.g. ``"12 MiB free on the file system of /data/run"``; "" when unknown."""
+    base = _existing_ancestor(Path(path).parent if not Path(path).is_dir() else Path(path))
+    try:
+        st = os.statvfs(base)
+    except OSError:
+        return ""
+    return f"{st.f_bavail * st.f_frsize / 2**20:.0f} MiB free on the file system of {base}"
+
+
+@contextlib.contextmanager
+def removed_on_failure(
+    root: str | os.PathLike[str], keep: Callable[[], bool] | None = None
+) -> Iterator[None]:
+    """On an exception in the block, remove what the block created at or under ``root`` (and
+    the folders made above it), unless ``keep()`` says the outputs are worth keeping; what was
+    there before is never touched. A signal (``Terminated``, ``KeyboardInterrupt``) keeps all:
+    a stopped run is continued, not restarted."""
+    root = Path(os.path.abspath(root))
+    top = root
+    while not top.parent.exists() and top.parent != top.parent.parent:
+        top = top.parent
+    existed = root.exists()
+    before = {p for p in root.rglob("*")} if root.is_dir() else set()
+    try:
+        yield
+    except Exception:
+        if keep is None or not keep():
+            _remove_new(root, top, existed, before)
+        raise
+
+
+def _remove_new(root: Path, top: Path, existed: bool, before: set[Path]) -> None:
+    """Delete what appeared under ``root`` since ``before`` (``top``: the highest folder
+    created when ``root`` did not exist)."""
+    import shutil
+
+    if not existed:
+        target = top if top.exists() else root
+        if target.is_dir():
+            shutil.rmtree(target, ignore_errors=True)
+        elif target.exists():
+            with contextlib.suppress(OSError):
+                target.unlink()
+        return
+    if not root.is_dir():
+        return
+    for p in sorted(root.rglob("*"), key=lambda q: len(q.parts)):
+        if p in before or not (p.exists() or p.is_symlink()):
+            continue
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                p.unlink()

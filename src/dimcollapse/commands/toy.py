@@ -44,9 +44,11 @@ from dimcollapse.commands._options import (
     add_seed,
     add_threads,
     check_rel_tol,
+    parse_list,
     require_at_least,
 )
 from dimcollapse.errors import UsageError
+from dimcollapse.fileio import check_output_dir, removed_on_failure
 
 HELP = "linear toy models of sections 4-5: strong augmentation, alignment, depth, ReLU"
 
@@ -276,10 +278,7 @@ def _parse_noise_dims(text: str, dim: int) -> int | None:
 
 
 def _parse_input_var(text: str, dim: int) -> tuple[float, ...] | None:
-    try:
-        values = [float(v) for v in str(text).split(",") if v.strip()]
-    except ValueError:
-        raise UsageError(f"--input-var must be numbers separated by commas, got {text!r}") from None
+    values = parse_list(text, "--input-var", float, "numbers")
     if len(values) == 1:
         values = values * dim
     if len(values) != dim:
@@ -292,10 +291,7 @@ def _parse_input_var(text: str, dim: int) -> tuple[float, ...] | None:
 
 
 def _parse_depths(text: str) -> list[int]:
-    try:
-        return [int(v) for v in str(text).split(",") if v.strip()]
-    except ValueError:
-        raise UsageError(f"--depths must be integers separated by commas, got {text!r}") from None
+    return parse_list(text, "--depths", int, "integers")
 
 
 def _clean(obj: Any) -> Any:
@@ -345,11 +341,13 @@ def run(args: argparse.Namespace) -> int:
     with torch_threads(args.threads):
         results = run_scenarios(names, **settings)
     train_s = time.perf_counter() - t0
-    written = _write_outputs(results, args)
+    with removed_on_failure(args.out):  # a failed write leaves none of this run's files
+        written = _write_outputs(results, args)
     total_s = time.perf_counter() - t0
     for res in results:
         for rec in res.records():
             print(json.dumps(_clean(rec), allow_nan=False) if args.json else _describe(rec))
+    _warn_about_nan_checks(results)
     note = sys.stderr if args.json else sys.stdout
     print(
         f"trained in {train_s:.1f} s, {total_s:.1f} s in all; wrote "
@@ -372,6 +370,7 @@ def _check_options(args: argparse.Namespace) -> dict[str, Any]:
     out_dir = Path(args.out)
     if out_dir.exists() and not out_dir.is_dir():
         raise UsageError(f"--out {out_dir} exists and is not a directory")
+    check_output_dir(out_dir)
     return {"rel_tol": rel_tol, "weak_noise": weak, "depths": depths, **overrides}
 
 
@@ -401,3 +400,29 @@ def _write_outputs(results: list[Any], args: argparse.Namespace) -> list[Path]:
             save_figure(combined_figure(results), path)
             written.append(path)
     return written
+
+
+#: The numerical checks of the paper's statements in each record (``--json`` keys).
+CHECKS = (
+    "lemma2_max_abs_err",
+    "gradient_rel_err",
+    "x_min_eigenvalue",
+    "alignment_diag_mean",
+    "eq11_rel_err",
+)
+
+
+def _warn_about_nan_checks(results: list[Any]) -> None:
+    """One ``warning:`` line on stderr per run whose checks came out NaN or infinite: the
+    training diverged (or a check could not be computed), so those numbers say nothing."""
+    for res in results:
+        for rec in res.records():
+            bad = [k for k in CHECKS if isinstance(rec.get(k), float) and not math.isfinite(rec[k])]
+            if bad:
+                name = f"{rec.get('scenario')} {rec.get('run', '')}".strip()
+                print(
+                    f"warning: {name}: {', '.join(bad)} came out {rec[bad[0]]} (written as null): "
+                    f"the training likely diverged (lr {rec.get('lr')}); lower --lr",
+                    file=sys.stderr,
+                    flush=True,
+                )

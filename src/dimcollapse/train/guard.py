@@ -8,6 +8,11 @@ from torch import nn
 from dimcollapse import distributed as dist
 from dimcollapse.errors import UsageError
 
+#: A loss above this multiple of its first value in the run (this invocation) is a divergence,
+#: though finite: the online probe's cross-entropy starts near ln(classes) and the contrastive
+#: loss is bounded (normalised vectors), so a healthy run never comes near it.
+BLOWUP_FACTOR = 1000.0
+
 
 def divergence_advice(precision: str) -> str:
     """What to try after a non-finite loss, for the precision the run actually used."""
@@ -27,6 +32,11 @@ class DivergenceGuard:
     With ``max_bad_steps`` N > 0 every step is read at once (one sync per step), a bad step's
     update is skipped (fp16: the scaler skips it and lowers its scale) and the run stops at
     the (N+1)-th.
+
+    A finite divergence is caught the same way: a step whose contrastive or online-probe loss
+    exceeds :data:`BLOWUP_FACTOR` times its first value is remembered on the device, and
+    :meth:`check` stops the run with one line (such a step is not skipped by
+    ``--max-bad-steps``: the model itself has run away, not one batch).
     """
 
     _CAUSES = ("", "the contrastive loss", "the online probe's loss", "a gradient")
@@ -42,11 +52,15 @@ class DivergenceGuard:
         self.max_bad_steps = int(max_bad_steps)
         self.bad_steps = 0
         #: What the run directory keeps, for the message; the trainer updates it at each save.
-        self.kept = "no checkpoint was saved yet (--resume starts the run again)"
+        self.kept = "no checkpoint was saved yet, so nothing of the run is kept"
         self.first_step = torch.full((), -1, dtype=torch.int64, device=device)
         self.first_cause = torch.zeros((), dtype=torch.int64, device=device)
         self.first_param = torch.full((), -1, dtype=torch.int64, device=device)
         self.first_value = torch.zeros((), device=device)
+        self.first_losses = torch.full((2,), float("nan"), device=device)
+        self.blown_step = torch.full((), -1, dtype=torch.int64, device=device)
+        self.blown_which = torch.zeros((), dtype=torch.int64, device=device)
+        self.blown_value = torch.zeros((), device=device)
         self._have: tuple[int, ...] = ()
         self._have_index = torch.zeros(0, dtype=torch.int64)
 
@@ -61,12 +75,26 @@ class DivergenceGuard:
             if grad_bad is not None:
                 param = torch.where(grad_bad, where_bad, param)
                 bad = bad | grad_bad
+        self._watch_growth(torch.stack([loss.float(), probe_loss.float()]), step)
         new = bad & (self.first_step < 0)
         self.first_step = torch.where(new, step, self.first_step)
         self.first_cause = torch.where(new, cause, self.first_cause)
         self.first_param = torch.where(new, param, self.first_param)
         self.first_value = torch.where(new, loss.float() + probe_loss.float(), self.first_value)
         return bad
+
+    def _watch_growth(self, losses: torch.Tensor, step: int) -> None:
+        """Remember (on the device) the first step where a finite loss grew past
+        :data:`BLOWUP_FACTOR` times its first value; the first values are the first finite ones."""
+        finite = torch.isfinite(losses)
+        unset = torch.isnan(self.first_losses) & finite
+        self.first_losses = torch.where(unset, losses, self.first_losses)
+        grown = finite & (losses > BLOWUP_FACTOR * self.first_losses.abs())
+        new = grown.any() & (self.blown_step < 0)
+        which = grown.int().argmax()
+        self.blown_step = torch.where(new, step, self.blown_step)
+        self.blown_which = torch.where(new, which, self.blown_which)
+        self.blown_value = torch.where(new, losses[which], self.blown_value)
 
     def _bad_gradient(self) -> tuple[torch.Tensor | None, torch.Tensor]:
         """(any gradient non-finite, index of the first such parameter), on the device."""
@@ -97,7 +125,7 @@ class DivergenceGuard:
     def check(self, *, force: bool = False) -> None:
         """Raise a ``UsageError`` naming the first bad step and its cause, if there was one
         (on any process)."""
-        flag = (self.first_step >= 0).to(torch.int64).reshape(1)
+        flag = ((self.first_step >= 0) | (self.blown_step >= 0)).to(torch.int64).reshape(1)
         if not bool(dist.all_reduce_sum(flag)) and not force:
             return
         raise UsageError(self.describe())
@@ -105,6 +133,9 @@ class DivergenceGuard:
     def describe(self) -> str:
         """One line: what went non-finite at which step, what is kept, what to try."""
         step = int(self.first_step)
+        blown = int(self.blown_step)
+        if blown >= 0 and (step < 0 or blown < step):
+            return self._describe_growth(blown)
         if step < 0:
             return "a step on another process was not finite; " + divergence_advice(self.precision)
         cause = self._CAUSES[int(self.first_cause)]
@@ -114,3 +145,23 @@ class DivergenceGuard:
             what = f"{cause} became {float(self.first_value)}"
         limit = f" (after {self.max_bad_steps} skipped)" if self.max_bad_steps else ""
         return f"{what} at step {step}{limit}; {self.kept}; {divergence_advice(self.precision)}"
+
+    def _describe_growth(self, step: int) -> str:
+        """One line for a finite divergence: which loss, how large against its start."""
+        which = int(self.blown_which)
+        cause = self._CAUSES[1 + which]
+        first = float(self.first_losses[which])
+        return (
+            f"the run diverged: {cause} grew to {float(self.blown_value):.3g} at step {step}, "
+            f"over {BLOWUP_FACTOR:g}x its first value {first:.3g} (finite, but no longer "
+            f"learning); {self.kept}; {divergence_advice(self.precision)}"
+        )
+
+    def describe_held_out(self, epoch: int, step: int) -> str:
+        """One line for a model whose held-out representation is no longer finite while its
+        training losses stayed finite (e.g. LARS at an absurd learning rate)."""
+        return (
+            f"the run diverged: the representation of the held-out images is not finite after "
+            f"epoch {epoch} (step {step}), though the training losses stayed finite; "
+            f"{self.kept}; {divergence_advice(self.precision)}"
+        )

@@ -15,6 +15,11 @@ from dimcollapse.runtime import autocast
 from dimcollapse.spectrum import SpectrumAccumulator
 
 
+class HeldOutNotFinite(Exception):
+    """The model's held-out representation or embedding holds NaN or infinite values (a
+    divergence the training losses did not show); ``args[0]``: how many values."""
+
+
 class HeldOutMonitor:
     """Measures a model on a fixed held-out set (rank 0 only; no set: no measurements)."""
 
@@ -50,6 +55,8 @@ class HeldOutMonitor:
             correct += (logits.argmax(dim=1) == y).sum()
             total += y.numel()
         model.train(was_training)
+        if rep.nonfinite or emb.nonfinite:
+            raise HeldOutNotFinite(rep.nonfinite + emb.nonfinite)
         rs, es = rep.summary(), emb.summary()
         metrics = {
             "representation_rankme": rs.rankme,

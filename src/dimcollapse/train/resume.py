@@ -9,7 +9,7 @@ from typing import Any
 from dimcollapse.checkpoint import Checkpoint
 from dimcollapse.config import TrainConfig
 from dimcollapse.errors import UsageError
-from dimcollapse.fileio import plain_data, remove_orphan_temps
+from dimcollapse.fileio import check_output_dir, plain_data, remove_orphan_temps
 from dimcollapse.rundir import RunLayout
 
 #: Config fields a resume may change (applied and recorded in config.yaml); every other field
@@ -39,6 +39,7 @@ def prepare_out_dir(cfg: TrainConfig) -> Checkpoint | None:
     out = layout.root
     if out.exists() and not out.is_dir():
         raise UsageError(f"{out}: is a file, not a run directory; choose another --out")
+    check_output_dir(out)
     for folder in (out, layout.checkpoints):
         remove_orphan_temps(folder)
     if cfg.resume:

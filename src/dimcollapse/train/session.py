@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import shutil
 import time
@@ -13,11 +14,11 @@ import torch
 from torch import nn
 
 from dimcollapse import distributed as dist
-from dimcollapse.checkpoint import Checkpoint
+from dimcollapse.checkpoint import Checkpoint, load_model_state
 from dimcollapse.config import TrainConfig
 from dimcollapse.data.loaders import build_view_loader
 from dimcollapse.errors import UsageError
-from dimcollapse.fileio import atomic_path, plain_data
+from dimcollapse.fileio import atomic_path, plain_data, removed_on_failure
 from dimcollapse.model import build_model
 from dimcollapse.rundir import RunLayout, RunWriter
 from dimcollapse.runtime import (
@@ -35,7 +36,7 @@ from dimcollapse.train.build import (
     use_sync_bn,
 )
 from dimcollapse.train.guard import DivergenceGuard
-from dimcollapse.train.heldout import HeldOutMonitor
+from dimcollapse.train.heldout import HeldOutMonitor, HeldOutNotFinite
 from dimcollapse.train.interrupt import CheckpointClock, StopSignals
 from dimcollapse.train.progress import Progress, epoch_text
 from dimcollapse.train.resume import prepare_out_dir
@@ -62,11 +63,28 @@ def train(cfg: TrainConfig, *, verbose: bool = True, stop_after: int | None = No
     rank, local_rank, world = dist.setup_from_env(
         "cuda" if cfg.device != "cpu" and torch.cuda.is_available() else "cpu"
     )
+    layout = RunLayout(cfg.out)
+    # a failure removes what this invocation created, unless a checkpoint makes it resumable
+    cleanup = removed_on_failure(cfg.out, keep=lambda: layout.latest_checkpoint() is not None)
     try:
-        return _Session(cfg, rank, local_rank, world, verbose).run(stop_after)
+        with cleanup if rank == 0 else contextlib.nullcontext():
+            return _run_session(cfg, rank, local_rank, world, verbose, stop_after)
     finally:
         if joined:
             dist.cleanup()
+
+
+def _run_session(
+    cfg: TrainConfig, rank: int, local_rank: int, world: int, verbose: bool, stop: int | None
+) -> RunResult:
+    """Build the session and run it; its TensorBoard writer is closed whatever happens."""
+    session = _Session(cfg, rank, local_rank, world, verbose)
+    try:
+        return session.run(stop)
+    except BaseException:
+        if session.writer is not None:
+            session.writer.close()
+        raise
 
 
 class _Session:
@@ -180,7 +198,7 @@ class _Session:
         if ckpt is None:
             return
         opt = self.optimisation
-        self.model.load_state_dict(ckpt.model)
+        load_model_state(self.model, ckpt.model, str(self.layout.last))
         opt.optimizer.load_state_dict(ckpt.optimizer)
         opt.scheduler.load_state_dict(ckpt.scheduler)
         if ckpt.scaler:
@@ -315,9 +333,12 @@ class _Session:
 
     def _metrics_line(self, epoch: int, tally: EpochTally) -> tuple[dict[str, Any], dict[str, Any]]:
         """The epoch's metrics line and the held-out spectra (both spectra as lists)."""
-        measured, spectra = self.monitor.measure(
-            self.model, self.precision, self.device, self.channels_last
-        )
+        try:
+            measured, spectra = self.monitor.measure(
+                self.model, self.precision, self.device, self.channels_last
+            )
+        except HeldOutNotFinite:
+            raise UsageError(self.guard.describe_held_out(epoch + 1, self.step)) from None
         good = max(float(tally.good_steps), 1.0)
         line = {
             "epoch": epoch + 1,
