@@ -2,7 +2,8 @@
 
 Each metric names the spectrum it takes (users often confuse RankMe's sigma with PCA's sigma^2):
 
-* :func:`collapsed_dims`: covariance singular values below ``rel_tol * sigma_1``;
+* :func:`collapsed_dims`: covariance singular values below ``rel_tol * sigma_1``
+  (:func:`collapsed_counts`: at each of :data:`COLLAPSE_THRESHOLDS`; :func:`smallest_ratio`);
 * :func:`rankme`: Garrido et al. (2023), singular values of the *raw uncentred* matrix Z;
 * :func:`entropy_rank`: Roy & Vetterli (2007) on the *covariance eigenvalues* (= sigma of C);
 * :func:`alpha_req`: the power-law exponent of the covariance eigenspectrum (Agrawal et al. 2022);
@@ -27,6 +28,14 @@ from dimcollapse.errors import UsageError
 #: while healthy representations with a power-law spectrum (alpha ~ 1, d = 2048) keep their last
 #: eigenvalue near 5e-4 of the first, well above it. ``--rel-tol`` changes it.
 DEFAULT_REL_TOL = 1e-5
+
+#: The thresholds (fractions of sigma_1, the sigma being covariance eigenvalues) at which the
+#: report counts the collapsed tail. The paper draws no line: its Figs. 2, 7b and 9 show
+#: singular values that "drop to zero" on a log axis. A count at one threshold can hinge on
+#: where the line sits, so the tail is counted at four, a decade apart, around
+#: :data:`DEFAULT_REL_TOL` (which stays the headline one): from 1e-4 (a direction with 1% of
+#: the leading standard deviation) down to 1e-7 (near float32 rounding of the covariance).
+COLLAPSE_THRESHOLDS = (1e-4, 1e-5, 1e-6, 1e-7)
 
 #: RankMe's epsilon added to each normalised singular value (Garrido et al. 2023).
 RANKME_EPS = 1e-7
@@ -69,6 +78,20 @@ def collapsed_dims(singular_values: Any, rel_tol: float = DEFAULT_REL_TOL) -> in
     if top <= 0:
         return int(sv.size)
     return int(np.sum(sv < rel_tol * top))
+
+
+def collapsed_counts(singular_values: Any, thresholds: Any = COLLAPSE_THRESHOLDS) -> list[int]:
+    """:func:`collapsed_dims` at each of ``thresholds`` (fractions of sigma_1), in their order."""
+    return [collapsed_dims(singular_values, float(t)) for t in thresholds]
+
+
+def smallest_ratio(singular_values: Any) -> float | None:
+    """``sigma_min / sigma_1`` of covariance singular values: how deep the tail reaches (0 for
+    an exact zero; None for an empty or all-zero spectrum)."""
+    sv = np.asarray(singular_values, dtype=np.float64)
+    if sv.size == 0 or sv.max() <= 0:
+        return None
+    return float(max(sv.min(), 0.0) / sv.max())
 
 
 def rankme(raw_singular_values: Any, eps: float = RANKME_EPS) -> float:
