@@ -1,0 +1,328 @@
+"""A checkpoint zoo (issue 16): each layout users hold, saved the way its library saves it, loads
+into a torchvision/timm architecture with the features of a reference loaded by hand, and the
+notes say what was chosen. lightly + Lightning and timm's own saver are used where installed."""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+
+import numpy as np
+import pytest
+import torch
+import torchvision
+from conftest import assert_usage_error
+from torch import nn
+
+from dimcollapse.data.datasets import load_dataset
+from dimcollapse.foreign import load_foreign_model
+from dimcollapse.probe import extract_features
+
+COMMON = ["--dataset", "digits", "--image-size", "32"]
+IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+#: lightly's nn.Sequential(*list(resnet.children())[:-1]): index -> torchvision child name.
+SEQUENTIAL_NAMES = {"0": "conv1", "1": "bn1", "4": "layer1", "5": "layer2", "6": "layer3"}
+SEQUENTIAL_NAMES["7"] = "layer4"
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset("digits", "test", subset=24, seed=0)
+
+
+def _resnet18(seed: int) -> nn.Module:
+    """A ResNet-18 whose weights and BatchNorm statistics are all distinct (seeded)."""
+    torch.manual_seed(seed)
+    net = torchvision.models.resnet18()
+    for m in net.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.1, 0.1)
+            m.running_var.uniform_(0.5, 1.5)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.1, 0.1)
+    return net
+
+
+def _without_fc(state: dict) -> dict:
+    return {k: v for k, v in state.items() if not k.startswith("fc.")}
+
+
+def _reference(net: nn.Module, data, size: int = 32, stats=IMAGENET) -> torch.Tensor:
+    """Independent reference: grey -> RGB, resize, the model's normalisation, head removed."""
+    net = copy.deepcopy(net).eval()
+    if hasattr(net, "reset_classifier"):
+        net.reset_classifier(0)
+    else:
+        net.fc = nn.Identity()
+    x = data.tensors()[0].float() / 255
+    x = x.expand(-1, 3, -1, -1)
+    x = nn.functional.interpolate(x, size=(size, size), mode="bilinear", antialias=True)
+    mean, std = (torch.tensor(s).view(1, 3, 1, 1) for s in stats)
+    with torch.no_grad():
+        return net((x - mean) / std)
+
+
+def _features(spec, path, data, capsys, **kw):
+    fm = load_foreign_model(spec, path, data_mean=data.mean, data_std=data.std, image_size=32, **kw)
+    got, _ = extract_features(fm, data)
+    return got, capsys.readouterr().err
+
+
+def _close(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Equal up to float32 rounding, relative to the features' scale."""
+    return a.shape == b.shape and bool((a - b).abs().max() <= 1e-5 * b.abs().max() + 1e-6)
+
+
+# ---- lightly, the way its documentation trains SimCLR ------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def lightly_checkpoint(tmp_path_factory):
+    """lightly's SimCLR example: Sequential-of-children backbone, SimCLRProjectionHead,
+    NTXentLoss, trained two steps by a Lightning Trainer and saved with save_checkpoint; and the
+    same backbone re-saved under torchvision's names (renamed by hand)."""
+    pytest.importorskip("lightly")
+    pl = pytest.importorskip("pytorch_lightning")
+    from lightly.loss import NTXentLoss
+    from lightly.models.modules import SimCLRProjectionHead
+
+    class SimCLR(pl.LightningModule):
+        def __init__(self):
+            super().__init__()
+            resnet = torchvision.models.resnet18()
+            self.backbone = nn.Sequential(*list(resnet.children())[:-1])
+            self.projection_head = SimCLRProjectionHead(512, 64, 16)
+            self.criterion = NTXentLoss()
+
+        def forward(self, x):
+            return self.projection_head(self.backbone(x).flatten(start_dim=1))
+
+        def training_step(self, batch, batch_index):
+            (x0, x1), _ = batch
+            return self.criterion(self.forward(x0), self.forward(x1))
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.06)
+
+    torch.manual_seed(0)
+    views = torch.randn(8, 2, 3, 32, 32)
+    pairs = [((v[0], v[1]), 0) for v in views]
+    loader = torch.utils.data.DataLoader(pairs, batch_size=4)
+    model = SimCLR()
+    trainer = pl.Trainer(
+        max_steps=2, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
+        enable_progress_bar=False, enable_model_summary=False,
+    )  # fmt: skip
+    trainer.fit(model, loader)
+    d = tmp_path_factory.mktemp("lightly")
+    trainer.save_checkpoint(d / "lightly.ckpt")
+    renamed = {}
+    for key, value in model.backbone.state_dict().items():
+        index, _, rest = key.partition(".")
+        renamed[f"{SEQUENTIAL_NAMES[index]}.{rest}"] = value
+    torch.save(renamed, d / "torchvision.pth")
+    reference = torchvision.models.resnet18()
+    reference.load_state_dict(renamed, strict=False)  # fc is the only key not in the file
+    return d, reference
+
+
+def test_lightly_simclr_checkpoint_matches_by_structure(lightly_checkpoint, digits, capsys):
+    d, reference = lightly_checkpoint
+    got, err = _features("torchvision:resnet18", d / "lightly.ckpt", digits, capsys)
+    assert _close(got, _reference(reference, digits))
+    assert "names matched by structure" in err and "backbone.0.weight -> conv1.weight" in err
+
+
+def test_lightly_checkpoint_has_the_spectrum_of_torchvision_names(lightly_checkpoint, cli):
+    d, _ = lightly_checkpoint
+    code, out, err = cli(
+        "spectrum", "--model", "torchvision:resnet18", "--weights", d / "lightly.ckpt",
+        "--model", "torchvision:resnet18", "--weights", d / "torchvision.pth",
+        "--subset", "64", "--json", *COMMON,
+    )  # fmt: skip
+    assert code == 0, err
+    first, second = (json.loads(line) for line in out.splitlines())
+    assert first["dim"] == second["dim"] == 512
+    assert first["singular_values"] == pytest.approx(second["singular_values"], rel=1e-5)
+
+
+# ---- MoCo v2 / v3, DINO, SwAV, Barlow Twins ---------------------------------------------------
+
+
+def _moco_v2_encoder(seed: int) -> nn.Module:
+    """MoCo v2's encoder: a ResNet whose fc is the 2-layer MLP head (dim 128)."""
+    net = _resnet18(seed)
+    net.fc = nn.Sequential(nn.Linear(512, 512), nn.ReLU(), nn.Linear(512, 128))
+    return net
+
+
+def test_moco_v2_loads_the_query_encoder_or_the_key_one(tmp_path, digits, capsys):
+    q, k = _moco_v2_encoder(1), _moco_v2_encoder(2)
+    state = {f"module.encoder_q.{n}": v for n, v in q.state_dict().items()}
+    state |= {f"module.encoder_k.{n}": v for n, v in k.state_dict().items()}
+    state |= {"module.queue": torch.randn(128, 64), "module.queue_ptr": torch.zeros(1).long()}
+    sgd = torch.optim.SGD(q.parameters(), lr=0.03, momentum=0.9)
+    ckpt = {"epoch": 200, "arch": "resnet18", "state_dict": state, "optimizer": sgd.state_dict()}
+    torch.save(ckpt, tmp_path / "moco_v2.pth.tar")
+    got, err = _features("torchvision:resnet18", tmp_path / "moco_v2.pth.tar", digits, capsys)
+    assert _close(got, _reference(q, digits))
+    assert "'state_dict.module.encoder_q'" in err and "query encoder" in err
+    got, err = _features(
+        "torchvision:resnet18", tmp_path / "moco_v2.pth.tar", digits, capsys, select="key"
+    )
+    assert _close(got, _reference(k, digits)) and "--select key" in err
+
+
+def _mlp(dims: list[int], last_bn: bool = True) -> nn.Sequential:
+    """MoCo v3's _build_mlp: Linear, BN, ReLU ... Linear, BN without affine."""
+    layers: list[nn.Module] = []
+    for i in range(len(dims) - 1):
+        last = i == len(dims) - 2
+        layers.append(nn.Linear(dims[i], dims[i + 1], bias=False))
+        if not last:
+            layers += [nn.BatchNorm1d(dims[i + 1]), nn.ReLU()]
+        elif last_bn:
+            layers.append(nn.BatchNorm1d(dims[i + 1], affine=False))
+    return nn.Sequential(*layers)
+
+
+def test_moco_v3_loads_the_base_encoder_or_the_momentum_one(tmp_path, digits, capsys):
+    base, momentum = _resnet18(3), _resnet18(4)
+    base.fc, momentum.fc = _mlp([512, 64, 32]), _mlp([512, 64, 32])
+    predictor = _mlp([32, 64, 32], last_bn=False)
+    state = {f"module.base_encoder.{n}": v for n, v in base.state_dict().items()}
+    state |= {f"module.momentum_encoder.{n}": v for n, v in momentum.state_dict().items()}
+    state |= {f"module.predictor.{n}": v for n, v in predictor.state_dict().items()}
+    scaler = torch.amp.GradScaler("cpu")
+    ckpt = {"epoch": 100, "arch": "resnet18", "state_dict": state, "scaler": scaler.state_dict()}
+    torch.save(ckpt, tmp_path / "moco_v3.pth.tar")
+    got, err = _features("torchvision:resnet18", tmp_path / "moco_v3.pth.tar", digits, capsys)
+    assert _close(got, _reference(base, digits)) and "MoCo v3 evaluates the base" in err
+    got, _ = _features(
+        "torchvision:resnet18", tmp_path / "moco_v3.pth.tar", digits, capsys, select="momentum"
+    )
+    assert _close(got, _reference(momentum, digits))
+
+
+@pytest.fixture
+def dino_checkpoint(tmp_path):
+    """DINO's checkpoint.pth: student (DDP: module.) and teacher state dicts of a
+    MultiCropWrapper (backbone with fc = Identity, DINOHead), optimizer, args, the loss's center."""
+    student, teacher = _resnet18(5), _resnet18(6)
+    student.fc = teacher.fc = nn.Identity()
+
+    def wrapper(backbone, prefix):
+        state = {f"{prefix}backbone.{n}": v for n, v in backbone.state_dict().items()}
+        state[f"{prefix}head.mlp.0.weight"] = torch.randn(64, 512)
+        state[f"{prefix}head.last_layer.weight_g"] = torch.ones(256, 1)
+        state[f"{prefix}head.last_layer.weight_v"] = torch.randn(256, 64)
+        return state
+
+    ckpt = {
+        "student": wrapper(student, "module."),
+        "teacher": wrapper(teacher, ""),
+        "optimizer": torch.optim.SGD(student.parameters(), lr=0.1).state_dict(),
+        "epoch": 100,
+        "args": argparse.Namespace(arch="resnet18", out_dim=256, momentum_teacher=0.996),
+        "dino_loss": {"center": torch.zeros(1, 256)},
+    }
+    torch.save(ckpt, tmp_path / "checkpoint.pth")
+    return tmp_path / "checkpoint.pth", student, teacher
+
+
+def test_dino_loads_the_teacher_by_default(dino_checkpoint, digits, capsys):
+    path, _student, teacher = dino_checkpoint
+    got, err = _features("torchvision:resnet18", path, digits, capsys)
+    assert _close(got, _reference(teacher, digits))
+    assert "using 'teacher.backbone'" in err and "DINO evaluates the teacher" in err
+
+
+def test_dino_student_through_the_cli(dino_checkpoint, digits, cli, tmp_path):
+    path, student, _teacher = dino_checkpoint
+    out = tmp_path / "student.npy"
+    code, _, err = cli(
+        "embed", "--model", "torchvision:resnet18", "--weights", path, "--select", "student",
+        "--split", "test", "--subset", "24", "--out", out, *COMMON,
+    )  # fmt: skip
+    assert code == 0, err
+    assert np.allclose(np.load(out), _reference(student, digits).numpy(), atol=1e-4)
+    assert "using 'student.module.backbone'" in err
+
+
+def test_swav_and_barlow_twins_module_prefix(tmp_path, digits, capsys):
+    swav, barlow = _resnet18(7), _resnet18(8)
+    state = {f"module.{n}": v for n, v in _without_fc(swav.state_dict()).items()}
+    state["module.projection_head.0.weight"] = torch.randn(64, 512)
+    state["module.prototypes.weight"] = torch.randn(30, 16)
+    torch.save({"epoch": 10, "state_dict": state, "amp": {}}, tmp_path / "swav.pth")
+    got, err = _features("torchvision:resnet18", tmp_path / "swav.pth", digits, capsys)
+    assert _close(got, _reference(swav, digits)) and "not in the file" not in err
+    state = {f"module.backbone.{n}": v for n, v in _without_fc(barlow.state_dict()).items()}
+    state["module.projector.0.weight"] = torch.randn(64, 512)
+    bn = nn.BatchNorm1d(64, affine=False).state_dict()
+    state |= {f"module.bn.{n}": v for n, v in bn.items()}
+    torch.save({"epoch": 10, "model": state, "optimizer": {}}, tmp_path / "barlow.pth")
+    got, _ = _features("torchvision:resnet18", tmp_path / "barlow.pth", digits, capsys)
+    assert _close(got, _reference(barlow, digits))
+
+
+def test_timm_checkpoint_with_ema_loads_the_ema(tmp_path, digits, capsys):
+    timm = pytest.importorskip("timm")
+    from timm.utils import CheckpointSaver, ModelEmaV3
+
+    torch.manual_seed(9)
+    model = timm.create_model("resnet18", pretrained=False)
+    ema = ModelEmaV3(model, decay=0.5)
+    with torch.no_grad():  # the weights move on; the EMA follows halfway
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
+    ema.update(model)
+    sgd = torch.optim.SGD(model.parameters(), lr=0.1)
+    saver = CheckpointSaver(model, sgd, model_ema=ema, checkpoint_dir=str(tmp_path))
+    saver.save_checkpoint(epoch=0, metric=0.5)
+    path = tmp_path / "last.pth.tar"
+    reference = timm.create_model("resnet18", pretrained=False)
+    timm.models.load_checkpoint(reference, str(path), use_ema=True)  # timm's own reader
+    stats = (reference.pretrained_cfg["mean"], reference.pretrained_cfg["std"])
+    got, err = _features("timm:resnet18", path, digits, capsys)
+    assert _close(got, _reference(reference, digits, stats=stats))
+    assert "using 'state_dict_ema'" in err and "EMA" in err
+    got, _ = _features("timm:resnet18", path, digits, capsys, select="state_dict")
+    assert _close(got, _reference(model, digits, stats=stats))
+
+
+# ---- refusals ---------------------------------------------------------------------------------
+
+
+def test_an_ambiguous_file_is_one_error_line(tmp_path, cli, digits, capsys):
+    a, b = _resnet18(10), _resnet18(11)
+    state = {f"a.{n}": v for n, v in a.state_dict().items()}
+    state |= {f"b.{n}": v for n, v in b.state_dict().items()}
+    torch.save(state, tmp_path / "two.pth")
+    run = ("spectrum", "--model", "torchvision:resnet18", "--weights", tmp_path / "two.pth")
+    assert_usage_error(cli(*run, *COMMON), "2 sets of tensors", "--prefix", "'a', 'b'")
+    assert_usage_error(cli(*run, "--select", "c", *COMMON), "--select 'c'")
+    got, _ = _features("torchvision:resnet18", tmp_path / "two.pth", digits, capsys, prefix="b.")
+    assert _close(got, _reference(b, digits))
+    # two Sequential-of-children backbones: ambiguous by structure too
+    seq = {}
+    for name, net in (("online", a), ("other", b)):
+        body = nn.Sequential(*list(net.children())[:-1])
+        seq |= {f"{name}_net.{n}": v for n, v in body.state_dict().items()}
+    torch.save(seq, tmp_path / "two_seq.pth")
+    code, out, err = cli(
+        "spectrum", "--model", "torchvision:resnet18", "--weights", tmp_path / "two_seq.pth",
+        *COMMON,
+    )  # fmt: skip
+    assert_usage_error((code, out, err), "'online_net', 'other_net'", "--prefix")
+
+
+def test_structure_refuses_another_architecture(tmp_path, cli):
+    body = nn.Sequential(*list(torchvision.models.resnet34().children())[:-1])
+    torch.save({"backbone": body.state_dict()}, tmp_path / "r34.pth")
+    result = cli(
+        "spectrum", "--model", "torchvision:resnet18", "--weights", tmp_path / "r34.pth",
+        *COMMON,
+    )  # fmt: skip
+    assert_usage_error(result, "another architecture", "--prefix")
