@@ -1,0 +1,144 @@
+"""Hugging Face models from a save_pretrained folder (``--model hf:DIR``): tiny ViT, DINOv2 and
+ResNet configs built here, saved to tmp_path, loaded offline; features compared with the saved
+model itself, run by hand on images prepared by hand."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from conftest import assert_usage_error
+from torch import nn
+
+from dimcollapse.data.datasets import load_dataset
+from dimcollapse.foreign import load_foreign_model
+from dimcollapse.probe import extract_features
+
+transformers = pytest.importorskip("transformers")
+
+IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+TINY = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset("digits", "test", subset=20, seed=0)
+
+
+def _pixels(data, size: int, stats=IMAGENET) -> torch.Tensor:
+    """Grey digits -> RGB, resized, normalised: the pixel_values a user would feed."""
+    x = data.tensors()[0].float() / 255
+    x = nn.functional.interpolate(
+        x.expand(-1, 3, -1, -1), size=(size, size), mode="bilinear", antialias=True
+    )
+    mean, std = (torch.tensor(s).view(1, 3, 1, 1) for s in stats)
+    return (x - mean) / std
+
+
+def _load(folder, data, capsys, **kw):
+    capsys.readouterr()  # save_pretrained's own progress bars
+    fm = load_foreign_model(f"hf:{folder}", data_mean=data.mean, data_std=data.std, **kw)
+    got, _ = extract_features(fm, data)
+    return got, capsys.readouterr().err
+
+
+def _close(a: torch.Tensor, b: torch.Tensor) -> bool:
+    return a.shape == b.shape and bool((a - b).abs().max() <= 1e-5 * b.abs().max() + 1e-6)
+
+
+def test_vit_classifier_folder_gives_the_cls_token(tmp_path, digits, capsys):
+    torch.manual_seed(0)
+    config = transformers.ViTConfig(image_size=32, patch_size=8, num_labels=10, **TINY)
+    model = transformers.ViTForImageClassification(config).eval()
+    model.save_pretrained(tmp_path)
+    stats = ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+    processor = transformers.ViTImageProcessor(
+        size={"height": 32, "width": 32}, image_mean=stats[0], image_std=stats[1]
+    )
+    processor.save_pretrained(tmp_path)
+    got, err = _load(tmp_path, digits, capsys)
+    with torch.no_grad():
+        ref = model.vit(_pixels(digits, 32, stats)).last_hidden_state[:, 0]
+    assert _close(got, ref)
+    assert "ViTModel" in err and "pooler's weights are not in the folder" in err
+    assert "CLS token" in err and "left at initialisation" not in err
+
+
+def test_vit_model_folder_gives_its_pooled_output(tmp_path, digits, capsys):
+    torch.manual_seed(1)
+    model = transformers.ViTModel(transformers.ViTConfig(image_size=32, patch_size=8, **TINY))
+    model.eval().save_pretrained(tmp_path)
+    got, err = _load(tmp_path, digits, capsys)
+    with torch.no_grad():
+        ref = model(_pixels(digits, 32)).pooler_output
+    assert _close(got, ref) and "pooled output" in err
+
+
+def test_dinov2_folder_at_another_image_size(tmp_path, digits, capsys):
+    torch.manual_seed(2)
+    config = transformers.Dinov2Config(image_size=32, patch_size=8, **TINY)
+    model = transformers.Dinov2Model(config).eval()
+    model.save_pretrained(tmp_path)
+    got, err = _load(tmp_path, digits, capsys, image_size=48)  # position embeddings interpolated
+    with torch.no_grad():
+        ref = model(_pixels(digits, 48)).pooler_output
+    assert got.shape == (20, 32) and _close(got, ref) and "Dinov2Model" in err
+
+
+def test_resnet_folder_and_the_cli(tmp_path, digits, capsys, cli):
+    torch.manual_seed(3)
+    config = transformers.ResNetConfig(
+        embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1], num_labels=3
+    )
+    model = transformers.ResNetForImageClassification(config).eval()
+    model.save_pretrained(tmp_path / "resnet")
+    got, err = _load(tmp_path / "resnet", digits, capsys, image_size=32)
+    with torch.no_grad():
+        ref = model.resnet(_pixels(digits, 32)).pooler_output.flatten(1)
+    assert _close(got, ref) and "ResNetModel" in err and "pooled output" in err
+    out = tmp_path / "e.npy"
+    code, _, err = cli(
+        "embed", "--model", f"hf:{tmp_path / 'resnet'}", "--split", "test", "--subset", "20",
+        "--out", out, "--dataset", "digits", "--image-size", "32",
+    )  # fmt: skip
+    assert code == 0, err
+    assert np.allclose(np.load(out), ref.numpy(), atol=1e-5)
+    assert "Loading weights" not in err and "LOAD REPORT" not in err  # transformers kept quiet
+
+
+def test_hf_and_torchvision_models_side_by_side(tmp_path, cli):
+    import torchvision
+
+    torch.manual_seed(4)
+    model = transformers.ViTModel(transformers.ViTConfig(image_size=32, patch_size=8, **TINY))
+    model.save_pretrained(tmp_path / "vit")
+    torch.save(torchvision.models.resnet18().state_dict(), tmp_path / "r18.pth")
+    code, out, err = cli(
+        "spectrum", "--model", f"hf:{tmp_path / 'vit'}", "--model", "torchvision:resnet18",
+        "--weights", tmp_path / "r18.pth", "--subset", "40", "--json", "--dataset", "digits",
+        "--image-size", "32",
+    )  # fmt: skip
+    assert code == 0, err
+    recs = [json.loads(line) for line in out.splitlines()]
+    assert [r["dim"] for r in recs] == [32, 512]
+
+
+def test_hf_refusals_are_one_line(tmp_path, cli):
+    common = ["--dataset", "digits", "--image-size", "32"]
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "config.json").write_text('{"model_type": "no-such-model"}')
+    assert_usage_error(
+        cli("spectrum", "--model", f"hf:{tmp_path / 'missing'}", *common), "no such folder"
+    )
+    assert_usage_error(cli("spectrum", "--model", f"hf:{tmp_path / 'empty'}", *common), "config")
+    assert_usage_error(cli("spectrum", "--model", f"hf:{tmp_path / 'bad'}", *common), "hf:")
+    assert_usage_error(
+        cli(
+            "spectrum", "--model", f"hf:{tmp_path / 'empty'}", "--weights", tmp_path / "x.pth",
+            *common,
+        ),
+        "--weights",
+    )  # fmt: skip
