@@ -11,7 +11,14 @@ same shape, so that every reader of ``reproduce.json`` keeps working:
 * ``singular_values`` become the element-wise **geometric mean** over seeds (the spectra are
   compared on a log scale, as in the paper's figures); each seed's own spectrum stays in
   ``seeds``;
+* each spectrum summary (``representation``, ``embedding`` and their row-normalised
+  ``*_normalized`` twins) also gets its collapsed tail at every threshold of
+  :data:`~dimcollapse.spectrum.metrics.COLLAPSE_THRESHOLDS`: ``collapse_thresholds`` and
+  ``collapsed_at`` (the mean count over seeds at each), computed from each seed's own spectrum;
+* a probe's chosen ``weight_decay`` is not averaged: it stays when every seed chose the same,
+  is None otherwise, and ``weight_decay_per_seed`` lists the choices;
 * ``history`` becomes the per-epoch mean of each logged number;
+* ``seconds`` become the **sum** over seeds (the compute the run cost), not one seed's time;
 * ``seeds`` keeps every seed's full result, in seed order, and ``seed_values`` the seeds.
 
 Claims are judged from the per-seed values in ``seeds`` (paired across methods), never from
@@ -31,6 +38,14 @@ from dimcollapse.stats import interval95, mean
 PROBE_CI_FIELDS = ("top1", "knn_top1_k20", "knn_top1_k200")
 #: Spectrum-summary fields that get an interval beside their mean.
 SPECTRUM_CI_FIELDS = ("rankme", "collapsed_dims", "entropy_rank")
+#: The spectrum summaries of a run's result (raw and row-normalised vectors).
+RUN_SPACES = ("representation", "embedding", "representation_normalized", "embedding_normalized")
+#: Those of a baseline (no embedding).
+BASELINE_SPACES = ("representation", "representation_normalized")
+#: The probe rows of a baseline: the main (labelled subset) and the all-labels one.
+BASELINE_PROBES = ("probe", "probe_all_labels")
+#: Probe fields that are choices, not measurements: never averaged over seeds.
+CHOSEN_FIELDS = ("weight_decay",)
 
 
 def _is_number(x: Any) -> bool:
@@ -42,13 +57,31 @@ def _mean_dict(items: Sequence[Mapping[str, Any]], ci_fields: Sequence[str]) -> 
     out = copy.deepcopy(dict(items[0]))
     for key, first in items[0].items():
         values = [it.get(key) for it in items]
-        if _is_number(first) and all(_is_number(v) for v in values):
+        if key in CHOSEN_FIELDS:
+            out[key] = first if all(v == first for v in values) else None
+            out[f"{key}_per_seed"] = values
+        elif _is_number(first) and all(_is_number(v) for v in values):
             # equal values (dimensions, image counts) keep their type; the rest are averaged
             out[key] = first if all(v == first for v in values) else mean(values)
             if key in ci_fields:
                 out[f"{key}_ci95"] = interval95(values)
         elif key == "singular_values" and all(isinstance(v, list) for v in values):
             out[key] = geometric_mean_spectrum(values)
+    return out
+
+
+def _mean_spectrum(items: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """A spectrum summary's mean over seeds, with its collapsed tail at every threshold."""
+    from dimcollapse.spectrum.metrics import COLLAPSE_THRESHOLDS, collapsed_counts
+
+    out = _mean_dict(items, SPECTRUM_CI_FIELDS)
+    spectra = [it.get("singular_values") for it in items]
+    if all(isinstance(sv, list) and sv for sv in spectra):
+        counts = [collapsed_counts(sv, COLLAPSE_THRESHOLDS) for sv in spectra]
+        out["collapse_thresholds"] = list(COLLAPSE_THRESHOLDS)
+        out["collapsed_at"] = [
+            mean([c[i] for c in counts]) for i in range(len(COLLAPSE_THRESHOLDS))
+        ]
     return out
 
 
@@ -94,9 +127,9 @@ def aggregate_seeds(results: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         for name in results[0]["probe"]
         if all(name in r["probe"] for r in results)
     }
-    for space in ("representation", "embedding"):
-        if all(space in r for r in results):
-            out[space] = _mean_dict([r[space] for r in results], SPECTRUM_CI_FIELDS)
+    for space in RUN_SPACES:
+        if all(isinstance(r.get(space), Mapping) for r in results):
+            out[space] = _mean_spectrum([r[space] for r in results])
     if all("history" in r for r in results):
         out["history"] = mean_history([r["history"] for r in results])
     if all("seconds" in r for r in results):
@@ -120,10 +153,12 @@ def aggregate_baselines(results: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         if len(per_seed) != len(results) or not per_seed:
             continue
         merged = copy.deepcopy(dict(per_seed[0]))
-        merged["probe"] = _mean_dict([p["probe"] for p in per_seed], PROBE_CI_FIELDS)
-        merged["representation"] = _mean_dict(
-            [p["representation"] for p in per_seed], SPECTRUM_CI_FIELDS
-        )
+        for row in BASELINE_PROBES:
+            if all(isinstance(p.get(row), Mapping) for p in per_seed):
+                merged[row] = _mean_dict([p[row] for p in per_seed], PROBE_CI_FIELDS)
+        for space in BASELINE_SPACES:
+            if all(isinstance(p.get(space), Mapping) for p in per_seed):
+                merged[space] = _mean_spectrum([p[space] for p in per_seed])
         merged["seconds"] = sum(float(p.get("seconds") or 0.0) for p in per_seed)
         merged["seeds"] = [copy.deepcopy(dict(p)) for p in per_seed]
         out[key] = merged

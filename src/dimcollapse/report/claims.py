@@ -2,17 +2,21 @@
 
 Each claim compares methods trained with the same seeds. The verdict (``holds``, ``fails``,
 ``inconclusive``) comes from the **paired differences across seeds** and their 95% Student-t
-interval (:mod:`dimcollapse.stats`), never from two single numbers:
+interval (:mod:`dimcollapse.stats`, with its zero-variance sign rule), never from two single
+numbers:
 
-* orderings of Table 1 and section 6.3 (``a > b``): linear-probe top-1 in points;
-* "about the same" (section 6.3): the interval of the difference must lie inside
-  +-:data:`SAME_WITHIN_POINTS` points;
-* collapse of the embedding (Fig. 2): the interval of the per-seed count of collapsed dimensions
-  (singular values below 1e-5 of the largest) must lie above 0;
-* the representation spectra (Figs. 7b, 9c): the RankMe of r, paired across seeds.
+* orderings of Table 1 and section 6.3 (``a > b``): linear-probe top-1 in points; a chain
+  (``MLP > linear > none``) is judged link by link, every pair of it included (MLP vs none);
+* "about the same" (section 6.3): the interval of the difference must lie inside +- a margin
+  that scales with the effect the claim is about (:func:`equivalence_margin`);
+* collapse (Figs. 2, 7b, 9c): the collapsed tail counted at several thresholds, on the
+  row-normalised vectors when recorded (:mod:`dimcollapse.report.collapse_claims`).
 
-Two sanity checks that are not the paper's claims are judged the same way: every pretrained
-backbone beats a random one, and the best one beats a linear classifier on the raw pixels.
+Every claim carries its elementary ``tests`` with p-values; :func:`check_claims` adjusts the
+family of the paper's claims with Holm's method and puts the adjusted verdict beside each
+per-claim one. Two sanity checks that are not the paper's claims are judged the same way
+(outside the family): every pretrained backbone beats a random one, and the best one beats a
+linear classifier on the raw pixels.
 """
 
 from __future__ import annotations
@@ -21,38 +25,98 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from dimcollapse.aggregate import per_seed
-from dimcollapse.report.numbers import interval, number
+from dimcollapse.methods import PAPER_TOP1
+from dimcollapse.report.numbers import interval, number, p_value, signed
 from dimcollapse.stats import (
+    CONFIDENCE,
+    SIGN_TEST_SEEDS,
+    Judgement,
+    holm,
+    holm_verdict,
+    judge_greater,
+    judge_same,
     mean,
     paired_differences,
     verdict_all,
-    verdict_greater,
-    verdict_same,
 )
 
-#: Two accuracies count as "about the same" when the interval of their difference lies within
-#: this many percentage points (the paper's own pairs differ by 0.4 and 0.9 points).
-SAME_WITHIN_POINTS = 2.0
+#: The orderings of Table 1 the paper states, as chains of method names.
+ORDERINGS = (
+    ("A projector helps: SimCLR MLP > linear > no projector (Table 1)",
+     ("simclr-mlp", "simclr-linear", "simclr-none")),
+    ("DirectCLR beats SimCLR with a linear projector (Table 1)", ("directclr", "simclr-linear")),
+    ("DirectCLR beats SimCLR without a projector (Table 1)", ("directclr", "simclr-none")),
+    ("SimCLR with the MLP projector stays best (Table 1)", ("simclr-mlp", "directclr")),
+)  # fmt: skip
 
-HOW_JUDGED = (
-    "Each verdict comes from the paired differences between the methods across seeds (every seed "
-    "trains every method once) and their 95% Student-t interval: a claim holds when the interval "
-    "lies on the claimed side of 0 (for 'about the same': inside +-{margin:g} points), fails when "
-    "it lies on the other side, and is inconclusive when it straddles the line; with one seed "
-    "there is no interval and every verdict is inconclusive."
+#: The no-projector gap (``simclr-mlp`` - ``simclr-none``): the projector's whole effect, which
+#: every "about the same" claim of section 6.3 is about.
+GAP = ("simclr-mlp", "simclr-none")
+
+
+def _paper_fraction() -> float:
+    """The smallest difference the paper calls an ordering, as a fraction of its no-projector
+    gap: (62.7 - 61.1) / (66.5 - 51.5) = 1.6 / 15.0 = 0.107."""
+    steps = [
+        PAPER_TOP1[a] - PAPER_TOP1[b] for _, chain in ORDERINGS for a, b in zip(chain, chain[1:])
+    ]
+    return min(steps) / (PAPER_TOP1[GAP[0]] - PAPER_TOP1[GAP[1]])
+
+
+#: "About the same" means a difference smaller than this fraction of our no-projector gap.
+SAME_FRACTION_OF_GAP = _paper_fraction()
+
+MARGIN_WHY = (
+    "The margin of 'about the same' is not a fixed number of points: it is "
+    f"{SAME_FRACTION_OF_GAP:.3f} times our no-projector gap (the paired mean of simclr-mlp - "
+    "simclr-none), the fraction that the smallest difference the paper calls an ordering "
+    "(DirectCLR 62.7 > linear 61.1) is of its own no-projector gap (66.5 - 51.5). Two methods "
+    "are then 'about the same' when they differ by less than the paper's smallest real "
+    "difference, scaled to this run (the paper's own pairs differ by 0.03 and 0.06 of its gap). "
+    "The margin comes from the same runs and its uncertainty is not propagated."
 )
 
 
-def _diff_text(diffs: Sequence[float], ci: Sequence[float] | None, unit: str = "") -> str:
-    average = mean(diffs)
-    sign = "+" if average is not None and average >= 0 else ""
-    return f"{sign}{number(average)}{unit}{interval(ci)}"
+def how_judged(margin: float | None) -> str:
+    """How a verdict is read, with this run's margin of 'about the same'."""
+    margin_text = "n/a (no positive no-projector gap)" if margin is None else f"{number(margin, 2)}"
+    return (
+        "Each verdict comes from the paired differences between the methods across seeds (every "
+        "seed trains every method once) and their two-sided Student-t interval at "
+        f"{100 * CONFIDENCE:.0f}% per claim: a claim holds when the interval lies on the claimed "
+        f"side of 0 (for 'about the same': inside +-{margin_text} points), fails when it lies on "
+        "the other side, and is inconclusive when it straddles the line; with one seed there is "
+        "no interval. When every seed gives the same difference (zero variance) the interval "
+        "has no width and does not decide: a sign test does, and all K seeds agreeing by chance "
+        f"has probability 2^-(K-1), at most 0.05 only from {SIGN_TEST_SEEDS} seeds. Beside each "
+        "verdict, the Holm-adjusted one: Holm-Bonferroni over the family of every test that "
+        "decides one of the paper's claims, so that the chance of any wrong decision in the "
+        "family is at most 5%."
+    )
 
 
-class _Judge:
+def diff_text(diffs: Sequence[float], ci: Sequence[float] | None, unit: str = "") -> str:
+    """``+0.8 [-1.7, 3.3]``: the mean paired difference and its interval."""
+    return f"{signed(mean(diffs))}{unit}{interval(ci)}"
+
+
+def test_record(label: str, judgement: Judgement, runs: Sequence[str]) -> dict[str, Any]:
+    """One elementary test of a claim (before Holm's adjustment)."""
+    return {
+        "label": label,
+        "verdict": judgement.verdict,
+        "ci95": judgement.ci95,
+        "p": judgement.p,
+        "rule": judgement.rule,
+        "runs": sorted(set(runs)),
+    }
+
+
+class Judge:
     """Reads per-seed values out of a manifest and appends judged claims."""
 
     def __init__(self, manifest: Mapping[str, Any]) -> None:
+        self.manifest = manifest
         self.runs = manifest.get("runs", {})
         self.paper = manifest.get("paper", {}).get("top1", {})
         self.sub_paper = manifest.get("paper", {}).get("subvector_top1")
@@ -74,101 +138,162 @@ class _Judge:
     def rep(self, name: str, metric: str, space: str = "representation") -> list[float] | None:
         return None if name not in self.runs else per_seed(self.runs[name], (space, metric))
 
-    def add(self, claim: str, paper: str, ours: str, verdict: str, ci, kind="paper") -> None:
-        holds = {"holds": True, "fails": False}.get(verdict)
+    def add(
+        self,
+        claim: str,
+        paper: str,
+        ours: str,
+        tests: Sequence[dict[str, Any]],
+        *,
+        kind: str = "paper",
+        notes: Sequence[str] = (),
+    ) -> None:
+        verdict = verdict_all([t["verdict"] for t in tests]) if tests else "inconclusive"
+        cis = [t["ci95"] for t in tests]
         self.claims.append(
             {
+                "id": len(self.claims) + 1,
                 "claim": claim,
                 "paper": paper,
                 "ours": ours,
                 "verdict": verdict,
-                "ci95": ci,
-                "holds": holds,
+                "ci95": cis[0] if len(cis) == 1 else (cis or None),
+                "holds": {"holds": True, "fails": False}.get(verdict),
                 "kind": kind,
+                "tests": list(tests),
+                "notes": list(notes),
+                "runs": sorted({r for t in tests for r in t["runs"]}),
             }
         )
 
     def unavailable(self, claim: str, paper: str, kind: str = "paper") -> None:
-        self.add(claim, paper, "not measured in this run", "inconclusive", None, kind)
+        self.add(claim, paper, "not measured in this run", [], kind=kind)
 
     def order(self, claim: str, names: Sequence[str]) -> None:
-        """``names[0] > names[1] > ...`` in linear top-1, each adjacent pair paired by seed."""
+        """``names[0] > names[1] > ...`` in linear top-1: every pair of the chain, by seed."""
         paper = " > ".join(f"{self.paper.get(n, 'n/a')}" for n in names)
         vals = [self.top1(n) for n in names]
         if any(v is None for v in vals) or len({len(v) for v in vals}) != 1:  # type: ignore[arg-type]
             self.unavailable(claim, paper)
             return
-        verdicts, parts, cis = [], [], []
-        for (na, a), (nb, b) in zip(zip(names, vals), zip(names[1:], vals[1:])):
-            diffs = paired_differences(a, b)  # type: ignore[arg-type]
-            verdict, ci = verdict_greater(diffs)
-            verdicts.append(verdict)
-            cis.append(ci)
-            parts.append(f"{na} - {nb}: {_diff_text(diffs, ci)}")
+        tests, parts = [], []
+        pairs = list(zip(range(len(names)), range(1, len(names))))
+        if len(names) > 2:
+            pairs.append((0, len(names) - 1))  # every link: MLP vs none too
+        for i, j in pairs:
+            diffs = paired_differences(vals[i], vals[j])  # type: ignore[arg-type]
+            judgement = judge_greater(diffs)
+            label = f"{names[i]} > {names[j]}"
+            tests.append(test_record(label, judgement, (names[i], names[j])))
+            parts.append(f"{names[i]} - {names[j]}: {diff_text(diffs, judgement.ci95)}")
         means = " vs ".join(number(mean(v)) for v in vals)  # type: ignore[arg-type]
-        self.add(
-            claim,
-            paper,
-            f"{means}; {'; '.join(parts)}",
-            verdict_all(verdicts),
-            cis[0] if len(cis) == 1 else cis,
-        )
+        self.add(claim, paper, f"{means}; {'; '.join(parts)}", tests)
 
-    def same(self, claim: str, a: str, b: str) -> None:
+    def same(self, claim: str, a: str, b: str, margin: float | None) -> None:
         paper = f"{self.paper.get(a, 'n/a')} vs {self.paper.get(b, 'n/a')}"
         va, vb = self.top1(a), self.top1(b)
         if va is None or vb is None or len(va) != len(vb):
             self.unavailable(claim, paper)
             return
         diffs = paired_differences(va, vb)
-        verdict, ci = verdict_same(diffs, SAME_WITHIN_POINTS)
-        self.add(
-            claim,
-            paper,
-            f"{number(mean(va))} vs {number(mean(vb))}; {a} - {b}: {_diff_text(diffs, ci)}",
-            verdict,
-            ci,
-        )
+        text = f"{number(mean(va))} vs {number(mean(vb))}; {a} - {b}: "
+        if margin is None:
+            text += f"{signed(mean(diffs))}; no margin (no positive no-projector gap to scale it)"
+            self.add(claim, paper, text, [])
+            return
+        judgement = judge_same(diffs, margin)
+        text += f"{diff_text(diffs, judgement.ci95)} (margin +-{number(margin, 2)})"
+        self.add(claim, paper, text, [test_record(f"|{a} - {b}| < margin", judgement, (a, b))])
+
+
+def equivalence_margin(manifest: Mapping[str, Any]) -> dict[str, Any]:
+    """The margin of "about the same" in points: :data:`SAME_FRACTION_OF_GAP` times the mean
+    paired no-projector gap. ``{"margin", "gap", "gap_ci95", "fraction"}``; ``margin`` None when
+    the gap is unmeasured or not positive."""
+    judge = Judge(manifest)
+    a, b = judge.top1(GAP[0]), judge.top1(GAP[1])
+    out: dict[str, Any] = {"fraction": SAME_FRACTION_OF_GAP, "margin": None, "gap": None}
+    out["gap_ci95"] = None
+    if a is None or b is None or len(a) != len(b):
+        return out
+    diffs = paired_differences(a, b)
+    gap = mean(diffs)
+    out.update(gap=gap, gap_ci95=judge_greater(diffs).ci95)
+    if gap is not None and gap > 0:
+        out["margin"] = SAME_FRACTION_OF_GAP * gap
+    return out
 
 
 def check_claims(manifest: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Every claim with the paper's evidence, ours (means and intervals), and its verdict.
 
-    Each entry: ``claim``, ``paper``, ``ours`` (text), ``verdict`` (``holds`` | ``fails`` |
-    ``inconclusive``), ``ci95`` (the interval the verdict was read from, or a list of them for
-    a chain of orderings), ``holds`` (True / False / None for inconclusive) and ``kind``
-    (``paper`` or ``sanity``).
+    Each entry: ``id``, ``claim``, ``paper``, ``ours`` (text), ``verdict`` (``holds`` |
+    ``fails`` | ``inconclusive``, at 95% per claim), ``verdict_holm`` (after Holm's adjustment
+    over the paper's claims; None for the sanity checks), ``ci95`` (the interval the verdict was
+    read from, or a list of them for a chain), ``holds`` (True / False / None), ``kind``
+    (``paper``, ``collapse`` or ``sanity``), ``tests`` (each elementary test: ``label``,
+    ``verdict``, ``ci95``, ``p``, ``rule``, ``runs``, ``p_holm``, ``verdict_holm``), ``notes``
+    (further lines: other thresholds, RankMe, shared runs) and ``runs`` (the methods it reads).
     """
-    judge = _Judge(manifest)
-    judge.order(
-        "A projector helps: SimCLR MLP > linear > no projector (Table 1)",
-        ["simclr-mlp", "simclr-linear", "simclr-none"],
-    )
-    judge.order(
-        "DirectCLR beats SimCLR with a linear projector (Table 1)", ["directclr", "simclr-linear"]
-    )
-    judge.order(
-        "DirectCLR beats SimCLR without a projector (Table 1)", ["directclr", "simclr-none"]
-    )
-    judge.order("SimCLR with the MLP projector stays best (Table 1)", ["simclr-mlp", "directclr"])
+    from dimcollapse.report.collapse_claims import collapse_claims
+
+    judge = Judge(manifest)
+    for claim, chain in ORDERINGS:
+        judge.order(claim, chain)
+    margin = equivalence_margin(manifest)["margin"]
     judge.same(
         "A fixed low-rank projector does about as well as DirectCLR (6.3)",
         "fixed-lowrank",
         "directclr",
+        margin,
     )
     judge.same(
         "A trainable diagonal projector does about as well as a linear one (6.3)",
         "diagonal",
         "simclr-linear",
+        margin,
     )
     _subvector_claim(judge)
-    _embedding_collapse_claim(judge)
-    _representation_claims(judge)
+    collapse_claims(judge)
     _sanity_claims(judge)
+    _adjust(judge.claims)
     return judge.claims
 
 
-def _subvector_claim(judge: _Judge) -> None:
+def _adjust(claims: list[dict[str, Any]]) -> None:
+    """Holm over every test of the paper's claims (kinds ``paper`` and ``collapse``)."""
+    family = [t for c in claims if c["kind"] != "sanity" for t in c["tests"]]
+    for test, adjusted in zip(family, holm([t["p"] for t in family])):
+        test["p_holm"] = adjusted
+        judgement = Judgement(test["verdict"], test["ci95"], test["p"], test["rule"])
+        test["verdict_holm"] = holm_verdict(judgement, adjusted)
+    for claim in claims:
+        if claim["kind"] == "sanity":
+            claim["verdict_holm"] = None
+            continue
+        verdicts = [t["verdict_holm"] for t in claim["tests"]]
+        claim["verdict_holm"] = verdict_all(verdicts) if verdicts else "inconclusive"
+
+
+def family_size(claims: Sequence[Mapping[str, Any]]) -> int:
+    """How many tests Holm's adjustment counted (those with a p-value)."""
+    return sum(1 for c in claims if c["kind"] != "sanity" for t in c["tests"] if t["p"] is not None)
+
+
+def tests_text(claim: Mapping[str, Any]) -> str:
+    """``simclr-mlp > simclr-none: p = 0.012, Holm p = 0.140``, one part per test."""
+    parts = []
+    for t in claim["tests"]:
+        text = f"{t['label']}: {p_value(t['p'])}"
+        if t.get("p_holm") is not None:
+            text += f", Holm {p_value(t['p_holm'])}"
+        if t["rule"] == "sign":
+            text += " (zero variance: sign test)"
+        parts.append(text)
+    return "; ".join(parts)
+
+
+def _subvector_claim(judge: Judge) -> None:
     claim = "DirectCLR's r beyond r[:d0] carries information: probe on r[:d0] < on r (6.3)"
     paper = f"{judge.sub_paper} < {judge.paper.get('directclr', 'n/a')}"
     full, sub = judge.top1("directclr"), judge.top1("directclr", "subvector")
@@ -176,71 +301,17 @@ def _subvector_claim(judge: _Judge) -> None:
         judge.unavailable(claim, paper)
         return
     diffs = paired_differences(full, sub)
-    verdict, ci = verdict_greater(diffs)
+    judgement = judge_greater(diffs)
     judge.add(
         claim,
         paper,
-        f"{number(mean(sub))} vs {number(mean(full))}; r - r[:d0]: {_diff_text(diffs, ci)}",
-        verdict,
-        ci,
+        f"{number(mean(sub))} vs {number(mean(full))}; r - r[:d0]: "
+        f"{diff_text(diffs, judgement.ci95)}",
+        [test_record("directclr r > r[:d0]", judgement, ("directclr",))],
     )
 
 
-def _embedding_collapse_claim(judge: _Judge) -> None:
-    claim = "The embedding of SimCLR (MLP projector) has collapsed dimensions (Fig. 2)"
-    paper = "about 30 of 128 singular values drop to zero"
-    counts = judge.rep("simclr-mlp", "collapsed_dims", "embedding")
-    if counts is None:
-        judge.unavailable(claim, paper)
-        return
-    verdict, ci = verdict_greater(counts)
-    dim = judge.runs["simclr-mlp"]["embedding"]["dim"]
-    per = ", ".join(str(int(c)) for c in counts)
-    judge.add(
-        claim,
-        paper,
-        f"{number(mean(counts))}{interval(ci)} of {dim} collapsed (per seed: {per})",
-        verdict,
-        ci,
-    )
-
-
-def _representation_claims(judge: _Judge) -> None:
-    for claim, collapsed, healthy, fig in (
-        (
-            "Without a projector the representation collapses more (lower rank) than with one",
-            "simclr-none",
-            "simclr-mlp",
-            "Fig. 7b",
-        ),
-        (
-            "DirectCLR keeps the representation from collapsing, unlike SimCLR without a projector",
-            "simclr-none",
-            "directclr",
-            "Fig. 9c",
-        ),
-    ):
-        full_claim = f"{claim} ({fig})"
-        paper = "visibly more collapsed singular values without a projector"
-        ra, rb = judge.rep(collapsed, "rankme"), judge.rep(healthy, "rankme")
-        if ra is None or rb is None or len(ra) != len(rb):
-            judge.unavailable(full_claim, paper)
-            continue
-        diffs = paired_differences(rb, ra)
-        verdict, ci = verdict_greater(diffs)
-        ca, cb = judge.rep(collapsed, "collapsed_dims"), judge.rep(healthy, "collapsed_dims")
-        judge.add(
-            full_claim,
-            paper,
-            f"RankMe of r {number(mean(ra))} ({collapsed}) vs {number(mean(rb))} ({healthy}); "
-            f"{healthy} - {collapsed}: {_diff_text(diffs, ci)}; collapsed dims "
-            f"{number(mean(ca or []))} vs {number(mean(cb or []))}",
-            verdict,
-            ci,
-        )
-
-
-def _sanity_claims(judge: _Judge) -> None:
+def _sanity_claims(judge: Judge) -> None:
     methods = {n: judge.top1(n) for n in judge.runs}
     methods = {n: v for n, v in methods.items() if v is not None}
     if not methods:
@@ -254,46 +325,44 @@ def _sanity_claims(judge: _Judge) -> None:
 
 
 def _beats_random_claim(
-    judge: _Judge, methods: Mapping[str, list[float]], random_top1: list[float]
+    judge: Judge, methods: Mapping[str, list[float]], random_top1: list[float]
 ) -> None:
     """Every method against the random backbone; the text shows the closest one."""
-    verdicts, closest = [], None
+    tests, closest = [], None
     for name, vals in methods.items():
         if len(vals) != len(random_top1):
             continue
         diffs = paired_differences(vals, random_top1)
-        verdict, ci = verdict_greater(diffs)
-        verdicts.append(verdict)
+        judgement = judge_greater(diffs)
+        tests.append(test_record(f"{name} > random", judgement, (name,)))
         if closest is None or mean(diffs) < closest[1]:  # type: ignore[operator]
-            closest = (name, mean(diffs), ci, diffs)
+            closest = (name, mean(diffs), judgement.ci95, diffs)
     if closest is None:
         return
     name, _, ci, diffs = closest
     judge.add(
         "Sanity check (not a claim of the paper): every pretrained backbone beats a random one",
         "-",
-        f"closest: {name} - random backbone {_diff_text(diffs, ci)} points",
-        verdict_all(verdicts),
-        ci,
+        f"closest: {name} - random backbone {diff_text(diffs, ci)} points",
+        tests,
         kind="sanity",
     )
 
 
 def _beats_pixels_claim(
-    judge: _Judge, methods: Mapping[str, list[float]], pixels_top1: list[float]
+    judge: Judge, methods: Mapping[str, list[float]], pixels_top1: list[float]
 ) -> None:
     best = max(methods, key=lambda n: mean(methods[n]) or 0.0)
     if len(methods[best]) != len(pixels_top1):
         return
     diffs = paired_differences(methods[best], pixels_top1)
-    verdict, ci = verdict_greater(diffs)
+    judgement = judge_greater(diffs)
     judge.add(
         "Sanity check (not a claim of the paper): the best pretrained backbone beats a "
         "linear classifier on the raw pixels",
         "-",
         f"{best} {number(mean(methods[best]))} vs raw pixels {number(mean(pixels_top1))}; "
-        f"difference {_diff_text(diffs, ci)}",
-        verdict,
-        ci,
+        f"difference {diff_text(diffs, judgement.ci95)}",
+        [test_record(f"{best} > pixels", judgement, (best,))],
         kind="sanity",
     )

@@ -12,8 +12,42 @@ from typing import Any
 
 
 def number(x: float | None, digits: int = 1) -> str:
-    """``12.3``, or ``n/a``."""
-    return "n/a" if x is None else f"{x:.{digits}f}"
+    """``12.3``, or ``n/a``; a value that rounds to zero is ``0.0``, never ``-0.0``."""
+    if x is None:
+        return "n/a"
+    text = f"{x:.{digits}f}"
+    return text[1:] if text.startswith("-") and float(text) == 0 else text
+
+
+def signed(x: float | None, digits: int = 1) -> str:
+    """``+0.8``, ``-0.7``; ``0.0`` (no sign) for a value that rounds to zero."""
+    text = number(x, digits)
+    return text if text == "n/a" or text.startswith("-") or float(text) == 0 else "+" + text
+
+
+def count(x: float | None) -> str:
+    """A count, or a mean of counts: ``15`` when whole, else one decimal, ``15.3``."""
+    if x is None:
+        return "n/a"
+    return f"{round(x):d}" if abs(x - round(x)) < 1e-9 else number(x, 1)
+
+
+def ratio(x: float | None) -> str:
+    """A small ratio such as sigma_k / sigma_1, in two significant digits: ``4.8e-05``."""
+    return "n/a" if x is None else ("0" if x == 0 else f"{x:.1e}")
+
+
+def threshold(t: float) -> str:
+    """A collapse threshold (a fraction of sigma_1): ``1e-5``, ``3e-6``."""
+    mantissa, exponent = f"{t:.0e}".split("e")
+    return f"{mantissa}e{int(exponent)}"
+
+
+def p_value(p: float | None) -> str:
+    """``p = 0.012``; ``p < 0.001``; ``n/a``."""
+    if p is None:
+        return "n/a"
+    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
 
 
 def percent(fraction: float | None) -> str:
@@ -23,7 +57,7 @@ def percent(fraction: float | None) -> str:
 
 def interval(ci: Sequence[float] | None, digits: int = 1) -> str:
     """`` [lo, hi]`` with its leading space, or nothing without an interval."""
-    return "" if not ci else f" [{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]"
+    return "" if not ci else f" [{number(ci[0], digits)}, {number(ci[1], digits)}]"
 
 
 def percent_with_interval(result: Mapping[str, Any], key: str = "top1") -> str:

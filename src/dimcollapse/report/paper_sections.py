@@ -14,7 +14,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from dimcollapse.methods import ABLATION_METHODS, METHOD_INFO, PAPER_TOP1, TABLE1_METHODS
-from dimcollapse.report.claims import HOW_JUDGED, SAME_WITHIN_POINTS
 from dimcollapse.report.document import Document
 from dimcollapse.report.figures import d0_sweep_points
 from dimcollapse.report.numbers import (
@@ -22,7 +21,6 @@ from dimcollapse.report.numbers import (
     number_with_interval,
     percent,
     percent_with_interval,
-    verdict_text,
 )
 
 #: The d0 values the full scale's sweep trains, as fractions of the representation's size.
@@ -146,37 +144,6 @@ def _baseline_rows(baselines: Mapping[str, Any]) -> list[list[Any]]:
             ]
         )
     return rows
-
-
-def claims_checked(
-    doc: Document,
-    manifest: Mapping[str, Any],
-    drawn: Mapping[str, str],
-    claims: list[dict[str, Any]],
-) -> None:
-    """The end of section 2: every claim with its verdict, and the accuracy figure."""
-    doc.heading(3, "The paper's claims, checked")
-    doc.table(
-        ["claim", "paper", "ours: means; paired differences [95% CI]", "verdict"],
-        [[c["claim"], c["paper"], c["ours"], verdict_text(c["verdict"])] for c in claims],
-    )
-    doc.how_to_read(
-        HOW_JUDGED.format(margin=SAME_WITHIN_POINTS)
-        + " Accuracies are in points; differences are paired by seed (the same seed trains "
-        "every method on the same images, in the same order)."
-        + (
-            " A quick run has too few seeds and epochs to separate methods a point or two "
-            "apart: expect inconclusive orderings; `--scale cpu` has the seeds for it."
-            if manifest["settings"]["scale"] == "quick"
-            else ""
-        )
-    )
-    if "accuracy" in drawn:
-        doc.image(
-            drawn["accuracy"],
-            "Offline linear top-1 per method (left, with the raw-pixel "
-            "and random-backbone baselines) and the paper's (right).",
-        )
 
 
 def embedding_collapse(

@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from dimcollapse.report.claims import HOW_JUDGED, SAME_WITHIN_POINTS
+from dimcollapse.report.claims import equivalence_margin, how_judged
+from dimcollapse.report.claims_section import verdict_summary
 from dimcollapse.report.document import Document
 from dimcollapse.report.numbers import duration, percent_with_interval, seeds_text
-from dimcollapse.stats import verdict_counts
 
 #: What each scale can and cannot show (the report's opening paragraph).
 SCALE_NOTES = {
@@ -52,10 +52,9 @@ def opening(doc: Document, manifest: Mapping[str, Any], claims: list[dict[str, A
         f"{settings['epochs']} pretraining epochs, {seeds_text(settings)}."
     )
     paper_claims = [c for c in claims if c.get("kind", "paper") == "paper"]
-    counts = verdict_counts([c["verdict"] for c in paper_claims])
     doc.paragraph(
-        f"**The paper's {len(paper_claims)} claims here: {counts}.** "
-        + HOW_JUDGED.format(margin=SAME_WITHIN_POINTS)
+        f"**The paper's {len(paper_claims)} claims here: {verdict_summary(claims)}.** "
+        + how_judged(equivalence_margin(manifest)["margin"])
         + " "
         + SCALE_NOTES.get(settings["scale"], "")
     )

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from dimcollapse.fileio import write_text_atomic
-from dimcollapse.report import paper_sections, run_sections
+from dimcollapse.report import claims_section, paper_sections, run_sections
 from dimcollapse.report.claims import check_claims
 from dimcollapse.report.document import Document
 from dimcollapse.report.figures import (
@@ -67,7 +67,7 @@ def build_document(
     run_sections.opening(doc, manifest, claims)
     run_sections.setup(doc, manifest)
     paper_sections.table1(doc, manifest)
-    paper_sections.claims_checked(doc, manifest, drawn, claims)
+    claims_section.claims_checked(doc, manifest, drawn, claims)
     paper_sections.embedding_collapse(doc, manifest, drawn)
     paper_sections.theory_lab(doc, manifest)
     paper_sections.projector_spectra(doc, drawn)

@@ -1,0 +1,142 @@
+"""The collapsed tail of a run's spectra, counted as the paper looks at it.
+
+The paper's Figs. 2, 7b and 9 show covariance singular values that "drop to zero" on a log
+axis; its code (``spectrum.py``) L2-normalises each vector first. So a run's collapse is counted
+here
+
+* at several thresholds (fractions of sigma_1, :data:`dimcollapse.spectrum.metrics.
+  COLLAPSE_THRESHOLDS`, or those ``reproduce.json`` recorded), from each seed's own
+  ``singular_values``;
+* on the row-normalised vectors (``representation_normalized``, ``embedding_normalized``) when
+  every seed has them, on the raw vectors otherwise (older ``reproduce.json``); both are shown.
+
+A spectrum summary without ``singular_values`` (small hand-made results) still gives its
+``collapsed_dims`` at its own ``rel_tol``; the other thresholds are then unknown (None).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+#: The threshold the claims are decided at (the others are shown beside it); it is
+#: ``dimcollapse.spectrum.metrics.DEFAULT_REL_TOL``, repeated here to keep torch out of imports.
+PRIMARY_THRESHOLD = 1e-5
+
+
+def default_thresholds() -> tuple[float, ...]:
+    from dimcollapse.spectrum.metrics import COLLAPSE_THRESHOLDS, DEFAULT_REL_TOL
+
+    assert DEFAULT_REL_TOL == PRIMARY_THRESHOLD
+    return tuple(COLLAPSE_THRESHOLDS)
+
+
+def thresholds_of(manifest: Mapping[str, Any]) -> tuple[float, ...]:
+    """The thresholds ``reproduce.json`` recorded (top level, or in a run's spectrum summary),
+    else :data:`~dimcollapse.spectrum.metrics.COLLAPSE_THRESHOLDS`."""
+    recorded = manifest.get("collapse_thresholds")
+    if not recorded:
+        for run in manifest.get("runs", {}).values():
+            recorded = (run.get("representation") or {}).get("collapse_thresholds")
+            if recorded:
+                break
+    return tuple(float(t) for t in recorded) if recorded else default_thresholds()
+
+
+def seeds_of(run: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """Each seed's own result (a result without ``seeds`` counts as one seed)."""
+    return list(run.get("seeds") or [run])
+
+
+def has_normalized(run: Mapping[str, Any], space: str) -> bool:
+    """Every seed (and the run) has the row-normalised summary of ``space``."""
+    key = f"{space}_normalized"
+    return isinstance(run.get(key), Mapping) and all(
+        isinstance(s.get(key), Mapping) for s in seeds_of(run)
+    )
+
+
+def measured_space(run: Mapping[str, Any], space: str) -> str:
+    """The summary the paper's measure reads: ``<space>_normalized`` when present, else
+    ``space`` (raw vectors)."""
+    return f"{space}_normalized" if has_normalized(run, space) else space
+
+
+def seed_counts(
+    run: Mapping[str, Any], key: str, thresholds: Sequence[float]
+) -> list[list[int | None]] | None:
+    """Per seed, the collapsed count at each threshold (None where it cannot be known); None
+    when a seed lacks the summary ``key``."""
+    from dimcollapse.spectrum.metrics import collapsed_counts
+
+    out = []
+    for seed in seeds_of(run):
+        summary = seed.get(key)
+        if not isinstance(summary, Mapping):
+            return None
+        sv = summary.get("singular_values")
+        if sv:
+            out.append(list(collapsed_counts(sv, thresholds)))
+            continue
+        rel_tol = float(summary.get("rel_tol", PRIMARY_THRESHOLD))
+        known = summary.get("collapsed_dims")
+        out.append(
+            [
+                int(known) if known is not None and _same_threshold(t, rel_tol) else None
+                for t in thresholds
+            ]
+        )
+    return out
+
+
+def counts_at(
+    run: Mapping[str, Any], key: str, thresholds: Sequence[float], threshold: float
+) -> list[float] | None:
+    """Per seed, the collapsed count at one of ``thresholds``; None when any seed lacks it."""
+    per_seed = seed_counts(run, key, thresholds)
+    index = next((i for i, t in enumerate(thresholds) if _same_threshold(t, threshold)), None)
+    if per_seed is None or index is None:
+        return None
+    values = [row[index] for row in per_seed]
+    return None if any(v is None for v in values) else [float(v) for v in values]  # type: ignore[arg-type]
+
+
+def smallest_ratios(run: Mapping[str, Any], key: str) -> list[float] | None:
+    """Per seed, ``sigma_min / sigma_1`` of the summary ``key`` (None without spectra)."""
+    from dimcollapse.spectrum.metrics import smallest_ratio
+
+    out = []
+    for seed in seeds_of(run):
+        summary = seed.get(key)
+        sv = summary.get("singular_values") if isinstance(summary, Mapping) else None
+        ratio = smallest_ratio(sv) if sv else None
+        if ratio is None:
+            return None
+        out.append(ratio)
+    return out
+
+
+def mean_counts(
+    run: Mapping[str, Any], key: str, thresholds: Sequence[float]
+) -> list[float | None] | None:
+    """The mean over seeds of the collapsed count at each threshold (for the figure)."""
+    per_seed = seed_counts(run, key, thresholds)
+    if per_seed is None:
+        return None
+    means: list[float | None] = []
+    for i in range(len(thresholds)):
+        column = [row[i] for row in per_seed]
+        means.append(
+            None if any(v is None for v in column) else sum(column) / len(column)  # type: ignore[arg-type,misc]
+        )
+    return means
+
+
+def space_text(key: str) -> str:
+    """``r (row-normalised)``, ``z (raw)``, ..."""
+    letter = "r" if key.startswith("representation") else "z"
+    return f"{letter} ({'row-normalised' if key.endswith('_normalized') else 'raw'})"
+
+
+def _same_threshold(a: float, b: float) -> bool:
+    return abs(float(a) - float(b)) <= 1e-9 * max(abs(float(a)), abs(float(b)))
