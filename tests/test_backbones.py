@@ -8,7 +8,7 @@ import torchvision
 from torch import nn
 from torchvision.models.resnet import BasicBlock, Bottleneck
 
-from dimcollapse.backbones import BACKBONES, build_backbone, rep_dim
+from dimcollapse.backbones import BACKBONES, STEMS, build_backbone, feature_map_sizes, rep_dim
 from dimcollapse.errors import UsageError
 
 REP_DIMS = {"resnet18": 512, "resnet34": 512, "resnet50": 2048}
@@ -116,3 +116,66 @@ def test_rep_dim_refuses_what_build_backbone_refuses():
     for width in (0, -1.0, float("nan"), float("inf"), "wide"):
         with pytest.raises(UsageError, match="width must be a finite number > 0"):
             rep_dim("resnet18", width)
+
+
+def _stage_sides(model: nn.Module, image_size: int, channels: int = 1) -> dict[str, int]:
+    """The side of each stage's output map, read by forward hooks (the reference)."""
+    sides: dict[str, int] = {"input": image_size}
+    hooks = [
+        getattr(model, name).register_forward_hook(
+            lambda _m, _i, out, name=name: sides.__setitem__(name, int(out.shape[-1]))
+        )
+        for name in ("conv1", "maxpool", "layer1", "layer2", "layer3", "layer4")
+    ]
+    with torch.no_grad():
+        model(torch.randn(2, channels, image_size, image_size))
+    for h in hooks:
+        h.remove()
+    return sides
+
+
+@pytest.mark.parametrize("stem", STEMS)
+@pytest.mark.parametrize("image_size", [28, 32, 37, 64, 224])
+def test_feature_map_sizes_match_the_network(stem, image_size):
+    model, _ = build_backbone("resnet18", in_channels=1, stem=stem, width=0.0625)
+    assert feature_map_sizes(stem, image_size) == _stage_sides(model, image_size)
+
+
+def test_layer4_map_at_28px_per_stem():
+    # the geometry the CPU reproduction chose: r averages a 2x2 (half) or 4x4 (cifar) map
+    assert {s: feature_map_sizes(s, 28)["layer4"] for s in STEMS} == {
+        "imagenet": 1,
+        "half": 2,
+        "cifar": 4,
+    }
+
+
+def test_stem_overrides_small_images_and_is_checked():
+    model, _ = build_backbone("resnet18", in_channels=1, small_images=True, stem="half")
+    assert model.conv1.stride == (2, 2) and model.conv1.kernel_size == (3, 3)
+    assert isinstance(model.maxpool, nn.Identity) and model.stem == "half"
+    assert build_backbone("resnet18", small_images=True)[0].stem == "cifar"
+    with pytest.raises(UsageError, match="unknown stem 'tiny'"):
+        build_backbone("resnet18", stem="tiny")
+
+
+@pytest.mark.parametrize("stem", STEMS)
+def test_random_network_sees_the_whole_image_only_without_zero_init(stem):
+    """With zero-initialised residual branches an untrained network is a chain of stride-2 1x1
+    shortcuts, so r depends on a sparse grid of pixels; with every branch live it depends on
+    all of them (the random baseline's network)."""
+
+    def pixels_seen(zero_init: bool) -> float:
+        torch.manual_seed(0)
+        model, _ = build_backbone(
+            "resnet18", in_channels=1, stem=stem, width=0.125, zero_init_residual=zero_init
+        )
+        x = torch.randn(4, 1, 28, 28, requires_grad=True)
+        model.eval()  # as features are extracted (batch statistics would couple all pixels)
+        model(x).sum().backward()
+        seen = x.grad.abs().sum(dim=(0, 1)) > 0  # (28, 28)
+        return float(seen.float().mean())
+
+    assert pixels_seen(False) == 1.0
+    if stem == "imagenet":  # the top-left 6x6 pixels of 28x28, as the issue measured
+        assert pixels_seen(True) == pytest.approx(36 / 784)

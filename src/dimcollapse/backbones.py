@@ -3,9 +3,12 @@
 The paper's encoder is torchvision's ``resnet50(zero_init_residual=True)`` with ``fc =
 Identity``, so ``r`` is the 2048-d pooled output. On top of that this module offers:
 
-* ``small_images=True``: the CIFAR stem (3x3 conv, stride 1, padding 1, no max-pool) that keeps
-  the resolution of small images (``data.augment.SMALL_IMAGE_MAX`` px or less) instead of
-  dividing it by 4 in the stem;
+* ``stem`` (:data:`STEMS`): ``"imagenet"``, torchvision's 7x7 stride-2 conv and 3x3 stride-2
+  max-pool (the image's side divided by 4 before layer1); ``"cifar"`` (``small_images=True``),
+  a 3x3 stride-1 conv without max-pool that keeps the resolution of small images
+  (``data.augment.SMALL_IMAGE_MAX`` px or less); ``"half"``, a 3x3 stride-2 conv without
+  max-pool (the side divided by 2), which at 28 px gives layer4 a 2x2 map for a quarter of the
+  CIFAR stem's cost. :func:`feature_map_sizes` says which map each stage sees;
 * ``in_channels``: 1 for grey images such as Fashion-MNIST;
 * ``width``: multiplies every stage's channels (64, 128, 256, 512), for cheap experiments.
 
@@ -29,6 +32,52 @@ _SPECS: dict[str, tuple[type[BasicBlock] | type[Bottleneck], list[int]]] = {
     "resnet50": (Bottleneck, [3, 4, 6, 3]),
 }
 _STAGE_PLANES = (64, 128, 256, 512)
+
+#: The stems :func:`build_backbone` offers (module docstring).
+STEMS = ("imagenet", "cifar", "half")
+#: The stages whose output side :func:`feature_map_sizes` reports, in order.
+STAGES = ("input", "conv1", "maxpool", "layer1", "layer2", "layer3", "layer4")
+
+
+def resolve_stem(stem: str | None, small_images: bool) -> str:
+    """``stem`` when given (checked), else the stem ``small_images`` selects ("cifar" or
+    "imagenet")."""
+    if stem is None:
+        return "cifar" if small_images else "imagenet"
+    if stem not in STEMS:
+        raise UsageError(f"unknown stem {stem!r}; choose one of {', '.join(STEMS)}")
+    return stem
+
+
+def _conv_out(side: int, kernel: int, stride: int, padding: int) -> int:
+    return (side + 2 * padding - kernel) // stride + 1
+
+
+def feature_map_sizes(stem: str, image_size: int) -> dict[str, int]:
+    """The side (px) of the square map after each stage (:data:`STAGES`) of a ResNet with
+    ``stem`` on ``image_size`` px images; ``layer4``'s is what r averages over.
+
+    For 28 px: imagenet 14, 7, 7, 4, 2, 1; half 14, 14, 14, 7, 4, 2; cifar 28, 28, 28, 14, 7, 4
+    (conv1, maxpool, layer1 ... layer4).
+    """
+    stem = resolve_stem(stem, False)
+    side = int(image_size)
+    sizes = {"input": side}
+    if stem == "imagenet":
+        side = _conv_out(side, 7, 2, 3)
+        sizes["conv1"] = side
+        side = _conv_out(side, 3, 2, 1)
+    elif stem == "half":
+        side = _conv_out(side, 3, 2, 1)
+        sizes["conv1"] = side
+    else:
+        sizes["conv1"] = side
+    sizes["maxpool"] = side
+    sizes["layer1"] = side
+    for stage in ("layer2", "layer3", "layer4"):
+        side = _conv_out(side, 3, 2, 1)  # the first block's stride-2 3x3 conv
+        sizes[stage] = side
+    return sizes
 
 
 def _scaled(planes: int, width: float) -> int:
@@ -63,6 +112,7 @@ class ResNetEncoder(ResNet):
         *,
         in_channels: int = 3,
         small_images: bool = False,
+        stem: str | None = None,
         width: float = 1.0,
         zero_init_residual: bool = True,
     ) -> None:
@@ -71,25 +121,27 @@ class ResNetEncoder(ResNet):
         super().__init__(block, layers, zero_init_residual=zero_init_residual)
         self.fc = nn.Identity()
         rebuilt: list[nn.Module] = []
-        stem = _scaled(_STAGE_PLANES[0], width)
+        stem_planes = _scaled(_STAGE_PLANES[0], width)
         if width != 1.0:
-            self.inplanes = stem
-            self.bn1 = self._norm_layer(stem)
+            self.inplanes = stem_planes
+            self.bn1 = self._norm_layer(stem_planes)
             stages = [
                 self._make_layer(block, _scaled(planes, width), blocks, stride=stride)
                 for planes, blocks, stride in zip(_STAGE_PLANES, layers, (1, 2, 2, 2))
             ]
             self.layer1, self.layer2, self.layer3, self.layer4 = stages
             rebuilt += [self.bn1, *stages]
-        if small_images:
+        self.stem = resolve_stem(stem, small_images)
+        if self.stem in ("cifar", "half"):
+            stride = 1 if self.stem == "cifar" else 2
             self.conv1 = nn.Conv2d(
-                in_channels, stem, kernel_size=3, stride=1, padding=1, bias=False
+                in_channels, stem_planes, kernel_size=3, stride=stride, padding=1, bias=False
             )
             self.maxpool = nn.Identity()
             rebuilt.append(self.conv1)
         elif in_channels != 3 or width != 1.0:
             self.conv1 = nn.Conv2d(
-                in_channels, stem, kernel_size=7, stride=2, padding=3, bias=False
+                in_channels, stem_planes, kernel_size=7, stride=2, padding=3, bias=False
             )
             rebuilt.append(self.conv1)
         for module in rebuilt:
@@ -123,6 +175,7 @@ def build_backbone(
     *,
     in_channels: int = 3,
     small_images: bool = False,
+    stem: str | None = None,
     width: float = 1.0,
     zero_init_residual: bool = True,
 ) -> tuple[nn.Module, int]:
@@ -135,7 +188,8 @@ def build_backbone(
 
     ``small_images=True`` selects the CIFAR stem (3x3 conv, stride 1, no max-pool), meant for
     images of ``data.augment.SMALL_IMAGE_MAX`` px or less; ``zero_init_residual`` as in
-    torchvision (the paper's code sets it).
+    torchvision (the paper's code sets it). ``stem`` (one of :data:`STEMS`) overrides
+    ``small_images`` when given.
     """
     block, layers = _spec(name)
     if isinstance(in_channels, bool) or not isinstance(in_channels, int) or in_channels <= 0:
@@ -145,6 +199,7 @@ def build_backbone(
         layers,
         in_channels=in_channels,
         small_images=small_images,
+        stem=stem,
         width=_checked_width(width),
         zero_init_residual=zero_init_residual,
     )

@@ -54,6 +54,11 @@ class TrainConfig:
         "3x3 stride-1 stem without max-pool; "
         "default: on for images of {small_image_max} px or less",
     )
+    stem: str | None = _setting(
+        None,
+        "imagenet (7x7 stride 2 + max-pool) | cifar (3x3 stride 1) | half (3x3 stride 2, no "
+        "max-pool); overrides --small-stem; default: what --small-stem selects",
+    )
     d0: int | None = _setting(
         None,
         "DirectCLR/fixed-lowrank sub-vector size; default: 360 for a "
@@ -148,7 +153,7 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Raise :class:`UsageError` for impossible settings (names checked by the factories)."""
-        from dimcollapse.backbones import BACKBONES
+        from dimcollapse.backbones import BACKBONES, STEMS
         from dimcollapse.data.datasets import DATASETS
         from dimcollapse.losses import LOSS_CONVENTIONS
         from dimcollapse.optim import OPTIMIZERS
@@ -164,9 +169,13 @@ class TrainConfig:
             ("data_path", self.data_path, DATA_PATHS),
             ("lr_scaling", self.lr_scaling, ("linear", "sqrt")),
             ("diagonal_init", self.diagonal_init, DIAGONAL_INITS),
+            ("stem", self.stem, (None, *STEMS)),
         ):
             if value not in allowed:
-                raise UsageError(f"unknown {name} {value!r}; choose from {', '.join(allowed)}")
+                raise UsageError(
+                    f"unknown {name} {value!r}; "
+                    f"choose from {', '.join(str(a) for a in allowed if a is not None)}"
+                )
         checks = [
             (self.epochs >= 1, f"epochs must be at least 1, got {self.epochs}"),
             (self.batch_size >= 2, f"batch size must be at least 2, got {self.batch_size}"),

@@ -30,6 +30,8 @@ class ModelSpec:
     proj_out: int | None = None
     seed: int = 0
     diagonal_init: str = "ones"
+    #: one of ``backbones.STEMS``; None (checkpoints before it existed): what small_stem selects
+    stem: str | None = None
 
 
 class ContrastiveModel(nn.Module):
@@ -63,7 +65,11 @@ def build_model(spec: ModelSpec) -> ContrastiveModel:
     """Build the model of ``spec``; random heads (fixed-lowrank, random diagonal) draw from
     ``spec.seed``."""
     backbone, rep_dim = build_backbone(
-        spec.backbone, in_channels=spec.in_channels, small_images=spec.small_stem, width=spec.width
+        spec.backbone,
+        in_channels=spec.in_channels,
+        small_images=spec.small_stem,
+        stem=spec.stem,
+        width=spec.width,
     )
     gen = torch.Generator().manual_seed(spec.seed)
     head = build_head(

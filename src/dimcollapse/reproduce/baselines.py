@@ -14,8 +14,10 @@ RANDOM_BACKBONE_SEED_OFFSET = 1_000_003
 
 
 def stage_baselines(task: StageTask) -> dict[str, Any]:
-    """Probes of raw pixels and of a randomly initialised backbone (no pretraining)."""
+    """Probes of raw pixels and of a randomly initialised backbone (no pretraining), under the
+    same protocol as every pretrained run (:mod:`dimcollapse.probe.protocol`)."""
     from dimcollapse.data.datasets import load_dataset
+    from dimcollapse.reproduce.run_stage import protocol_splits_of
     from dimcollapse.runtime import resolve_device
 
     out = Path(task.directory)
@@ -26,59 +28,89 @@ def stage_baselines(task: StageTask) -> dict[str, Any]:
     t0 = time.perf_counter()
     device = resolve_device(task.device)
     common_data = {"root": plan.data_root, "seed": seed, "can_download": False}
-    train_set = load_dataset(plan.dataset, "train", subset=plan.subset, **common_data)
+    train_set = load_dataset(plan.dataset, "train", **common_data)
     test_set = load_dataset(plan.dataset, "test", subset=plan.test_subset, **common_data)
+    splits = protocol_splits_of(plan, train_set)
     probe_args = dict(
         num_classes=int(train_set.num_classes), epochs=plan.probe_epochs, seed=seed, device=device
     )
     result: dict[str, Any] = {}
-    pixels = _pixels_baseline(train_set, test_set, probe_args)
+    pixels = _pixels_baseline(train_set, test_set, splits, plan, probe_args)
     if pixels is not None:
         result["pixels"] = pixels
-    result["random"] = _random_backbone_baseline(task, train_set, test_set, probe_args)
+    result["random"] = _random_backbone_baseline(task, train_set, test_set, splits, probe_args)
     result["seconds"] = time.perf_counter() - t0
     write_stage(out, task.key, result)
-    log(task.verbose, f"baselines: done ({result['seconds']:.0f} s)")
+    log(
+        task.verbose,
+        f"baselines, seed {task.seed} ({task.plan.seeds.index(task.seed) + 1} of "
+        f"{len(task.plan.seeds)}): done ({result['seconds']:.0f} s)",
+    )
     return {**result, "reused": False}
 
 
-def _pixels_baseline(
-    train_set: Any, test_set: Any, probe_args: dict[str, Any]
-) -> dict[str, Any] | None:
-    """Probes of the flattened pixels in [0, 1] (None for a dataset not held in memory)."""
-    from dimcollapse.probe import probe_features
+def _rows(
+    train_x: Any, train_y: Any, test: tuple[Any, Any], splits: Any, plan: Any, args: dict
+) -> dict[str, Any]:
+    """The protocol's rows as a baseline records them: ``probe`` (the labelled subset) and
+    ``probe_all_labels`` (with the plan's all-labels row)."""
+    from dimcollapse.probe.protocol import protocol_probes
+
+    rows = protocol_probes(train_x, train_y, test, splits, all_labels=plan.all_labels_row, **args)
+    out = {"probe": rows["full"]}
+    if "all_labels" in rows:
+        out["probe_all_labels"] = rows["all_labels"]
+    return out
+
+
+def _spectra(test_x: Any) -> dict[str, Any]:
     from dimcollapse.spectrum import summarize
 
+    return {
+        "representation": summarize(test_x).to_dict(),
+        "representation_normalized": summarize(test_x, normalize=True).to_dict(),
+    }
+
+
+def _pixels_baseline(
+    train_set: Any, test_set: Any, splits: Any, plan: Any, probe_args: dict[str, Any]
+) -> dict[str, Any] | None:
+    """Probes of the flattened pixels in [0, 1] (None for a dataset not held in memory)."""
     train, test = train_set.tensors(), test_set.tensors()
     if train is None or test is None:
         return None
     train_x = train[0].flatten(1).float() / 255.0  # (N, C * H * W)
     test_x = test[0].flatten(1).float() / 255.0
     t0 = time.perf_counter()
-    probe = probe_features(train_x, train[1].long(), test_x, test[1].long(), **probe_args)
+    rows = _rows(train_x, train[1].long(), (test_x, test[1].long()), splits, plan, probe_args)
     return {
         "name": "raw pixels",
-        "probe": probe,
-        "representation": summarize(test_x).to_dict(),
+        **rows,
+        **_spectra(test_x),
         "seconds": time.perf_counter() - t0,
     }
 
 
 def _random_backbone_baseline(
-    task: StageTask, train_set: Any, test_set: Any, probe_args: dict[str, Any]
+    task: StageTask, train_set: Any, test_set: Any, splits: Any, probe_args: dict[str, Any]
 ) -> dict[str, Any]:
-    """Probes of the plan's backbone with random weights and the training images' batch-norm
-    statistics."""
+    """Probes of the plan's backbone with random weights, every residual branch live, and the
+    training images' batch-norm statistics.
+
+    The pretraining initialisation zeroes each block's last batch-norm scale
+    (``zero_init_residual``, as the paper's code does), so that an *untrained* network is a chain
+    of stride-2 1x1 shortcuts: its r then depends on a sparse grid of pixels (at 28 px with the
+    ImageNet stem, on the top-left 6x6 only). A random baseline is meant to show what random
+    features of the whole image give, so it is built with ``zero_init_residual=False``.
+    """
     import torch
 
-    from dimcollapse.data.augment import use_small_stem
+    from dimcollapse.backbones import build_backbone
     from dimcollapse.model import ModelSpec, build_model
-    from dimcollapse.probe import extract_features, probe_features
-    from dimcollapse.spectrum import summarize
+    from dimcollapse.probe import extract_features
 
     plan, device = task.plan, probe_args["device"]
     t0 = time.perf_counter()
-    small = use_small_stem(plan.small_stem, train_set.image_size)
     random_seed = int(task.seed) + RANDOM_BACKBONE_SEED_OFFSET
     torch.manual_seed(random_seed)
     spec = ModelSpec(
@@ -86,19 +118,29 @@ def _random_backbone_baseline(
         backbone=plan.backbone,
         width=plan.width,
         in_channels=train_set.channels,
-        small_stem=bool(small),
+        small_stem=plan.stem == "cifar",
+        stem=plan.stem,
         num_classes=probe_args["num_classes"],
         seed=random_seed,
     )
-    model = build_model(spec).to(device)
+    model = build_model(spec)
+    model.backbone, _ = build_backbone(
+        plan.backbone,
+        in_channels=train_set.channels,
+        stem=plan.stem,
+        width=plan.width,
+        zero_init_residual=False,
+    )
+    model = model.to(device)
     _recompute_batchnorm(model, train_set, device)
     train_x, train_y = extract_features(model, train_set, device=device)
     test_x, test_y = extract_features(model, test_set, device=device)
     return {
         "name": "random backbone",
-        "note": "random weights; batch-norm statistics of the training images",
-        "probe": probe_features(train_x, train_y, test_x, test_y, **probe_args),
-        "representation": summarize(test_x).to_dict(),
+        "note": "random weights with every residual branch live; batch-norm statistics of the "
+        "training images",
+        **_rows(train_x, train_y, (test_x, test_y), splits, plan, probe_args),
+        **_spectra(test_x),
         "seconds": time.perf_counter() - t0,
     }
 

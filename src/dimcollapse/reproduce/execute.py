@@ -46,6 +46,10 @@ _BASELINES_KEY_FIELDS = (
     "backbone",
     "width",
     "small_stem",
+    "stem",
+    "labelled_per_class",
+    "val_per_class",
+    "all_labels_row",
 )
 
 
@@ -204,9 +208,12 @@ def _pretraining_task(
     config = train_config(plan, run, run.directory(out), settings.device, device.type == "cpu")
     probe = {
         "epochs": plan.probe_epochs,
-        "train_subset": plan.subset,
         "test_subset": plan.test_subset,
         "seed": run.seed,
+        "protocol": {
+            k: getattr(plan, k)
+            for k in ("labelled_per_class", "val_per_class", "all_labels_row", "seed")
+        },
     }
     return StageTask(
         kind="run",

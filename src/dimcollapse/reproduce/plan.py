@@ -16,39 +16,54 @@ from dimcollapse.methods import ABLATION_METHODS, METHOD_INFO, TABLE1_METHODS
 SCALES = ("quick", "cpu", "full")
 
 #: Per-scale defaults. ``small_stem`` None: the training default (on for images of at most
-#: ``data.augment.SMALL_IMAGE_MAX`` px).
+#: ``data.augment.SMALL_IMAGE_MAX`` px); ``stem`` (``backbones.STEMS``) overrides it: the CPU
+#: scales use the "half" stem (layer4 sees a 2x2 map at 28 px, r averages 4 positions), the
+#: full scale what ``small_stem`` selects (the CIFAR stem at 28 or 32 px: a 4x4 layer4). ``subset`` is the number of *pretraining* images (None:
+#: every training image, unlabelled); probes follow :mod:`dimcollapse.probe.protocol`: a fixed
+#: class-balanced labelled subset of ``labelled_per_class`` images per class, weight decay
+#: chosen on ``val_per_class`` validation images per class carved from the training images,
+#: and (``all_labels_row``) a second row trained on every training label but the validation
+#: split. The choices and what they cost: docs/experiments/fashion-mnist-collapse.md.
 SCALE_DEFAULTS: dict[str, dict[str, Any]] = {
     "quick": {
         "dataset": "fashion-mnist",
         "backbone": "resnet18",
-        "epochs": 6,
-        "subset": 4000,
+        "epochs": 2,
+        "subset": 6000,
         "width": 0.25,
         "small_stem": False,
+        "stem": "half",
         "batch_size": 128,
         "monitor_samples": 1000,
         "probe_epochs": 30,
+        "labelled_per_class": 100,
+        "val_per_class": 200,
+        "all_labels_row": False,
         "test_subset": None,
         "toy_steps": 4000,
         "d0_sweep": False,
         "seeds": 3,
-        "proj_out": 128,
+        "proj_out": 32,
     },
     "cpu": {
         "dataset": "fashion-mnist",
         "backbone": "resnet18",
-        "epochs": 30,
-        "subset": 8000,
+        "epochs": 2,
+        "subset": None,
         "width": 0.25,
         "small_stem": False,
+        "stem": "half",
         "batch_size": 256,
         "monitor_samples": 1000,
         "probe_epochs": 100,
+        "labelled_per_class": 100,
+        "val_per_class": 500,
+        "all_labels_row": True,
         "test_subset": None,
         "toy_steps": None,
         "d0_sweep": False,
         "seeds": 3,
-        "proj_out": 128,
+        "proj_out": 32,
     },
     "full": {
         "dataset": "fashion-mnist",
@@ -57,9 +72,13 @@ SCALE_DEFAULTS: dict[str, dict[str, Any]] = {
         "subset": None,
         "width": 1.0,
         "small_stem": None,
+        "stem": None,
         "batch_size": 512,
         "monitor_samples": 2048,
         "probe_epochs": 100,
+        "labelled_per_class": 100,
+        "val_per_class": 500,
+        "all_labels_row": True,
         "test_subset": None,
         "toy_steps": None,
         "d0_sweep": True,
@@ -158,6 +177,14 @@ class Plan:
     #: the output size of the heads that take one (``MethodInfo.takes_proj_out``); None: scaled
     #: from rep_dim
     proj_out: int | None = None
+    #: the backbone's stem (``backbones.STEMS``; None: what ``small_stem`` selects)
+    stem: str | None = None
+    #: the probe protocol (:mod:`dimcollapse.probe.protocol`)
+    labelled_per_class: int = 100
+    val_per_class: int = 500
+    all_labels_row: bool = True
+    #: the side (px) of the map after each stage, from the input to layer4 (r averages layer4's)
+    feature_maps: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.seeds:
@@ -188,6 +215,7 @@ class RunPlan:
 def resolve_plan(settings: ReproduceSettings) -> Plan:
     """Fill in the scale's defaults and check them (loads the dataset once to size it)."""
     from dimcollapse import backbones
+    from dimcollapse.data.augment import use_small_stem
     from dimcollapse.data.datasets import DATASETS
     from dimcollapse.projectors import default_d0
 
@@ -212,10 +240,15 @@ def resolve_plan(settings: ReproduceSettings) -> Plan:
     _check_values(
         epochs, subset, width, batch_size, probe_epochs, test_subset, toy_steps, monitor, n_seeds
     )
-    subset, test_subset, batch_size = _fit_to_dataset(
-        dataset, settings.data_root, subset, test_subset, batch_size
+    subset, test_subset, batch_size, image_size, smallest_class = _fit_to_dataset(
+        dataset, settings.data_root, subset, test_subset, batch_size, settings.subset is not None
     )
+    # the protocol's splits take at most a third of the smallest class each
+    labelled_per_class = max(1, min(int(defaults["labelled_per_class"]), smallest_class // 3))
+    val_per_class = max(1, min(int(defaults["val_per_class"]), smallest_class // 3))
     rep_dim = backbones.rep_dim(defaults["backbone"], width)
+    small = use_small_stem(defaults["small_stem"], image_size)
+    stem = backbones.resolve_stem(defaults["stem"], small)
     sweep = settings.d0_sweep if settings.d0_sweep is not None else defaults["d0_sweep"]
     return Plan(
         scale=settings.scale,
@@ -237,6 +270,11 @@ def resolve_plan(settings: ReproduceSettings) -> Plan:
         d0_values=sorted({max(1, rep_dim // k) for k in D0_DIVISORS}) if sweep else [],
         seeds=[int(settings.seed) + i for i in range(n_seeds)],
         proj_out=defaults.get("proj_out"),
+        stem=stem,
+        labelled_per_class=labelled_per_class,
+        val_per_class=val_per_class,
+        all_labels_row=bool(defaults["all_labels_row"]),
+        feature_maps=backbones.feature_map_sizes(stem, image_size),
     )
 
 
@@ -273,18 +311,39 @@ def _fit_to_dataset(
     subset: int | None,
     test_subset: int | None,
     batch_size: int,
-) -> tuple[int | None, int | None, int]:
-    """``(subset, test_subset, batch_size)`` fitted to the dataset's sizes: a subset as large as
-    its split is no subset (None), and the batch no larger than the training images."""
+    subset_asked: bool = False,
+) -> tuple[int | None, int | None, int, int, int]:
+    """``(subset, test_subset, batch_size, image_size, smallest class size)`` fitted to the dataset's sizes: a subset
+    as large as its split is no subset (None), and the batch no larger than the training
+    images. A subset the user asked for (``subset_asked``) larger than the split is refused, as
+    ``train`` refuses it; a scale's default is fitted."""
     from dimcollapse.data.datasets import load_dataset
 
-    n_train = len(load_dataset(dataset, "train", root=data_root, can_download=False))
+    train_set = load_dataset(dataset, "train", root=data_root, can_download=False)
+    n_train = len(train_set)
     n_test = len(load_dataset(dataset, "test", root=data_root, can_download=False))
+    if subset_asked and subset is not None and int(subset) > n_train:
+        raise UsageError(
+            f"subset must be between 1 and {n_train} (the size of {dataset}), got {subset}"
+        )
     subset = None if subset is None or int(subset) >= n_train else int(subset)
     test_subset = None if test_subset is None or int(test_subset) >= n_test else int(test_subset)
     images = subset or n_train
     # at least one full batch per epoch (the training loader drops the last partial batch)
-    return subset, test_subset, max(2, min(batch_size, images - images % 2))
+    batch = max(2, min(batch_size, images - images % 2))
+    return subset, test_subset, batch, int(train_set.image_size), _smallest_class(train_set)
+
+
+def _smallest_class(dataset: Any) -> int:
+    """The number of training images of the dataset's rarest class."""
+    import torch
+
+    tensors = dataset.tensors()
+    if tensors is not None:
+        labels = tensors[1].long()
+    else:
+        labels = torch.tensor([label for _path, label in dataset.samples], dtype=torch.long)
+    return int(torch.bincount(labels, minlength=int(dataset.num_classes)).min())
 
 
 def plan_runs(plan: Plan) -> list[RunPlan]:
@@ -315,6 +374,7 @@ def train_config(plan: Plan, run: RunPlan, out: Path, device: str, cpu: bool) ->
         backbone=plan.backbone,
         width=plan.width,
         small_stem=plan.small_stem,
+        stem=plan.stem,
         d0=run.d0,
         proj_out=plan.proj_out if METHOD_INFO[run.method].takes_proj_out else None,
         dataset=plan.dataset,

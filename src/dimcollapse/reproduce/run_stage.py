@@ -59,7 +59,9 @@ def stage_run(task: StageTask) -> dict[str, Any]:
     rep = result["representation"]
     log(
         task.verbose,
-        f"{task.run.name}: done (pretraining {train_seconds:.0f} s, probes {probe_seconds:.0f} s); "
+        f"{task.run.name}, seed {task.seed} ({task.plan.seeds.index(task.seed) + 1} of "
+        f"{len(task.plan.seeds)}): done (pretraining {train_seconds:.0f} s, probes "
+        f"{probe_seconds:.0f} s); "
         f"linear top-1 {100 * result['probe']['full']['top1']:.1f}%, representation RankMe "
         f"{rep['rankme']:.1f}, {rep['collapsed_dims']}/{rep['dim']} collapsed dims",
     )
@@ -80,37 +82,51 @@ def _pretrain(task: StageTask, run_dir: Path, main: bool) -> bool:
     if not resume and main and run_dir.exists():
         shutil.rmtree(run_dir)
     config = TrainConfig.from_dict({**task.config.to_dict(), "resume": resume})
-    log(task.verbose and main, f"{task.run.name}: pretraining{' (resuming)' if resume else ''}")
+    log(
+        task.verbose and main,
+        f"{task.run.name}, seed {task.seed} ({task.plan.seeds.index(task.seed) + 1} of "
+        f"{len(task.plan.seeds)}): pretraining{' (resuming)' if resume else ''}",
+    )
     train(config, verbose=task.verbose and task.train_verbose)
     return False
 
 
 def _probe_and_measure(task: StageTask, final: Path) -> dict[str, Any]:
-    """Linear and kNN probes of the final checkpoint's frozen backbone (DirectCLR also on its
-    sub-vector ``r[:d0]``) and the spectra of ``r`` and ``z`` on the held-out images."""
+    """The protocol's probes (:func:`~dimcollapse.probe.protocol.protocol_probes`) of the final
+    checkpoint's frozen backbone (DirectCLR also on its sub-vector ``r[:d0]``) and the spectra of
+    ``r`` and ``z`` on the test images, raw and row-normalised."""
     import torch
 
     from dimcollapse.checkpoint import load_model
-    from dimcollapse.probe import extract_features, load_run_data, probe_features
+    from dimcollapse.probe import extract_features, load_run_data
+    from dimcollapse.probe.protocol import protocol_probes
     from dimcollapse.runtime import resolve_device
     from dimcollapse.spectrum import summarize
 
     model, ckpt = load_model(final)
     device = resolve_device(task.device)
     plan, seed = task.plan, int(task.seed)
-    train_set = load_run_data(ckpt, "train", subset=plan.subset, seed=seed)
+    train_set = load_run_data(ckpt, "train", seed=seed)
     test_set = load_run_data(ckpt, "test", subset=plan.test_subset, seed=seed)
     num_classes = int(train_set.num_classes)
-    train_x, train_y = extract_features(model, train_set, device=device)
+    splits = protocol_splits_of(plan, train_set)
+    train_x, train_y, splits = _protocol_features(model, train_set, splits, plan, device)
     test_x, test_y = extract_features(model, test_set, device=device)
     common = dict(num_classes=num_classes, epochs=int(plan.probe_epochs), seed=seed, device=device)
-    probes = {"full": probe_features(train_x, train_y, test_x, test_y, **common)}
+    probes = protocol_probes(
+        train_x, train_y, (test_x, test_y), splits, all_labels=plan.all_labels_row, **common
+    )
     head = model.head
     if head.loss_on_subvector:
-        train_sub, test_sub = head.subvector(train_x), head.subvector(test_x)
-        probes["subvector"] = probe_features(
-            train_sub.contiguous(), train_y, test_sub.contiguous(), test_y, **common
+        sub = protocol_probes(
+            head.subvector(train_x).contiguous(),
+            train_y,
+            (head.subvector(test_x).contiguous(), test_y),
+            splits,
+            all_labels=False,
+            **common,
         )
+        probes["subvector"] = sub["full"]
     with torch.no_grad():
         z = head(test_x.to(device)).float().cpu()  # (N, out_dim)
     return {
@@ -121,7 +137,51 @@ def _probe_and_measure(task: StageTask, final: Path) -> dict[str, Any]:
         "probe": probes,
         "representation": summarize(test_x).to_dict(),
         "embedding": summarize(z).to_dict(),
+        "representation_normalized": summarize(test_x, normalize=True).to_dict(),
+        "embedding_normalized": summarize(z, normalize=True).to_dict(),
     }
+
+
+def protocol_splits_of(plan: Any, train_set: Any) -> Any:
+    """The plan's probe-protocol splits of the (whole) training set: the same for every seed
+    and every row, drawn with the plan's first seed."""
+    import torch
+
+    from dimcollapse.probe.protocol import protocol_splits
+
+    tensors = train_set.tensors()
+    if tensors is not None:
+        labels = tensors[1]
+    else:
+        labels = torch.tensor([label for _path, label in train_set.samples], dtype=torch.long)
+    return protocol_splits(
+        labels,
+        labelled_per_class=int(plan.labelled_per_class),
+        val_per_class=int(plan.val_per_class),
+        seed=int(plan.seed),
+    )
+
+
+def _protocol_features(model: Any, train_set: Any, splits: Any, plan: Any, device: Any) -> Any:
+    """``(features, labels, splits)`` of the training images the protocol uses: all of them
+    with the all-labels row, else only the labelled and validation images (splits re-indexed)."""
+    import torch
+
+    from dimcollapse.probe import extract_features
+    from dimcollapse.probe.protocol import ProtocolSplits
+
+    if plan.all_labels_row:
+        x, y = extract_features(model, train_set, device=device)
+        return x, y, splits
+    keep = torch.cat([splits.labelled, splits.val])
+    x, y = extract_features(model, train_set.select(keep), device=device)
+    n_lab = splits.labelled.numel()
+    local = ProtocolSplits(
+        labelled=torch.arange(n_lab),
+        val=torch.arange(n_lab, keep.numel()),
+        all_labels=torch.arange(keep.numel()),
+    )
+    return x, y, local
 
 
 def _training_history(run_dir: Path) -> list[dict[str, Any]]:

@@ -43,6 +43,7 @@ def model_spec(cfg: TrainConfig, dataset: ImageDataset, image_size: int) -> Mode
         proj_out=cfg.proj_out,
         seed=cfg.seed,
         diagonal_init=cfg.diagonal_init,
+        stem=cfg.stem,
     )
 
 
