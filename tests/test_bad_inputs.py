@@ -8,7 +8,9 @@ and one ResNet-18 state_dict per module. Each input should be refused before tra
 
 from __future__ import annotations
 
+import errno
 import pickle
+import shutil
 import traceback
 import warnings
 from collections.abc import Callable
@@ -93,6 +95,85 @@ def pickled_run() -> Factory:
     return write
 
 
+#: The shared tiny run, for the factories that copy and edit it (set by its fixture).
+SHARED: dict[str, Path] = {}
+
+
+def _edited(payload_path: Path, target: Path, edit: Callable[[dict], None]) -> None:
+    payload = torch.load(payload_path, map_location="cpu", weights_only=True)
+    edit(payload)
+    torch.save(payload, target)
+
+
+def edited_checkpoint(edit: Callable[[dict], None]) -> Factory:
+    """The shared run's final checkpoint, as a file, passed through ``edit`` (in place)."""
+    return lambda path: _edited(SHARED["run"] / "checkpoints" / "final.pt", path, edit)
+
+
+def edited_run(edit: Callable[[dict], None]) -> Factory:
+    """A copy of the shared run whose checkpoints are passed through ``edit``."""
+
+    def write(path: Path) -> None:
+        shutil.copytree(SHARED["run"], path)
+        for ckpt in (path / "checkpoints").glob("*.pt"):
+            _edited(ckpt, ckpt, edit)
+
+    return write
+
+
+def first_tensor_wrong_shape(payload: dict) -> None:
+    """Weights edited by hand: the first tensor of the model replaced by a (3, 3) one."""
+    payload["model"][next(iter(payload["model"]))] = torch.zeros(3, 3)
+
+
+def spec_of_another_width(payload: dict) -> None:
+    """A model_spec that says width 0.25 beside weights of width 0.125."""
+    payload["model_spec"]["width"] = 0.25
+
+
+def tensor_removed(payload: dict) -> None:
+    payload["model"].pop(next(iter(payload["model"])))
+
+
+def spec_with_unknown_field(payload: dict) -> None:
+    payload["model_spec"]["colour"] = "red"
+
+
+def image_folder_with_corrupt_jpeg(path: Path) -> None:
+    """An ImageNet-layout folder (train/ and val/, two classes of 8x8 PNGs) with one file
+    named .jpg that holds no image."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for split in ("train", "val"):
+        for label in ("a", "b"):
+            folder = path / split / label
+            folder.mkdir(parents=True)
+            for i in range(4):
+                pixels = rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)
+                Image.fromarray(pixels).save(folder / f"{i}.png")
+    (path / "train" / "a" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+
+
+Patch = Callable[[pytest.MonkeyPatch], None]
+
+
+def disk_full_in(target: str, attribute: str, exc: BaseException) -> Patch:
+    """``target.attribute`` raises ``exc``, as a writer does on a full disk."""
+
+    def apply(monkeypatch: pytest.MonkeyPatch) -> None:
+        def fail(*_args: object, **_kwargs: object) -> None:
+            raise exc
+
+        monkeypatch.setattr(f"{target}.{attribute}", fail)
+
+    return apply
+
+
+def no_space(filename: str | None = None) -> OSError:
+    return OSError(errno.ENOSPC, "No space left on device", filename)
+
+
 # -- the corpus --------------------------------------------------------------------------------
 
 
@@ -102,12 +183,15 @@ def case(
     *fragments: str,
     files: dict[str, Factory] | None = None,
     absent: tuple[str, ...] = (),
+    patch: Patch | None = None,
 ):
     """``argv``: the command line, split on spaces; {run} and {weights} name the shared tiny
     run and ResNet-18 weights, other paths are relative to the case's tmp_path. ``fragments``
     must appear in the error line, ``absent`` must not (a wrong diagnosis, advice to use an
-    option the command does not have, a leaked internal message)."""
-    return pytest.param(argv, files or {}, fragments, absent, id=case_id)
+    option the command does not have, a leaked internal message). ``patch``: what the case
+    changes in the machine's behaviour (a full disk), applied with pytest's monkeypatch after
+    the files are written."""
+    return pytest.param(argv, files or {}, fragments, absent, patch, id=case_id)
 
 
 NOT_PICKLED = ("pickled",)  # a file that is no pickle at all must not be called one
@@ -352,7 +436,128 @@ TRAIN = [
     case("train-resume-epochs-zero", "train --out {run} --resume --epochs 0", "epochs"),
 ]  # fmt: skip
 
-CASES = SPECTRUM + EMBED + PROBE + TOY + REPRODUCE + BENCH + TRAIN
+# -- issue 17: the last holes in loading, outputs, divergence and ignored options -------------
+
+NPY_FULL = disk_full_in("numpy", "save", OSError("22976 requested and 2016 written"))
+FIGURE_FULL = disk_full_in("matplotlib.figure.Figure", "savefig", no_space())
+TEXT_FULL = disk_full_in("pathlib.Path", "write_text", no_space())
+TORCH_FULL = disk_full_in("torch", "save", RuntimeError("[enforce fail] unexpected pos 64 vs 0"))
+QUOTA = disk_full_in("numpy", "save", OSError(errno.EDQUOT, "Disk quota exceeded"))
+READ_ONLY = disk_full_in("numpy", "save", OSError(errno.EROFS, "Read-only file system"))
+SHAPE = ("has shape (3, 3)", "another width or backbone")
+WIDTH = ("needs", "another width or backbone")
+ISSUE17 = [
+    # 1. a checkpoint whose tensors do not fit the model its model_spec describes
+    case("probe-checkpoint-tensor-wrong-shape", "probe ck.pt", "ck.pt", *SHAPE,
+         files={"ck.pt": edited_checkpoint(first_tensor_wrong_shape)}),
+    case("embed-checkpoint-tensor-wrong-shape", "embed ck.pt --split test --out e.npy", *SHAPE,
+         files={"ck.pt": edited_checkpoint(first_tensor_wrong_shape)}),
+    case("spectrum-checkpoint-tensor-wrong-shape", "spectrum ck.pt", *SHAPE,
+         files={"ck.pt": edited_checkpoint(first_tensor_wrong_shape)}),
+    case("spectrum-run-tensor-wrong-shape", "spectrum run", *SHAPE,
+         files={"run": edited_run(first_tensor_wrong_shape)}),
+    case("train-resume-tensor-wrong-shape", "train --out run --resume --quiet", "last.pt", *SHAPE,
+         files={"run": edited_run(first_tensor_wrong_shape)}),
+    case("probe-checkpoint-spec-of-another-width", "probe ck.pt", *WIDTH,
+         files={"ck.pt": edited_checkpoint(spec_of_another_width)}),
+    case("embed-run-spec-of-another-width", "embed run --split test --out e.npy", *WIDTH,
+         files={"run": edited_run(spec_of_another_width)}),
+    case("probe-checkpoint-tensor-missing", "probe ck.pt", "the weights lack",
+         files={"ck.pt": edited_checkpoint(tensor_removed)}),
+    # 2. a model_spec with a field this version does not know
+    case("probe-model-spec-unknown-field", "probe ck.pt", "model_spec", "unknown field",
+         "colour", files={"ck.pt": edited_checkpoint(spec_with_unknown_field)}),
+    case("embed-model-spec-unknown-field", "embed ck.pt --split test --out e.npy",
+         "unknown field", "colour", files={"ck.pt": edited_checkpoint(spec_with_unknown_field)}),
+    case("spectrum-model-spec-unknown-field", "spectrum run", "unknown field", "colour",
+         files={"run": edited_run(spec_with_unknown_field)}),
+    # 3. outputs where no file can be
+    case("train-out-under-proc", f"{TINY_TRAIN} --out /proc/dimcollapse-run", "/proc",
+         "proc file system"),
+    case("spectrum-plot-under-proc", "spectrum emb.npy --plot /proc/spectrum.png", "--plot",
+         "proc file system", files={"emb.npy": embeddings()}),
+    case("toy-out-under-proc", "toy strong-aug --steps 1 --out /proc/toy", "proc file system"),
+    case("embed-out-under-proc", "embed {run} --split test --out /proc/e.npy",
+         "proc file system"),
+    case("embed-out-under-sys", "embed {run} --split test --out /sys/e.npy", "sysfs"),
+    case("toy-out-under-dev", "toy strong-aug --steps 1 --out /dev/toy", "devtmpfs"),
+    case("train-out-under-a-file", f"{TINY_TRAIN} --out notes.txt/run", "notes.txt",
+         "not a directory", files={"notes.txt": text()}),
+    case("spectrum-plot-under-a-file", "spectrum emb.npy --plot notes.txt/s.png", "notes.txt",
+         "not a directory", files={"emb.npy": embeddings(), "notes.txt": text()}),
+    case("embed-out-under-a-file", "embed {run} --split test --out notes.txt/e.npy",
+         "notes.txt", "not a directory", files={"notes.txt": text()}),
+    # 3-4. a full disk, a quota, a read-only file system: the file and its own disk's space
+    case("embed-out-disk-full", "embed {run} --split test --out e.npy", "e.npy",
+         "no space left", "MiB free on the file system of", patch=NPY_FULL,
+         absent=("requested and",)),
+    case("embed-labels-disk-full", "embed {run} --split test --labels --out e.npy",
+         "no space left", "MiB free", patch=NPY_FULL),
+    case("embed-out-quota", "embed {run} --split test --out e.npy", "e.npy",
+         "disk quota exceeded", "MiB free", patch=QUOTA),
+    case("embed-out-read-only", "embed {run} --split test --out e.npy", "e.npy",
+         "read-only file system", patch=READ_ONLY),
+    case("spectrum-plot-disk-full", "spectrum emb.npy --plot s.png", "s.png", "no space left",
+         "MiB free on the file system of", files={"emb.npy": embeddings()}, patch=FIGURE_FULL),
+    case("toy-out-disk-full", "toy strong-aug --steps 2 --out toys", "strong-aug.json",
+         "no space left", "MiB free", patch=TEXT_FULL),
+    case("train-checkpoint-disk-full", f"{TRAIN_BASE}", "last.pt", "no space left",
+         "MiB free", patch=TORCH_FULL),
+    # 5. divergence that stays finite
+    case("train-sgd-absurd-lr-finite-divergence",
+         f"{TRAIN_BASE} --optimizer sgd --base-lr 1e6 --epochs 2", "diverged",
+         "online probe's loss", "1000x", "lower the learning rate"),
+    case("train-lars-absurd-lr", f"{TRAIN_BASE} --base-lr 1e6 --epochs 2", "diverged",
+         absent=("covariance",)),
+    case("train-lars-absurd-lr-without-online-probe",
+         f"{TRAIN_BASE} --base-lr 1e6 --epochs 2 --online-probe false", "diverged",
+         "held-out", absent=("covariance",)),
+    # 6. options that do not apply to the input
+    case("spectrum-key-on-npy", "spectrum emb.npy --key z", "--key", "does not apply", ".npy",
+         files={"emb.npy": embeddings()}),
+    case("spectrum-data-root-on-embeddings-file", "spectrum emb.npy --data-root data",
+         "--data-root", "embeddings files", files={"emb.npy": embeddings()}),
+    case("spectrum-subset-on-embeddings-file", "spectrum emb.npy --subset 10", "--subset",
+         "embeddings files", files={"emb.npy": embeddings()}),
+    case("spectrum-data-root-on-digits-run", "spectrum {run} --data-root /nonexistent",
+         "--data-root", "digits"),
+    case("spectrum-test-file-without-model", "spectrum {run} --test-file t.npz", "--test-file"),
+    case("train-data-root-on-digits", f"{TRAIN_BASE} --data-root data", "--data-root",
+         "digits"),
+    case("train-test-file-on-digits", f"{TRAIN_BASE} --test-file t.npz", "--test-file", "npz"),
+    case("train-test-file-on-mnist",
+         "train --dataset mnist --data-root nowhere --test-file t.npz --out out", "--test-file",
+         "npz"),
+    case("train-yaml-data-root-on-digits", f"{CONFIG} c.yaml", "--data-root", "digits",
+         files={"c.yaml": text("data_root: somewhere\n")}),
+    case("probe-data-root-on-digits-run", "probe {run} --data-root /nonexistent",
+         "--data-root", "digits"),
+    case("probe-test-file-on-run", "probe {run} --test-file t.npz", "--test-file", "a run"),
+    case("probe-foreign-data-root-on-digits", f"probe {FOREIGN} --dataset digits --data-root d",
+         "--data-root", "digits"),
+    case("probe-foreign-test-file-on-digits", f"probe {FOREIGN} --dataset digits --test-file t",
+         "--test-file", "npz"),
+    case("embed-data-root-on-digits-run", "embed {run} --split test --out e.npy --data-root d",
+         "--data-root", "digits"),
+    case("embed-test-file-on-run", "embed {run} --split test --out e.npy --test-file t.npz",
+         "--test-file"),
+    case("embed-foreign-test-file-on-digits",
+         f"embed {FOREIGN} --dataset digits --test-file t.npz --split test --out e.npy",
+         "--test-file", "npz"),
+    case("toy-depths-empty-item", "toy depth --depths 1,,2", "--depths", "empty item"),
+    case("toy-depths-trailing-comma", "toy depth --depths 1,2,", "--depths", "empty item"),
+    case("toy-input-var-empty-item", "toy strong-aug --dim 2 --input-var 1,,2", "--input-var",
+         "empty item"),
+    # 7. a failure part of the way leaves nothing of its own behind
+    case("train-image-folder-with-corrupt-jpeg",
+         "train --dataset imagefolder --data-root images --aug-image-size 8 --epochs 1 "
+         "--batch-size 4 --width 0.125 --workers 0 --monitor-samples 4 --out out",
+         "broken.jpg", files={"images": image_folder_with_corrupt_jpeg}),
+    case("toy-figure-write-fails", "toy strong-aug --steps 2 --out toys", "strong-aug.png",
+         "no space left", patch=FIGURE_FULL),
+]  # fmt: skip
+
+CASES = SPECTRUM + EMBED + PROBE + TOY + REPRODUCE + BENCH + TRAIN + ISSUE17
 
 
 # -- shared inputs and the checks ---------------------------------------------------------------
@@ -363,6 +568,7 @@ def finished_run(tmp_path_factory) -> Path:
     """A tiny finished digits run (a few seconds)."""
     out = tmp_path_factory.mktemp("shared") / "run"
     assert main(f"{TINY_TRAIN} --quiet --out {out}".split()) == 0
+    SHARED["run"] = out
     return out
 
 
@@ -408,13 +614,16 @@ def run_as_a_user_sees_it(cli, argv: list[str]) -> tuple[tuple[int, str, str], l
     return result, [f"{w.category.__name__}: {w.message}" for w in caught]
 
 
-@pytest.mark.parametrize("argv, files, fragments, absent", CASES)
+@pytest.mark.parametrize("argv, files, fragments, absent, patch", CASES)
 def test_bad_input_is_one_error_line_and_writes_nothing(
-    cli, tmp_path, monkeypatch, finished_run, resnet18_weights, argv, files, fragments, absent
-):
+    cli, tmp_path, monkeypatch, finished_run, resnet18_weights, argv, files, fragments, absent,
+    patch,
+):  # fmt: skip
     monkeypatch.chdir(tmp_path)
     for name, write in files.items():
         write(tmp_path / name)
+    if patch is not None:
+        patch(monkeypatch)
     words = argv.format(run=finished_run, weights=resnet18_weights).split()
     roots = (tmp_path, finished_run.parent, resnet18_weights.parent)
     before = snapshot(*roots)
@@ -438,5 +647,5 @@ def test_bad_input_is_one_error_line_and_writes_nothing(
 def test_the_corpus_covers_every_command():
     commands = {param.values[0].split()[0] for param in CASES}
     assert commands == {"train", "spectrum", "embed", "probe", "toy", "reproduce", "bench"}
-    assert len(CASES) >= 65
+    assert len(CASES) >= 150
     assert len({param.id for param in CASES}) == len(CASES)

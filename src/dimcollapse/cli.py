@@ -106,10 +106,16 @@ def _restore_sigterm(previous: object) -> None:
 
 
 def _resume_hint(args: object, exc: BaseException) -> str:
-    """For ``train``: what was saved and how to resume. Training that stops at a signal saves
+    """For ``train``: what was saved and how to resume; for ``reproduce``: how to continue. Training that stops at a signal saves
     a checkpoint at the step it reached and says so in the exception; a signal anywhere else
     (loading data, the monitor) leaves the run's last checkpoint as it was."""
-    if getattr(args, "command", None) != "train" or not getattr(args, "out", None):
+    command = getattr(args, "command", None)
+    if command == "reproduce" and getattr(args, "out", None):
+        return (
+            f"; {args.out} keeps every finished stage and checkpoint: run the same command "
+            "again to continue"
+        )
+    if command != "train" or not getattr(args, "out", None):
         return ""
     saved = str(exc) if isinstance(exc, (Terminated, Interrupted)) and str(exc) else ""
     return (

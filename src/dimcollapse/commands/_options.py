@@ -128,3 +128,29 @@ def parse_list(text: str, option: str, kind: Callable[[str], Any], what: str) ->
         return [kind(v) for v in items]
     except ValueError:
         raise UsageError(f"{option} must be {what} separated by commas, got {text!r}") from None
+
+
+def refuse_data_options(dataset: str | None, data_root: Any, test_file: Any) -> None:
+    """Refuse data options that do not apply to ``dataset`` instead of ignoring them:
+    ``--data-root`` with ``digits`` (scikit-learn's, built in) and ``--test-file`` with any
+    dataset but ``npz``."""
+    if data_root is not None and dataset == "digits":
+        raise UsageError(
+            f"--data-root {data_root} does not apply to digits (scikit-learn's, built in); drop it"
+        )
+    if test_file is not None and dataset != "npz":
+        raise UsageError(
+            f"--test-file {test_file} applies only to --dataset npz, not {dataset}; drop it"
+        )
+
+
+def refuse_data_options_for_run(ckpt: Any, data_root: Any, test_file: Any) -> None:
+    """The same for a trained run's checkpoint, whose dataset and test file its config names:
+    ``--test-file`` (for ``--model``'s dataset) never applies to a run."""
+    dataset = ckpt.config.get("dataset")
+    if test_file is not None:
+        raise UsageError(
+            f"--test-file applies to --model's --dataset; a run reads its {dataset} test split "
+            "as its config says; drop it"
+        )
+    refuse_data_options(dataset, data_root, None)

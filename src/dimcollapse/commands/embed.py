@@ -30,6 +30,8 @@ from dimcollapse.commands._options import (
     add_seed,
     add_space,
     add_split,
+    refuse_data_options,
+    refuse_data_options_for_run,
     refuse_overwrite,
     require_at_least,
 )
@@ -103,9 +105,10 @@ def run(args: argparse.Namespace) -> int:
 def _output_targets(args: argparse.Namespace) -> list[Path]:
     """The files to write (``--out``, and its labels file for .npy); refuse bad options."""
     from dimcollapse.errors import UsageError
-    from dimcollapse.fileio import check_output_suffix
+    from dimcollapse.fileio import check_output_file, check_output_suffix
 
     out = check_output_suffix(args.out, SUFFIXES)
+    check_output_file(out)
     targets = [out]
     if args.labels and out.suffix.lower() == ".npy":
         targets.append(labels_path(out))
@@ -132,12 +135,14 @@ def _load_model_and_images(args: argparse.Namespace) -> tuple[Any, Any, str]:
         from dimcollapse.probe import load_run_data
 
         model, ckpt = load_model(find_checkpoint(args.run))
+        refuse_data_options_for_run(ckpt, args.data_root, args.test_file)
         dataset = load_run_data(
             ckpt, args.split, data_root=args.data_root, subset=args.subset, seed=args.seed
         )
         return model, dataset, f"{ckpt.config.get('dataset')} {args.split} split"
     if len(args.model) > 1:
         raise UsageError("embed writes one file: give one --model")
+    refuse_data_options(args.dataset, args.data_root, args.test_file)
     dataset = load_images(args, args.split, args.subset, args.seed)
     ((label, model),) = load_foreign_models(args, dataset)
     if args.space != "representation":

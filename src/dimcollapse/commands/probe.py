@@ -29,6 +29,8 @@ from dimcollapse.commands._options import (
     add_run_argument,
     add_run_data_root,
     add_seed,
+    refuse_data_options,
+    refuse_data_options_for_run,
     require_at_least,
 )
 
@@ -146,6 +148,11 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--workers must be 0 or more, got {args.workers}")
     if wants_foreign_instead_of_run(args):
         return _probe_foreign(args)
+    if args.data_root is not None or args.test_file is not None:
+        from dimcollapse.checkpoint import find_checkpoint, load_checkpoint
+
+        ckpt = load_checkpoint(find_checkpoint(args.run))
+        refuse_data_options_for_run(ckpt, args.data_root, args.test_file)
     result = probe_run(
         args.run,
         features=args.features,
@@ -178,6 +185,7 @@ def _probe_foreign(args: argparse.Namespace) -> int:
 
     if args.features != "full" or args.augment:
         raise UsageError("--features subvector and --augment need a dimcollapse run")
+    refuse_data_options(args.dataset, args.data_root, args.test_file)
     device = resolve_device(args.device)
     train_set = load_images(args, "train", args.train_subset, args.seed)
     test_set = load_images(args, "test", args.test_subset, args.seed)

@@ -71,7 +71,8 @@ def _add_file_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--key",
         default=None,
-        help="array name inside .npz/.pt/.safetensors files (default: the only one)",
+        help="array name inside .npz/.pt/.safetensors files (default: the only one); refused "
+        "when every FILE is a .npy (no names), which a mix of files simply has no use for",
     )
     parser.add_argument(
         "--normalize",
@@ -149,13 +150,14 @@ def _check_options(args: argparse.Namespace) -> Any:
     import torch
 
     from dimcollapse.errors import UsageError
-    from dimcollapse.fileio import check_output_suffix
+    from dimcollapse.fileio import check_output_file, check_output_suffix
 
     check_rel_tol(args.rel_tol)
     require_at_least(args, "chunk_rows", 1)
     if args.plot is not None:
         plot = check_output_suffix(args.plot, (".png", ".pdf", ".svg"))
         refuse_overwrite([plot], args.force, "pass --force to overwrite it")
+        check_output_file(plot, "--plot")
     try:
         device = torch.device(args.device)
     except RuntimeError as exc:
@@ -178,6 +180,7 @@ def _open_sources(args: argparse.Namespace) -> list[Any]:
     if not args.files and not foreign:
         raise UsageError("give embeddings files, run directories, or --model with --weights")
     sources: list[Any] = [_model_source(f) or open_embeddings(f, args.key) for f in args.files]
+    _refuse_options_that_do_not_apply(args, sources, foreign)
     if foreign:
         images = load_images(args, args.split, args.subset)
         sources += [
@@ -185,6 +188,46 @@ def _open_sources(args: argparse.Namespace) -> list[Any]:
             for label, model in load_foreign_models(args, images)
         ]
     return sources
+
+
+#: Embeddings files that hold named arrays, so that ``--key`` picks one.
+KEYED_SUFFIXES = (".npz", ".pt", ".pth", ".safetensors")
+
+
+def _refuse_options_that_do_not_apply(
+    args: argparse.Namespace, sources: list, foreign: bool
+) -> None:
+    """Options no source uses are refused, not ignored: ``--key`` when every file is a .npy
+    (one array, no names); the run options (``--data-root``, ``--subset``) when there is no run
+    or ``--model``; ``--data-root`` on a digits run; ``--test-file`` without an npz --model."""
+    from dimcollapse.commands._options import refuse_data_options, refuse_data_options_for_run
+    from dimcollapse.errors import UsageError
+
+    runs = [s["checkpoint"] for s in sources if isinstance(s, dict)]
+    files = [s for s in sources if not isinstance(s, dict)]
+    if (
+        args.key is not None
+        and files
+        and not runs
+        and not any(f.path.suffix.lower() in KEYED_SUFFIXES for f in files)
+    ):
+        raise UsageError(
+            f"--key {args.key!r} does not apply: {files[0].path} is a .npy file (one array, no "
+            "names); drop it"
+        )
+    if not runs and not foreign:
+        for option, value in (("--data-root", args.data_root), ("--subset", args.subset)):
+            if value is not None:
+                raise UsageError(
+                    f"{option} applies to run directories, checkpoints and --model, not to "
+                    "embeddings files; drop it"
+                )
+    for ckpt in runs:
+        refuse_data_options_for_run(ckpt, args.data_root, None)
+    if foreign:
+        refuse_data_options(args.dataset, args.data_root, args.test_file)
+    elif args.test_file is not None:
+        raise UsageError("--test-file applies to --model's --dataset npz; drop it")
 
 
 def _spectrum_record(source: Any, args: argparse.Namespace, device: Any) -> dict:

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import argparse
 
+from dimcollapse.commands._options import refuse_data_options
+
 HELP = "contrastive pretraining: SimCLR variants, DirectCLR, projector ablations"
 
 
@@ -40,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
     if getattr(args, "resume", False) and getattr(args, "out", None):
         _start_from_the_runs_settings(args)
     cfg = config_from_args(args)
+    refuse_data_options(cfg.dataset, cfg.data_root, cfg.test_file)
     from dimcollapse.train import train
 
     train(cfg, verbose=not args.quiet)

@@ -293,13 +293,24 @@ def _one_process_group(world: int, device_type: str) -> Iterator[None]:
 
 
 def _run_parallel(tasks: list[StageTask], jobs: int, results: dict[str, Any]) -> None:
-    """Run ``tasks`` in ``jobs`` spawned worker processes; the first failure cancels the rest."""
+    """Run ``tasks`` in ``jobs`` spawned worker processes; the first failure cancels the rest.
+
+    Signals are this process's to handle: the workers ignore SIGINT and SIGTERM outside
+    training (inside it, ``train`` saves a checkpoint at the step it reached), so a Ctrl-C or a
+    scheduler's SIGTERM to the whole process group reaches the workers and this process alike
+    and this one decides: it kills the workers it started (whatever they wrote is atomic, and
+    a rerun resumes or reuses it) and the command stops with one line (exit 130 or 143).
+    """
     import multiprocessing as mp
     from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 
-    pool = ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn"))
+    already = set(mp.active_children())
+    pool = ProcessPoolExecutor(
+        jobs, mp_context=mp.get_context("spawn"), initializer=_leave_signals_to_the_parent
+    )
     try:
-        futures = {pool.submit(run_stage, t): t.task_id for t in tasks}
+        with _signals_held_while_spawning():
+            futures = {pool.submit(run_stage, t): t.task_id for t in tasks}
         done, _ = wait(futures, return_when=FIRST_EXCEPTION)
         for fut in done:
             if fut.exception() is not None:
@@ -307,11 +318,53 @@ def _run_parallel(tasks: list[StageTask], jobs: int, results: dict[str, Any]) ->
         for fut, task_id in futures.items():
             results[task_id] = fut.result()
     except BaseException:
+        _stop_workers([p for p in mp.active_children() if p not in already])
         pool.shutdown(wait=False, cancel_futures=True)
-        for proc in list(getattr(pool, "_processes", {}).values()):
-            proc.terminate()  # the pool's own workers, started above
         raise
     pool.shutdown(wait=True)
+
+
+@contextlib.contextmanager
+def _signals_held_while_spawning() -> Iterator[None]:
+    """While the workers are spawned (milliseconds): SIGINT and SIGTERM blocked here, so one
+    that arrives is held, not lost, and ignored in the new processes from their first
+    instruction (an ignored signal stays ignored across exec), so a Ctrl-C while a worker is
+    still importing prints no traceback of its own. The handlers come back, then a held
+    signal is delivered."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held = {signal.SIGINT, signal.SIGTERM}
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    handlers = {sig: signal.signal(sig, signal.SIG_IGN) for sig in held}
+    try:
+        yield
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, signal.SIG_DFL if handler is None else handler)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+
+
+def _leave_signals_to_the_parent() -> None:
+    """A worker's initializer: SIGINT and SIGTERM are ignored (the parent stops the workers)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+def _stop_workers(workers: list[Any]) -> None:
+    """Kill the worker processes this reproduction started and wait for them; nothing they
+    wrote is torn (every output is written atomically), so a rerun resumes or reuses it."""
+    for proc in workers:
+        with contextlib.suppress(OSError, ValueError):
+            proc.kill()
+    for proc in workers:
+        with contextlib.suppress(OSError, ValueError, AssertionError):
+            proc.join(timeout=10)
 
 
 def _add_results(
