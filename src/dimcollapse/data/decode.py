@@ -1,9 +1,9 @@
 """Encoded image files to one padded uint8 batch on the device (the image-folder device path).
 
-:func:`decode_images` decodes JPEGs in one batched call on the device (nvJPEG on a GPU) and
-anything else on the CPU; :func:`pad_batch` shrinks images whose longer side exceeds
-:data:`MAX_DECODED_SIDE` and pads the rest into one tensor that the batched augmentation crops,
-each image inside its own size.
+:func:`decode_images` decodes JPEGs in one batched call on a CUDA device (nvJPEG) and
+anything else on the CPU with PIL (:func:`decode_on_cpu`); :func:`pad_batch` shrinks images
+whose longer side exceeds :data:`MAX_DECODED_SIDE` and pads the rest into one tensor that the
+batched augmentation crops, each image inside its own size.
 """
 
 from __future__ import annotations
@@ -18,32 +18,58 @@ MAX_DECODED_SIDE = 512
 
 
 def decode_images(data: list[Tensor], device: torch.device) -> list[Tensor]:
-    """Decode encoded images to uint8 RGB (3, h, w) on ``device``.
+    """Decode encoded images (1-D uint8 tensors of file bytes) to uint8 RGB (3, h, w) on
+    ``device``.
 
-    JPEGs are decoded in one batched call on ``device`` (nvJPEG on CUDA); anything else (PNG,
-    a JPEG the device decoder refuses) is decoded on the CPU and moved.
+    On CUDA, JPEGs are decoded in one batched nvJPEG call on the device; anything else (PNG, a
+    JPEG nvJPEG refuses, every image on other devices) is decoded on the CPU by PIL and moved.
     """
-    import warnings
-
-    with warnings.catch_warnings():
-        # torchvision 0.29 deprecates its decoders in favour of TorchCodec; they still work and
-        # are the ones older torchvision (the GPU machines') has.
-        warnings.simplefilter("ignore", DeprecationWarning)
-        from torchvision.io import ImageReadMode, decode_image, decode_jpeg
-
     out: list[Tensor | None] = [None] * len(data)
     jpeg = [i for i, d in enumerate(data) if d.numel() > 2 and d[0] == 0xFF and d[1] == 0xD8]
-    if jpeg:
+    if jpeg and torch.device(device).type == "cuda":
         try:
-            decoded = decode_jpeg([data[i] for i in jpeg], mode=ImageReadMode.RGB, device=device)
+            decoded = _nvjpeg([data[i] for i in jpeg], device)
             for i, img in zip(jpeg, decoded):
                 out[i] = img
         except RuntimeError:
             pass  # e.g. a CMYK or progressive JPEG nvJPEG rejects: decode those on the CPU
     for i, img in enumerate(out):
         if img is None:
-            out[i] = decode_image(data[i], mode=ImageReadMode.RGB).to(device)
+            out[i] = decode_on_cpu(data[i]).to(device)
     return out  # type: ignore[return-value]
+
+
+def decode_on_cpu(data: Tensor) -> Tensor:
+    """One encoded image (1-D uint8 tensor of file bytes) -> uint8 RGB (3, h, w), by PIL.
+
+    Grey, palette, CMYK and alpha images become RGB as ``PIL.Image.convert("RGB")`` makes them
+    (alpha dropped); EXIF orientation is not applied. The same pixels, bit for bit, as
+    torchvision's deprecated ``decode_image(..., ImageReadMode.RGB)`` (tests/test_decode.py).
+    """
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data.numpy())) as img:
+        rgb = img if img.mode == "RGB" else img.convert("RGB")
+        # a channels-first view of the (h, w, 3) pixels, as torchvision's decoders return
+        return torch.from_numpy(np.array(rgb)).permute(2, 0, 1)
+
+
+def _nvjpeg(data: list[Tensor], device: torch.device) -> list[Tensor]:
+    """JPEGs decoded on a CUDA device in one batched call (torchvision's nvJPEG binding)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        # torchvision 0.29 deprecates its decoders in favour of TorchCodec, which is not a
+        # dependency; on the CPU PIL replaces them, but batched decoding on the GPU has no
+        # replacement among our dependencies, and older torchvision (the GPU machines') has it.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", UserWarning)
+        from torchvision.io import ImageReadMode, decode_jpeg
+
+        return decode_jpeg(data, mode=ImageReadMode.RGB, device=device)
 
 
 def _shrink_to(img: Tensor, max_side: int) -> Tensor:
