@@ -7,6 +7,12 @@ diagonal projector). Each epoch writes the representation and embedding spectra'
 collapsed dimensions, and the online linear probe's accuracy, to OUT/metrics.jsonl.
 
 Settings: defaults, then --config FILE.yaml (same field names), then options typed here.
+--data-root is refused for digits and --test-file for any dataset but npz (never ignored).
+
+Divergence stops the run with one error: line (exit status 2), never a warning: a non-finite
+loss or gradient (see --max-bad-steps), a finite blow-up (the contrastive or online-probe loss
+above 1000x its first value) or a held-out representation that is no longer finite. The last
+good checkpoint is kept; a run that fails before its first checkpoint leaves nothing behind.
 
 examples:
   dimcollapse train --method directclr --epochs 10 --width 0.25 --subset 5000 --out runs/dclr
