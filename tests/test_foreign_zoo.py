@@ -267,6 +267,20 @@ def test_swav_and_barlow_twins_module_prefix(tmp_path, digits, capsys):
     assert _close(got, _reference(barlow, digits))
 
 
+def test_solo_learn_momentum_method_loads_the_online_cifar_backbone(tmp_path, digits, capsys):
+    online, momentum = _resnet18(12), _resnet18(13)
+    for net in (online, momentum):  # solo-learn's CIFAR stem
+        net.conv1 = nn.Conv2d(3, 64, 3, 1, 1, bias=False)
+        net.maxpool = nn.Identity()
+    state = {f"backbone.{n}": v for n, v in _without_fc(online.state_dict()).items()}
+    state |= {f"momentum_backbone.{n}": v for n, v in _without_fc(momentum.state_dict()).items()}
+    state["projector.0.weight"] = torch.randn(64, 512)
+    torch.save({"state_dict": state, "epoch": 3}, tmp_path / "byol.ckpt")
+    got, err = _features("torchvision:resnet18", tmp_path / "byol.ckpt", digits, capsys)
+    assert _close(got, _reference(online, digits))
+    assert "CIFAR stem" in err and "using 'state_dict.backbone'" in err
+
+
 def test_timm_checkpoint_with_ema_loads_the_ema(tmp_path, digits, capsys):
     timm = pytest.importorskip("timm")
     from timm.utils import CheckpointSaver, ModelEmaV3
