@@ -142,3 +142,31 @@ def test_hf_refusals_are_one_line(tmp_path, cli):
         ),
         "--weights",
     )  # fmt: skip
+
+
+def test_without_pooler_or_cls_token_the_tokens_are_averaged():
+    """The last fallback, on a stand-in model: tokens (B, T, C) and maps (B, C, H, W)."""
+    from types import SimpleNamespace
+
+    from dimcollapse.foreign.hf import HFBackbone, _choose_pooling
+
+    class Tokens(nn.Module):
+        def __init__(self, spatial: bool):
+            super().__init__()
+            self.proj = nn.Conv2d(3, 4, 2, 2)
+            self.spatial = spatial
+
+        def forward(self, pixel_values):
+            h = self.proj(pixel_values)
+            h = h if self.spatial else h.flatten(2).transpose(1, 2)
+            return SimpleNamespace(last_hidden_state=h, pooler_output=None)
+
+    facts = {"image_size": 8, "in_channels": 3}
+    x = torch.randn(5, 3, 8, 8)
+    for spatial in (False, True):
+        backbone = HFBackbone(Tokens(spatial), "cls", interpolate=False)
+        pooling, why = _choose_pooling(backbone, facts, pooler_absent=False)
+        assert pooling == "mean" and "mean" in why
+        backbone.pooling = pooling
+        ref = backbone.model.proj(x).mean(dim=(2, 3))
+        assert _close(backbone(x), ref)

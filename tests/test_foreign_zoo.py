@@ -147,6 +147,20 @@ def test_lightly_checkpoint_has_the_spectrum_of_torchvision_names(lightly_checkp
     assert first["singular_values"] == pytest.approx(second["singular_values"], rel=1e-5)
 
 
+def test_sequential_backbone_with_a_cifar_stem(tmp_path, digits, capsys):
+    """lightly's Sequential of children around a CIFAR-stem ResNet: matched by structure only
+    once the stem is rebuilt (a 3x3 conv1 and no max-pool)."""
+    net = _resnet18(14)
+    net.conv1 = nn.Conv2d(3, 64, 3, 1, 1, bias=False)
+    net.maxpool = nn.Identity()
+    body = nn.Sequential(*list(net.children())[:-1])
+    state = {f"backbone.{n}": v for n, v in body.state_dict().items()}
+    torch.save({"state_dict": state}, tmp_path / "cifar.ckpt")
+    got, err = _features("torchvision:resnet18", tmp_path / "cifar.ckpt", digits, capsys)
+    assert _close(got, _reference(net, digits))
+    assert "CIFAR stem" in err and "names matched by structure" in err
+
+
 # ---- MoCo v2 / v3, DINO, SwAV, Barlow Twins ---------------------------------------------------
 
 
