@@ -15,6 +15,7 @@ from dimcollapse.report.claims import equivalence_margin, how_judged
 from dimcollapse.report.claims_section import verdict_summary
 from dimcollapse.report.document import Document
 from dimcollapse.report.numbers import duration, percent_with_interval, seeds_text
+from dimcollapse.report.protocol_sections import missing_fields, setup_rows
 
 #: What each scale can and cannot show (the report's opening paragraph).
 SCALE_NOTES = {
@@ -96,6 +97,13 @@ def setup(doc: Document, manifest: Mapping[str, Any]) -> None:
     doc.paragraph("The exact command:")
     doc.code(manifest.get("command", "dimcollapse reproduce"))
     doc.table(["item", "value"], _machine_rows(manifest) + _settings_rows(manifest["settings"]))
+    missing = missing_fields(manifest)
+    if missing:
+        doc.paragraph(
+            "Not recorded by this run (its `reproduce.json` predates them), so not shown: "
+            + "; ".join(missing)
+            + "."
+        )
     doc.how_to_read(
         "Every number below comes from this run; `reproduce.json` holds them all, machine-"
         "readable. Pretraining follows the paper's recipe where it applies (InfoNCE with "
@@ -158,6 +166,7 @@ def _settings_rows(settings: Mapping[str, Any]) -> list[list[Any]]:
             "features (SGD, cosine); kNN k=20 and 200 (cosine, weighted)",
         ],
         ["theory lab steps", settings.get("toy_steps") or "the lab's defaults"],
+        *setup_rows(settings),
     ]
 
 
@@ -168,8 +177,12 @@ def wall_time(doc: Document, manifest: Mapping[str, Any]) -> None:
     rows = []
     for name, run in manifest.get("runs", {}).items():
         mark = " (reused)" if any(t.startswith(f"run:{name}:") for t in reused) else ""
-        rows.append([f"`{name}`: pretraining{mark}", duration(run["seconds"]["train"])])
-        rows.append([f"`{name}`: probes and spectra{mark}", duration(run["seconds"]["probe"])])
+        k = len(run.get("seeds") or [run])
+        each = f", sum of {k} seeds" if k > 1 else ""
+        for stage, label in (("train", "pretraining"), ("probe", "probes and spectra")):
+            seconds = run["seconds"][stage]
+            per_seed = f"; {duration(seconds / k)} per seed" if k > 1 else ""
+            rows.append([f"`{name}`: {label}{each}{mark}", duration(seconds) + per_seed])
     baselines_mark = " (reused)" if any(t.startswith("baselines") for t in reused) else ""
     rows += [
         ["baselines" + baselines_mark, duration(timing.get("baselines_s"))],
@@ -183,6 +196,8 @@ def wall_time(doc: Document, manifest: Mapping[str, Any]) -> None:
     doc.heading(2, "9. Wall time")
     doc.table(["stage", "wall time"], rows)
     doc.how_to_read(
+        "A method's times are the sum over its seeds (each seed is one pretraining run), with "
+        "the mean per seed beside it. "
         "Stage times are measured inside each stage; with parallel jobs they overlap, so the "
         "sum exceeds the wall time of all stages. Reused stages show the time they took when "
         "they ran. Other processes on the machine slow everything down."

@@ -114,3 +114,58 @@ def _threshold_note(ax: Any, rel_tol: float, *, top: bool = True) -> None:
         fontsize="x-small",
         alpha=0.8,
     )
+
+
+def figure_collapsed_tail(
+    runs: Mapping[str, Mapping[str, Any]],
+    thresholds: Sequence[float],
+    path: str | os.PathLike[str],
+) -> None:
+    """Collapsed dimensions against the threshold (log x), per method, for the embedding z and
+    the representation r: the mean over seeds, the bars spanning the seeds' range. Solid: what
+    the claims read (row-normalised vectors when recorded); dashed: the raw vectors beside them."""
+    from dimcollapse.report.tail import measured_space, seed_counts
+
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(11.6, 4.4))
+    for ax, space, letter in zip(axes, ("embedding", "representation"), ("z", "r")):
+        for name, run in runs.items():
+            key = measured_space(run, space)
+            keys = [key] + ([space] if key != space else [])
+            for k in keys:
+                rows = seed_counts(run, k, thresholds)
+                if rows is None:
+                    continue
+                points = [
+                    (t, [row[i] for row in rows])
+                    for i, t in enumerate(thresholds)
+                    if all(row[i] is not None for row in rows)
+                ]
+                if not points:
+                    continue
+                xs = [t for t, _ in points]
+                means = [sum(v) / len(v) for _, v in points]
+                low = [m - min(v) for m, (_, v) in zip(means, points)]
+                high = [max(v) - m for m, (_, v) in zip(means, points)]
+                raw_beside = k != key
+                ax.errorbar(
+                    xs,
+                    means,
+                    yerr=[low, high],
+                    color=method_color(run.get("method", name), "k"),
+                    ls="--" if raw_beside else "-",
+                    lw=1.0 if raw_beside else 1.8,
+                    marker="o",
+                    ms=3,
+                    capsize=2,
+                    label=None if raw_beside else method_label(run.get("method", name)),
+                )
+        ax.set_xscale("log")
+        ax.invert_xaxis()
+        ax.set_xlabel("threshold: a fraction of $\\sigma_1$ (log scale, stricter to the right)")
+        ax.set_ylabel(f"collapsed dimensions of {letter} (mean over seeds)")
+        ax.set_title(f"{'Embedding z' if letter == 'z' else 'Representation r'}: collapsed tail")
+        ax.grid(True, which="major", alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize="x-small")
+    save_and_close(fig, path)

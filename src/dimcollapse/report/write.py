@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from dimcollapse.fileio import write_text_atomic
-from dimcollapse.report import claims_section, paper_sections, run_sections
+from dimcollapse.report import claims_section, paper_sections, protocol_sections, run_sections
 from dimcollapse.report.claims import check_claims
 from dimcollapse.report.document import Document
 from dimcollapse.report.figures import (
@@ -17,10 +17,12 @@ from dimcollapse.report.figures import (
     figure_training_curves,
 )
 from dimcollapse.report.spectrum_figures import (
+    figure_collapsed_tail,
     figure_embedding_spectrum,
     figure_fig9,
     figure_representation_spectra,
 )
+from dimcollapse.report.tail import thresholds_of
 
 TITLE = "Reproduction report: Understanding Dimensional Collapse in Contrastive SSL"
 
@@ -33,6 +35,7 @@ FIGURES = {
     "d0": "figures/d0_sweep.png",
     "curves": "figures/training_curves.png",
     "accuracy": "figures/accuracy.png",
+    "tail": "figures/collapsed_tail.png",
 }
 
 
@@ -67,6 +70,7 @@ def build_document(
     run_sections.opening(doc, manifest, claims)
     run_sections.setup(doc, manifest)
     paper_sections.table1(doc, manifest)
+    protocol_sections.probe_protocol(doc, manifest)
     claims_section.claims_checked(doc, manifest, drawn, claims)
     paper_sections.embedding_collapse(doc, manifest, drawn)
     paper_sections.theory_lab(doc, manifest)
@@ -118,6 +122,7 @@ def draw_figures(manifest: Mapping[str, Any], out: Path) -> dict[str, str]:
         )
     main = {n: r for n, r in runs.items() if r.get("group") != "d0-sweep"}
     if main:
+        draw("tail", figure_collapsed_tail, main, thresholds_of(manifest))
         draw("curves", figure_training_curves, main)
         paper_top1 = manifest.get("paper", {}).get("top1", {})
         draw("accuracy", figure_accuracy, main, manifest.get("baselines", {}), paper=paper_top1)
