@@ -7,11 +7,12 @@ baselines (raw pixels, a random backbone); measures the representation and embed
 runs the theory lab; writes OUT/report.md, OUT/report.html and OUT/reproduce.json.
 
 Scales: quick (the demo, under 10 minutes on 2 CPU cores: Fashion-MNIST subset, ResNet-18
-x0.25, 3 seeds, a few epochs), cpu (about 70 minutes on 2 cores: 3 seeds, 30 epochs, every
-Table 1 claim judged) and full (one GPU, or several under torchrun: all of the dataset,
+x0.25, 3 seeds, a few epochs), cpu (about 70 minutes on 2 cores: 3 seeds, 30 epochs, an
+interval for every Table 1 claim) and full (one GPU, or several under torchrun: all of the dataset,
 ResNet-18 x1, 100 epochs, d0 sweep). --epochs, --subset, --width and --seeds override the
 scale's values. Each claim is judged holds / fails / inconclusive from the paired differences
-between methods across seeds and their 95% interval. Rerunning the same command into the
+between methods across seeds and their 95% interval, and again after Holm's adjustment
+over the paper's claims. Rerunning the same command into the
 same OUT reuses finished stages and resumes an interrupted run; OUT holding a report of other
 settings is refused.
 

@@ -28,7 +28,7 @@ seed trains every method on the same images in the same order). ``reproduce.json
 seed's results in ``runs[name]["seeds"]`` and reports their mean in the usual fields with a 95%
 Student-t interval beside the main ones (``top1_ci95``, ``knn_top1_k20_ci95``, ``rankme_ci95``;
 :mod:`dimcollapse.aggregate`); claims are judged from the paired differences across seeds
-(:mod:`dimcollapse.claims`).
+(:mod:`dimcollapse.report.claims`).
 
 Scales (``--epochs``, ``--subset``, ``--width``, ``--seeds`` override them). The defaults come
 from the study in ``docs/experiments/fashion-mnist-collapse.md``:
@@ -39,11 +39,14 @@ from the study in ``docs/experiments/fashion-mnist-collapse.md``:
   paper's absolute 128-d embedding (a rep/16 = 16-d one uses every dimension and cannot show
   Fig. 2's collapse; 128 shows 5-12 collapsed dimensions in every seed), 30-epoch probes on
   the whole test set, no d0 sweep. Batch 128 doubles the steps of so short a run (collapse is
-  a product of optimisation steps; it was tighter across seeds than at 256). Three seeds are
-  the fewest with which an interval can decide anything.
+  a product of optimisation steps; it was tighter across seeds than at 256). Two seeds
+  already give an interval, but a wide one (t = 12.7 at one degree of freedom, 4.3 at two);
+  a difference equal in every seed decides only from 6 seeds (:mod:`dimcollapse.stats`).
 * ``cpu`` (67 minutes measured on 2 busy cores; at most 90): the same network, 3 seeds, 8,000 images, 30 epochs
   at the paper's batch-size rule (256), 100-epoch probes on the whole test set, the theory lab
-  at its full lengths: enough seeds and steps to judge every Table 1 claim.
+  at its full lengths: every Table 1 claim gets an interval, which decides only where the
+  methods differ by more than the seeds do (in docs/results/fashion-mnist-cpu, 3 of the 4
+  stay inconclusive).
 * ``full``: one GPU (or several under ``torchrun``; rank 0 probes and writes the report). All of
   Fashion-MNIST (or ``--dataset cifar10 --data-root DIR``), 3 seeds, ResNet-18 at width 1 with
   the small-image stem, 100 epochs, 100-epoch probes on the whole test set, and the d0 sweep.
