@@ -72,8 +72,8 @@ def test_tuned_probe_prefers_more_regularisation_on_ties():
 def test_protocol_probes_rows_train_on_their_splits():
     x, y = _blobs(300, 5)
     splits = protocol_splits(y, labelled_per_class=10, val_per_class=20, seed=0)
-    rows = protocol_probes(x, y, _blobs(100, 6), splits, num_classes=3, epochs=3)
-    assert rows["full"]["labels"] == 30
-    assert rows["all_labels"]["labels"] == 300 - 60
-    only = protocol_probes(x, y, _blobs(100, 6), splits, num_classes=3, epochs=3, all_labels=False)
+    rows = protocol_probes(x, y, _blobs(100, 6), splits, num_classes=3, epochs=20)
+    assert rows["full"]["labels"] == 30 and rows["full"]["epochs"] == 20
+    assert rows["all_labels"]["labels"] == 300 - 60 and rows["all_labels"]["epochs"] == 2
+    only = protocol_probes(x, y, _blobs(100, 6), splits, num_classes=3, epochs=20, all_labels=False)
     assert set(only) == {"full"} and only["full"]["top1"] == rows["full"]["top1"]

@@ -22,7 +22,9 @@ def format_report(result: Mapping[str, Any]) -> str:
 def _setting_lines(result: Mapping[str, Any]) -> list[str]:
     """Device, model and data of the run."""
     r = result
-    stem = "small stem" if r["small_stem"] else "ImageNet stem"
+    stem = {"cifar": "small stem", "imagenet": "ImageNet stem", "half": "half stem"}[
+        r.get("stem") or ("cifar" if r["small_stem"] else "imagenet")
+    ]
     return [
         f"dimcollapse bench on {r['device']} ({r['device_name']}), torch {r['torch_version']}",
         f"  {r['backbone']} ({stem}) width {r['width']:g}, rep {r['rep_dim']}, "

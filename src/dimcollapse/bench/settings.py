@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from dimcollapse.backbones import resolve_stem
 from dimcollapse.data.augment import SMALL_IMAGE_MAX, use_small_stem
 from dimcollapse.errors import UsageError
 from dimcollapse.runtime import usable_cpus
@@ -63,6 +64,7 @@ class BenchSettings:
             ``SMALL_IMAGE_MAX`` px, else ``round(image_size * 256 / 224)``, i.e. 256 for 224 px
             views).
         small_stem: CIFAR stem (default: ``image_size <= SMALL_IMAGE_MAX``).
+        stem: one of ``backbones.STEMS``; overrides ``small_stem`` (default: what it selects).
         seed: seeds the model, the data and the augmentation.
         threads: torch's intra-op CPU threads during the run (default: leave torch's setting);
             on a small, shared CPU one thread can be several times faster than two.
@@ -84,6 +86,7 @@ class BenchSettings:
     spectrum_dim: int | None = None
     source_size: int | None = None
     small_stem: bool | None = None
+    stem: str | None = None
     seed: int = 0
     threads: int | None = None
 
@@ -192,6 +195,7 @@ def _fill_image_defaults(resolved: dict[str, Any], cuda: bool) -> None:
         resolved["source_size"] = size if small else round(size * 256 / 224)
     _check_int(resolved, "source_size", 1)
     resolved["small_stem"] = use_small_stem(resolved["small_stem"], size)
+    resolved["stem"] = resolve_stem(resolved["stem"], resolved["small_stem"])
     if resolved["channels_last"] is None:
         resolved["channels_last"] = cuda
 

@@ -7,7 +7,7 @@ What the rest of :mod:`dimcollapse.bench` uses of it is :func:`build_step` and
 ``build_step(s, device) -> (step, info)``
 
 * ``s``: the resolved settings of :func:`~dimcollapse.bench.settings.resolve_settings`; read here:
-  ``seed``, ``backbone``, ``channels``, ``small_stem``, ``width``, ``channels_last``, ``batch``
+  ``seed``, ``backbone``, ``channels``, ``small_stem``, ``stem``, ``width``, ``channels_last``, ``batch``
   (for the learning rate), ``compile`` and ``precision``.
 * ``step(v1, v2)``: one training step (forward of both views, loss, online probe, backward,
   optimiser and schedule, the divergence guard's device-side checks) on two float view batches
@@ -46,6 +46,7 @@ def build_step(s: dict[str, Any], device: torch.device) -> tuple[Callable[..., N
         width=s["width"],
         in_channels=s["channels"],
         small_stem=s["small_stem"],
+        stem=s.get("stem"),
         num_classes=_CLASSES,
         seed=s["seed"],
     )
