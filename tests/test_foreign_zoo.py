@@ -24,6 +24,8 @@ IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 #: lightly's nn.Sequential(*list(resnet.children())[:-1]): index -> torchvision child name.
 SEQUENTIAL_NAMES = {"0": "conv1", "1": "bn1", "4": "layer1", "5": "layer2", "6": "layer3"}
 SEQUENTIAL_NAMES["7"] = "layer4"
+#: pytorch_lightning's own use of a torch API it deprecates (not ours to fix).
+LIGHTNING_INTERNALS = pytest.mark.filterwarnings("ignore:.*LeafSpec")
 
 
 @pytest.fixture(scope="module")
@@ -127,6 +129,7 @@ def lightly_checkpoint(tmp_path_factory):
     return d, reference
 
 
+@LIGHTNING_INTERNALS
 def test_lightly_simclr_checkpoint_matches_by_structure(lightly_checkpoint, digits, capsys):
     d, reference = lightly_checkpoint
     got, err = _features("torchvision:resnet18", d / "lightly.ckpt", digits, capsys)
@@ -134,6 +137,7 @@ def test_lightly_simclr_checkpoint_matches_by_structure(lightly_checkpoint, digi
     assert "names matched by structure" in err and "backbone.0.weight -> conv1.weight" in err
 
 
+@LIGHTNING_INTERNALS
 def test_lightly_checkpoint_has_the_spectrum_of_torchvision_names(lightly_checkpoint, cli):
     d, _ = lightly_checkpoint
     code, out, err = cli(
