@@ -17,7 +17,7 @@ def stage_baselines(task: StageTask) -> dict[str, Any]:
     """Probes of raw pixels and of a randomly initialised backbone (no pretraining), under the
     same protocol as every pretrained run (:mod:`dimcollapse.probe.protocol`)."""
     from dimcollapse.data.datasets import load_dataset
-    from dimcollapse.reproduce.run_stage import protocol_splits_of
+    from dimcollapse.reproduce.protocol_data import protocol_splits_of
     from dimcollapse.runtime import resolve_device
 
     out = Path(task.directory)
@@ -108,6 +108,7 @@ def _random_backbone_baseline(
     from dimcollapse.backbones import build_backbone
     from dimcollapse.model import ModelSpec, build_model
     from dimcollapse.probe import extract_features
+    from dimcollapse.reproduce.protocol_data import protocol_features
 
     plan, device = task.plan, probe_args["device"]
     t0 = time.perf_counter()
@@ -132,8 +133,8 @@ def _random_backbone_baseline(
         zero_init_residual=False,
     )
     model = model.to(device)
-    _recompute_batchnorm(model, train_set, device)
-    train_x, train_y = extract_features(model, train_set, device=device)
+    _recompute_batchnorm(model, _batchnorm_images(train_set, random_seed), device)
+    train_x, train_y, splits = protocol_features(model, train_set, splits, plan, device)
     test_x, test_y = extract_features(model, test_set, device=device)
     return {
         "name": "random backbone",
@@ -143,6 +144,21 @@ def _random_backbone_baseline(
         **_spectra(test_x),
         "seconds": time.perf_counter() - t0,
     }
+
+
+#: The batch-norm statistics of the random network come from this many training images (a
+#: seeded draw): the averages settle long before, and the whole set would cost a pass of it.
+BATCHNORM_IMAGES = 8192
+
+
+def _batchnorm_images(train_set: Any, seed: int) -> Any:
+    """At most :data:`BATCHNORM_IMAGES` of the training images, drawn with ``seed``."""
+    import torch
+
+    if len(train_set) <= BATCHNORM_IMAGES:
+        return train_set
+    gen = torch.Generator().manual_seed(int(seed))
+    return train_set.select(torch.randperm(len(train_set), generator=gen)[:BATCHNORM_IMAGES])
 
 
 def _recompute_batchnorm(model: Any, dataset: Any, device: Any) -> None:

@@ -100,6 +100,7 @@ def _probe_and_measure(task: StageTask, final: Path) -> dict[str, Any]:
     from dimcollapse.checkpoint import load_model
     from dimcollapse.probe import extract_features, load_run_data
     from dimcollapse.probe.protocol import protocol_probes
+    from dimcollapse.reproduce.protocol_data import protocol_features, protocol_splits_of
     from dimcollapse.runtime import resolve_device
     from dimcollapse.spectrum import summarize
 
@@ -110,7 +111,7 @@ def _probe_and_measure(task: StageTask, final: Path) -> dict[str, Any]:
     test_set = load_run_data(ckpt, "test", subset=plan.test_subset, seed=seed)
     num_classes = int(train_set.num_classes)
     splits = protocol_splits_of(plan, train_set)
-    train_x, train_y, splits = _protocol_features(model, train_set, splits, plan, device)
+    train_x, train_y, splits = protocol_features(model, train_set, splits, plan, device)
     test_x, test_y = extract_features(model, test_set, device=device)
     common = dict(num_classes=num_classes, epochs=int(plan.probe_epochs), seed=seed, device=device)
     probes = protocol_probes(
@@ -140,48 +141,6 @@ def _probe_and_measure(task: StageTask, final: Path) -> dict[str, Any]:
         "representation_normalized": summarize(test_x, normalize=True).to_dict(),
         "embedding_normalized": summarize(z, normalize=True).to_dict(),
     }
-
-
-def protocol_splits_of(plan: Any, train_set: Any) -> Any:
-    """The plan's probe-protocol splits of the (whole) training set: the same for every seed
-    and every row, drawn with the plan's first seed."""
-    import torch
-
-    from dimcollapse.probe.protocol import protocol_splits
-
-    tensors = train_set.tensors()
-    if tensors is not None:
-        labels = tensors[1]
-    else:
-        labels = torch.tensor([label for _path, label in train_set.samples], dtype=torch.long)
-    return protocol_splits(
-        labels,
-        labelled_per_class=int(plan.labelled_per_class),
-        val_per_class=int(plan.val_per_class),
-        seed=int(plan.seed),
-    )
-
-
-def _protocol_features(model: Any, train_set: Any, splits: Any, plan: Any, device: Any) -> Any:
-    """``(features, labels, splits)`` of the training images the protocol uses: all of them
-    with the all-labels row, else only the labelled and validation images (splits re-indexed)."""
-    import torch
-
-    from dimcollapse.probe import extract_features
-    from dimcollapse.probe.protocol import ProtocolSplits
-
-    if plan.all_labels_row:
-        x, y = extract_features(model, train_set, device=device)
-        return x, y, splits
-    keep = torch.cat([splits.labelled, splits.val])
-    x, y = extract_features(model, train_set.select(keep), device=device)
-    n_lab = splits.labelled.numel()
-    local = ProtocolSplits(
-        labelled=torch.arange(n_lab),
-        val=torch.arange(n_lab, keep.numel()),
-        all_labels=torch.arange(keep.numel()),
-    )
-    return x, y, local
 
 
 def _training_history(run_dir: Path) -> list[dict[str, Any]]:
