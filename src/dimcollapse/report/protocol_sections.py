@@ -66,6 +66,8 @@ def setup_rows(settings: Mapping[str, Any]) -> list[list[Any]]:
                 f"{int(settings['val_size']):,} training images, never trained on by the probe",
             ]
         )
+    if settings.get("all_labels_row") is False:
+        rows.append(["all-labels probe row", "not run at this scale"])
     maps = feature_maps_text(settings)
     if maps:
         rows.append(["feature map after each stage", maps])
@@ -154,7 +156,7 @@ def missing_fields(manifest: Mapping[str, Any]) -> list[str]:
         missing.append(
             "the probe protocol (labelled subset, validation split, chosen weight decay)"
         )
-    if not has_all_labels_row(manifest):
+    if not has_all_labels_row(manifest) and settings.get("all_labels_row") is not False:
         missing.append("the all-labels probe row")
     if runs and not any(has_normalized(r, "representation") for r in runs):
         missing.append(

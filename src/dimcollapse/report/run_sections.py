@@ -79,14 +79,12 @@ def _best_accuracy(doc: Document, manifest: Mapping[str, Any]) -> None:
         and best["probe"]["full"]["top1"] < baselines["pixels"]["probe"]["top1"]
     ):
         text += (
-            ". No pretrained backbone beats a linear classifier on the raw pixels here: "
-            f"{manifest['settings']['dataset']} is largely linearly separable in pixel space, "
-            "and this pretraining has not caught up with that. It is not the probe (more probe "
-            "epochs do not help): the small network's representation is less linearly "
-            "separable than the pixels. A wider network narrows the gap (width 0.5: "
-            "+1.4 points for 3.7x the time), and the small-image stem costs 10x: a GPU "
-            "scale's settings (the study in the repository's "
-            "docs/experiments/fashion-mnist-collapse.md)"
+            ". No pretrained backbone beats a linear classifier on the raw pixels here, under "
+            "the same probe protocol (the same labelled images, the weight decay of each row "
+            f"chosen on the same validation split): {manifest['settings']['dataset']} is "
+            "largely linearly separable in pixel space, and this much pretraining has not "
+            "caught up with that. What it takes, measured: the study in the repository's "
+            "docs/experiments/fashion-mnist-collapse.md"
         )
     doc.paragraph(text + ".")
 
@@ -108,8 +106,9 @@ def setup(doc: Document, manifest: Mapping[str, Any]) -> None:
         "Every number below comes from this run; `reproduce.json` holds them all, machine-"
         "readable. Pretraining follows the paper's recipe where it applies (InfoNCE with "
         "temperature 0.1, LARS, warm-up and cosine schedule; see `dimcollapse train --help`). "
-        "The offline probes train a fresh linear classifier on frozen backbone features of the "
-        "pretraining images and test it on held-out images."
+        "The offline probes train a fresh linear classifier on frozen backbone features of "
+        "training images (with a probe protocol: the labelled subset, its weight decay chosen "
+        "on a validation split of training images; section 2) and test it on held-out images."
     )
 
 
@@ -140,6 +139,9 @@ _STEMS = {
     None: "stem by image size",
     True: "small-image stem",
     False: "standard stem (stride 2 + max-pool)",
+    "imagenet": "standard stem (7x7 stride 2 + max-pool)",
+    "cifar": "small-image stem (3x3 stride 1, no max-pool)",
+    "half": "half stem (3x3 stride 2, no max-pool)",
 }
 
 
@@ -153,11 +155,11 @@ def _settings_rows(settings: Mapping[str, Any]) -> list[list[Any]]:
         [
             "backbone",
             f"{settings['backbone']} width {settings['width']}, "
-            + _STEMS[settings.get("small_stem")],
+            + _STEMS[settings.get("stem") or settings.get("small_stem")],
         ],
         ["epochs / batch", f"{settings['epochs']} / {settings['batch_size']}"],
         [
-            "held-out images for the spectra and probes",
+            "test images (spectra, final probe scores only)",
             f"{test_subset:,}" if test_subset else "the whole test split",
         ],
         [

@@ -183,6 +183,9 @@ class Plan:
     labelled_per_class: int = 100
     val_per_class: int = 500
     all_labels_row: bool = True
+    #: labelled images of the main probe row, and validation images (per class x classes)
+    probe_labels: int | None = None
+    val_size: int | None = None
     #: the side (px) of the map after each stage, from the input to layer4 (r averages layer4's)
     feature_maps: dict[str, int] = field(default_factory=dict)
 
@@ -240,10 +243,11 @@ def resolve_plan(settings: ReproduceSettings) -> Plan:
     _check_values(
         epochs, subset, width, batch_size, probe_epochs, test_subset, toy_steps, monitor, n_seeds
     )
-    subset, test_subset, batch_size, image_size, smallest_class = _fit_to_dataset(
+    subset, test_subset, batch_size, image_size, class_sizes = _fit_to_dataset(
         dataset, settings.data_root, subset, test_subset, batch_size, settings.subset is not None
     )
     # the protocol's splits take at most a third of the smallest class each
+    smallest_class, num_classes = min(class_sizes), len(class_sizes)
     labelled_per_class = max(1, min(int(defaults["labelled_per_class"]), smallest_class // 3))
     val_per_class = max(1, min(int(defaults["val_per_class"]), smallest_class // 3))
     rep_dim = backbones.rep_dim(defaults["backbone"], width)
@@ -274,6 +278,8 @@ def resolve_plan(settings: ReproduceSettings) -> Plan:
         labelled_per_class=labelled_per_class,
         val_per_class=val_per_class,
         all_labels_row=bool(defaults["all_labels_row"]),
+        probe_labels=labelled_per_class * num_classes,
+        val_size=val_per_class * num_classes,
         feature_maps=backbones.feature_map_sizes(stem, image_size),
     )
 
@@ -312,8 +318,8 @@ def _fit_to_dataset(
     test_subset: int | None,
     batch_size: int,
     subset_asked: bool = False,
-) -> tuple[int | None, int | None, int, int, int]:
-    """``(subset, test_subset, batch_size, image_size, smallest class size)`` fitted to the dataset's sizes: a subset
+) -> tuple[int | None, int | None, int, int, list[int]]:
+    """``(subset, test_subset, batch_size, image_size, training images per class)`` fitted to the dataset's sizes: a subset
     as large as its split is no subset (None), and the batch no larger than the training
     images. A subset the user asked for (``subset_asked``) larger than the split is refused, as
     ``train`` refuses it; a scale's default is fitted."""
@@ -331,11 +337,11 @@ def _fit_to_dataset(
     images = subset or n_train
     # at least one full batch per epoch (the training loader drops the last partial batch)
     batch = max(2, min(batch_size, images - images % 2))
-    return subset, test_subset, batch, int(train_set.image_size), _smallest_class(train_set)
+    return subset, test_subset, batch, int(train_set.image_size), _class_sizes(train_set)
 
 
-def _smallest_class(dataset: Any) -> int:
-    """The number of training images of the dataset's rarest class."""
+def _class_sizes(dataset: Any) -> list[int]:
+    """The number of training images of each class."""
     import torch
 
     tensors = dataset.tensors()
@@ -343,7 +349,7 @@ def _smallest_class(dataset: Any) -> int:
         labels = tensors[1].long()
     else:
         labels = torch.tensor([label for _path, label in dataset.samples], dtype=torch.long)
-    return int(torch.bincount(labels, minlength=int(dataset.num_classes)).min())
+    return torch.bincount(labels, minlength=int(dataset.num_classes)).tolist()
 
 
 def plan_runs(plan: Plan) -> list[RunPlan]:
