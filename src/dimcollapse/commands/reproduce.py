@@ -6,11 +6,13 @@ d0; probes each frozen backbone offline (linear and kNN; DirectCLR also on r[:d0
 baselines (raw pixels, a random backbone); measures the representation and embedding spectra;
 runs the theory lab; writes OUT/report.md, OUT/report.html and OUT/reproduce.json.
 
-Scales: quick (the demo, under 10 minutes on 2 CPU cores: Fashion-MNIST subset, ResNet-18
-x0.25, 3 seeds, a few epochs), cpu (about 70 minutes on 2 cores: 3 seeds, 30 epochs, an
-interval for every Table 1 claim) and full (one GPU, or several under torchrun: all of the dataset,
-ResNet-18 x1, 100 epochs, d0 sweep). --epochs, --subset, --width and --seeds override the
-scale's values. Each claim is judged holds / fails / inconclusive from the paired differences
+Scales: quick (the demo, under 10 minutes on 2 CPU cores: a Fashion-MNIST subset, ResNet-18
+x0.25 with a stem that leaves layer4 a 2x2 map, 3 seeds), cpu (at most 90 minutes on 2 cores:
+every training image, 3 seeds, an interval for every Table 1 claim) and full (one GPU, or
+several under torchrun: ResNet-18 x1 with the small-image stem, 100 epochs, d0 sweep); each
+option below gives the scales' values. --epochs, --subset, --width and --seeds override them.
+Probes: a fixed class-balanced labelled subset, the weight decay chosen on a validation split
+of training images, the test images scored once. Each claim is judged holds / fails / inconclusive from the paired differences
 between methods across seeds and their 95% interval, and again after Holm's adjustment
 over the paper's claims. Rerunning the same command into the
 same OUT reuses finished stages and resumes an interrupted run; OUT holding a report of other
@@ -18,7 +20,7 @@ settings is refused.
 
 examples:
   dimcollapse reproduce --scale quick --out reports/quick
-  dimcollapse reproduce --scale cpu --out reports/cpu            # in the background: ~70 min
+  dimcollapse reproduce --scale cpu --out reports/cpu            # in the background
   dimcollapse reproduce --scale quick --seeds 5 --out reports/quick5
   dimcollapse reproduce --epochs 1 --subset 512 --out /tmp/smoke
   dimcollapse reproduce --scale full --out reports/full
@@ -31,6 +33,7 @@ from __future__ import annotations
 import argparse
 
 from dimcollapse.commands._options import add_device, add_out, add_quiet, add_seed
+from dimcollapse.reproduce.plan import scale_values
 
 HELP = "run every experiment of the paper and write a report (Markdown + HTML)"
 
@@ -47,7 +50,7 @@ def _add_scale_options(parser: argparse.ArgumentParser) -> None:
         "--scale",
         choices=("quick", "cpu", "full"),
         default="quick",
-        help="quick: minutes on a CPU (the demo); cpu: about 70 minutes on 2 CPU cores, "
+        help="quick: minutes on a CPU (the demo); cpu: at most 90 minutes on 2 CPU cores, "
         "3 seeds; full: one or more GPUs",
     )
     parser.add_argument(
@@ -66,21 +69,20 @@ def _add_scale_options(parser: argparse.ArgumentParser) -> None:
         "--epochs",
         type=int,
         default=None,
-        help="pretraining epochs (default: the scale's, 6 quick / 30 cpu / 100 full)%(default).0s",
+        help=f"pretraining epochs (default: the scale's, {scale_values('epochs')})%(default).0s",
     )
     parser.add_argument(
         "--subset",
         type=int,
         default=None,
-        help="pretrain and probe on this many training images (default: 4000 quick / 8000 cpu / "
-        "all full)"
-        "%(default).0s",
+        help="pretrain on this many training images (default: "
+        f"{scale_values('subset')}); probes use the fixed labelled subset%(default).0s",
     )
     parser.add_argument(
         "--width",
         type=float,
         default=None,
-        help="backbone width multiplier (default: 0.25 quick and cpu / 1 full)%(default).0s",
+        help=f"backbone width multiplier (default: {scale_values('width')})%(default).0s",
     )
 
 
@@ -94,7 +96,7 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
         default=None,
         metavar="K",
         help="train every method with K seeds; claims are judged from the paired differences "
-        "across seeds (default: the scale's, 2 quick / 3 cpu / 3 full)%(default).0s",
+        f"across seeds (default: the scale's, {scale_values('seeds')})%(default).0s",
     )
     parser.add_argument(
         "--jobs",

@@ -29,7 +29,7 @@ SCALE_DEFAULTS: dict[str, dict[str, Any]] = {
         "dataset": "fashion-mnist",
         "backbone": "resnet18",
         "epochs": 2,
-        "subset": 6000,
+        "subset": 4000,
         "width": 0.25,
         "small_stem": False,
         "stem": "half",
@@ -86,6 +86,19 @@ SCALE_DEFAULTS: dict[str, dict[str, Any]] = {
         "proj_out": 128,
     },
 }
+
+
+def scale_values(name: str) -> str:
+    """The scales' defaults of one setting, for help texts: ``"2 quick / 2 cpu / 100 full"``
+    (``None`` written as ``all`` for ``subset``, ``auto`` otherwise)."""
+    words = []
+    for scale in SCALES:
+        value = SCALE_DEFAULTS[scale][name]
+        text = ("all" if name == "subset" else "auto") if value is None else f"{value:g}"
+        words.append(f"{text} {scale}")
+    return " / ".join(words)
+
+
 #: The d0 sweep: rep_dim divided by these.
 D0_DIVISORS = (32, 16, 8, 4, 2)
 
