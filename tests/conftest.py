@@ -51,11 +51,11 @@ def fashion_mnist_or_skip() -> None:
     import os
     from pathlib import Path
 
-    from dimcollapse.data.datasets import FASHION_MNIST_DEFAULT_DIR
+    from dimcollapse.data.formats import FORMATS
 
     names = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte")
     names += ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
-    root = Path(FASHION_MNIST_DEFAULT_DIR)
+    root = Path(FORMATS["fashion-mnist"].default_dir)
     if all((root / f"{n}.gz").is_file() or (root / n).is_file() for n in names):
         return
     message = (

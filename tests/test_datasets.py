@@ -404,9 +404,12 @@ def test_image_dataset_item_and_select():
 def test_missing_fashion_mnist_advice_fits_a_command_without_download(monkeypatch, tmp_path):
     """Without --data-root the advice names no root (never '--data-root None'), and a command
     without --download is not told to use it."""
-    from dimcollapse.data.formats import idx
+    from dataclasses import replace
 
-    monkeypatch.setattr(idx, "FASHION_MNIST_DEFAULT_DIR", str(tmp_path))
+    from dimcollapse.data.formats import FORMATS
+
+    moved = replace(FORMATS["fashion-mnist"], default_dir=str(tmp_path))
+    monkeypatch.setitem(FORMATS, "fashion-mnist", moved)
     with pytest.raises(UsageError) as err:
         load_dataset("fashion-mnist", "test", can_download=False)
     text = str(err.value)

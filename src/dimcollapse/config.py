@@ -30,7 +30,7 @@ DATA_PATHS = ("auto", "device", "workers")
 
 
 def _setting(default: Any, help: str, **kw: Any) -> Any:
-    """A field with its ``--help`` text; ``{small_image_max}`` in it is filled in when shown."""
+    """A field with its ``--help`` text; ``{name}`` in it is filled in when shown (_help_facts)."""
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda: type(default)(default), metadata={"help": help, **kw})
     return field(default=default, metadata={"help": help, **kw})
@@ -73,15 +73,8 @@ class TrainConfig:
         "diagonal: ones (identity) | random (the singular values of a random linear projector)",
     )
     # data
-    dataset: str = _setting(
-        "fashion-mnist",
-        "fashion-mnist | mnist | cifar10 | cifar100 | stl10 | imagefolder | npz | digits",
-    )
-    data_root: str | None = _setting(
-        None,
-        "dataset directory (or .npz file); fashion-mnist defaults "
-        "to /usr/share/datasets/fashion-mnist",
-    )
+    dataset: str = _setting("fashion-mnist", "{datasets}")
+    data_root: str | None = _setting(None, "dataset directory (or .npz file); {default_dirs}")
     test_file: str | None = _setting(None, "npz only: the held-out .npz file")
     download: bool = _setting(False, "download the dataset with torchvision if it is missing")
     subset: int | None = _setting(None, "train on a random subset of this many images")
@@ -308,6 +301,19 @@ def _parse_bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
+def _help_facts() -> dict[str, str]:
+    """What ``{name}`` stands for in a field's help: facts owned by modules that import torch."""
+    from dimcollapse.data.augment import SMALL_IMAGE_MAX
+    from dimcollapse.data.formats import FORMATS
+
+    dirs = [f"{f.name} defaults to {f.default_dir}" for f in FORMATS.values() if f.default_dir]
+    return {
+        "small_image_max": str(SMALL_IMAGE_MAX),
+        "datasets": " | ".join(FORMATS),
+        "default_dirs": "; ".join(dirs),
+    }
+
+
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     """Add ``--FIELD`` for every TrainConfig field and ``--aug-FIELD`` for AugmentConfig's.
 
@@ -316,6 +322,7 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     """
     from dimcollapse.data.augment import SMALL_IMAGE_MAX, AugmentConfig
 
+    facts = _help_facts()
     hints = typing.get_type_hints(TrainConfig)
     for f in dataclasses.fields(TrainConfig):
         if f.name == "augment":
@@ -323,8 +330,8 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
         tp, _ = _base_type(hints[f.name])
         flag = "--" + f.name.replace("_", "-")
         default = f.default
-        # data.augment imports torch, so the field's text names the threshold, filled in here
-        helptext = f.metadata["help"].replace("{small_image_max}", str(SMALL_IMAGE_MAX))
+        # the facts' modules import torch, so the field's text names them, filled in here
+        helptext = f.metadata["help"].format_map(facts)
         if not (default is None and "default:" in helptext):
             helptext += f" (default: {default})"
         if tp is bool:

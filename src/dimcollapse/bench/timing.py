@@ -95,7 +95,7 @@ def synthetic_image_count(settings: dict[str, Any], worker_steps: int) -> int:
 
 def synthetic_dataset(settings: dict[str, Any], count: int) -> Any:
     """An in-memory ImageDataset of ``count`` random uint8 images (a tiled pool of 4096)."""
-    from dimcollapse.data.datasets import ImageDataset
+    from dimcollapse.data.image_dataset import ImageDataset
 
     c, size = settings["channels"], settings["source_size"]
     gen = torch.Generator().manual_seed(settings["seed"])

@@ -5,8 +5,9 @@ The trainer uses only :func:`load_dataset`, :class:`AugmentConfig`, :func:`build
 """
 
 from dimcollapse.data.augment import AugmentConfig, EvalTransform, TwoViewTransform
-from dimcollapse.data.datasets import DATASETS, ImageDataset, load_dataset
+from dimcollapse.data.datasets import DATASETS, load_dataset
 from dimcollapse.data.device_augment import DeviceTwoViewAugment
+from dimcollapse.data.image_dataset import ImageDataset
 from dimcollapse.data.loaders import ViewLoader, build_eval_loader, build_view_loader
 
 __all__ = [

@@ -1,4 +1,5 @@
-"""Encoded image files to one padded uint8 batch on the device (the image-folder device path).
+"""Image files to uint8 RGB tensors: one file by path (:func:`decode_rgb`, the image folders'
+items), and encoded files to one padded uint8 batch on the device (the image-folder device path).
 
 :func:`decode_images` decodes JPEGs in one batched call on a CUDA device (nvJPEG) and
 anything else on the CPU with PIL (:func:`decode_on_cpu`); :func:`pad_batch` shrinks images
@@ -11,10 +12,29 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from dimcollapse.errors import UsageError
+
 #: Decoded images whose longer side exceeds this are shrunk before cropping on the device path
 #: (like FFCV's ``max_resolution``): it bounds the padded batch's memory; typical ImageNet
 #: images (about 500 x 375) are untouched.
 MAX_DECODED_SIDE = 512
+
+
+def decode_rgb(path: str) -> Tensor:
+    """Decode an image file to a uint8 (3, H, W) RGB tensor with Pillow.
+
+    Pillow rather than ``torchvision.io``: torchvision deprecates its decoders from 0.29 on,
+    and Pillow converts every mode (grey, palette, CMYK, alpha) to RGB the same way.
+    """
+    import numpy as np
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            array = np.asarray(im.convert("RGB"), dtype=np.uint8)
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"cannot decode image {path}: {exc}") from exc
+    return torch.from_numpy(array.copy()).permute(2, 0, 1).contiguous()
 
 
 def decode_images(data: list[Tensor], device: torch.device) -> list[Tensor]:

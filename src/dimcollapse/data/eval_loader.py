@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from dimcollapse.data.augment import EvalTransform
-from dimcollapse.data.datasets import ImageDataset
+from dimcollapse.data.image_dataset import ImageDataset
 from dimcollapse.data.sharding import check_loader_args
 
 

@@ -36,10 +36,10 @@ import torch
 from torch import Tensor
 
 from dimcollapse.data.augment import AugmentConfig, TwoViewTransform
-from dimcollapse.data.datasets import ImageDataset
 from dimcollapse.data.decode import MAX_DECODED_SIDE, decode_images, pad_batch
 from dimcollapse.data.device_augment import DeviceTwoViewAugment
 from dimcollapse.data.eval_loader import build_eval_loader
+from dimcollapse.data.image_dataset import ImageDataset
 from dimcollapse.data.sharding import check_loader_args, mix_seed, shard_indices
 from dimcollapse.errors import UsageError
 

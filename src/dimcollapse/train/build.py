@@ -9,7 +9,8 @@ import torch
 
 from dimcollapse.config import TrainConfig
 from dimcollapse.data.augment import AugmentConfig, use_small_stem
-from dimcollapse.data.datasets import ImageDataset, load_dataset
+from dimcollapse.data.datasets import load_dataset
+from dimcollapse.data.image_dataset import ImageDataset
 from dimcollapse.model import ModelSpec
 
 

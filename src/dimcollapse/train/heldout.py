@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from dimcollapse.data.datasets import ImageDataset
+from dimcollapse.data.image_dataset import ImageDataset
 from dimcollapse.data.loaders import build_eval_loader
 from dimcollapse.model import ContrastiveModel
 from dimcollapse.runtime import autocast

@@ -1,9 +1,14 @@
-"""The on-disk formats: one reader per format, each returning an :class:`ImageDataset`.
+"""The datasets, one record each (:data:`FORMATS`): reader, normalisation, download, root.
 
-Formats and where they are looked for:
+Each :class:`~dimcollapse.data.formats.record.DatasetFormat` names its reader (one module per
+on-disk format, each returning an :class:`~dimcollapse.data.image_dataset.ImageDataset`), its
+normalisation, the torchvision class that downloads it, what ``--data-root`` must name and where
+its files are looked for without one; its ``help`` says which files it reads.
+:func:`dimcollapse.data.datasets.load_dataset` looks a name up here; the names, the
+command-line help and the downloads all derive from these records.
 
 * ``fashion-mnist`` / ``mnist`` (:mod:`.idx`): the original idx files (``.gz`` or not), read
-  directly. Fashion-MNIST defaults to ``/usr/share/datasets/fashion-mnist`` (Debian package
+  directly. Fashion-MNIST defaults to its record's ``default_dir`` (Debian package
   ``dataset-fashion-mnist``); torchvision's layout ``<root>/FashionMNIST/raw`` and
   ``<root>/MNIST/raw`` is accepted too.
 * ``cifar10`` / ``cifar100`` / ``stl10`` (:mod:`.cifar`, :mod:`.stl10`): torchvision's on-disk
@@ -20,8 +25,16 @@ Formats and where they are looked for:
 * ``digits`` (:mod:`.digits`): scikit-learn's 8x8 digits, scaled 0..16 -> 0..255, fixed 80/20
   split.
 
+Normalisation statistics (``mean``/``std``, per channel, on the 0..1 scale): published per-pixel
+values of the training sets for fashion-mnist (0.2860/0.3530, checked on the Debian files), mnist
+(0.1307/0.3081), CIFAR-10/100 and STL-10 (pixel standard deviation over the whole train set, not
+the mean of per-image deviations), ImageNet's for ``imagefolder``; computed from the data for
+``npz`` (over the train file) and ``digits`` (over all 1,797 images), the same for both splits.
+
 Every reader raises :class:`~dimcollapse.errors.UsageError` for missing or malformed files.
 """
+
+from __future__ import annotations
 
 from dimcollapse.data.formats.cifar import cifar_dataset
 from dimcollapse.data.formats.digits import digits_dataset
@@ -29,14 +42,78 @@ from dimcollapse.data.formats.download import download_with_torchvision
 from dimcollapse.data.formats.idx import idx_dataset
 from dimcollapse.data.formats.imagefolder import imagefolder_dataset
 from dimcollapse.data.formats.npz import npz_dataset
+from dimcollapse.data.formats.record import DatasetFormat, Normalization, Request
 from dimcollapse.data.formats.stl10 import stl10_dataset
 
+#: ImageNet's ``(mean, std)``: image folders, and models trained elsewhere on ImageNet.
+IMAGENET_NORMALIZATION: Normalization = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+
+#: Every dataset, by its ``--dataset`` name, in the order the help lists them.
+FORMATS: dict[str, DatasetFormat] = {
+    f.name: f
+    for f in (
+        DatasetFormat(
+            "fashion-mnist",
+            idx_dataset,
+            "Fashion-MNIST idx files; without a root, the Debian package's",
+            ((0.2860,), (0.3530,)),
+            torchvision="FashionMNIST",
+            needs_root=None,
+            default_dir="/usr/share/datasets/fashion-mnist",
+        ),
+        DatasetFormat(
+            "mnist",
+            idx_dataset,
+            "MNIST idx files",
+            ((0.1307,), (0.3081,)),
+            torchvision="MNIST",
+        ),
+        DatasetFormat(
+            "cifar10",
+            cifar_dataset,
+            "CIFAR-10's python pickles (cifar-10-batches-py)",
+            ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
+            torchvision="CIFAR10",
+        ),
+        DatasetFormat(
+            "cifar100",
+            cifar_dataset,
+            "CIFAR-100's python pickles (cifar-100-python)",
+            ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
+            torchvision="CIFAR100",
+        ),
+        DatasetFormat(
+            "stl10",
+            stl10_dataset,
+            "STL-10's binaries (stl10_binary), the labelled 5,000-image train split",
+            ((0.4467, 0.4398, 0.4066), (0.2603, 0.2566, 0.2713)),
+            torchvision="STL10",
+        ),
+        DatasetFormat(
+            "imagefolder",
+            imagefolder_dataset,
+            "root/<split>/<class>/<image> (ImageNet layout), decoded on access",
+            IMAGENET_NORMALIZATION,
+        ),
+        DatasetFormat(
+            "npz",
+            npz_dataset,
+            ".npz files of uint8 images and labels, normalised by the train file's statistics",
+            needs_root="a .npz file",
+        ),
+        DatasetFormat(
+            "digits",
+            digits_dataset,
+            "scikit-learn's 8x8 digits, a fixed 80/20 split",
+            needs_root=None,
+        ),
+    )
+}
+
 __all__ = [
-    "cifar_dataset",
-    "digits_dataset",
+    "FORMATS",
+    "IMAGENET_NORMALIZATION",
+    "DatasetFormat",
+    "Request",
     "download_with_torchvision",
-    "idx_dataset",
-    "imagefolder_dataset",
-    "npz_dataset",
-    "stl10_dataset",
 ]

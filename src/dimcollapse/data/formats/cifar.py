@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dimcollapse.data.datasets import NORMALIZATION, ImageDataset
+from dimcollapse.data.formats.record import DatasetFormat, Request
+from dimcollapse.data.image_dataset import ImageDataset
 from dimcollapse.errors import UsageError
 
 
@@ -58,8 +59,9 @@ def _read_cifar_classes(meta_path: Path, meta_key: str) -> list[str] | None:
         return None
 
 
-def cifar_dataset(name: str, split: str, root: str, fetch: str) -> ImageDataset:
+def cifar_dataset(fmt: DatasetFormat, request: Request) -> ImageDataset:
     """CIFAR-10 or CIFAR-100 from the python pickles: uint8 (N, 3, 32, 32)."""
+    name, split, root = fmt.name, request.split, str(request.root)
     if name == "cifar10":
         folder = Path(root).expanduser() / "cifar-10-batches-py"
         files = [f"data_batch_{i}" for i in range(1, 6)] if split == "train" else ["test_batch"]
@@ -72,10 +74,10 @@ def cifar_dataset(name: str, split: str, root: str, fetch: str) -> ImageDataset:
     if missing:
         raise UsageError(
             f"{name} {split} files not found in {folder}: {', '.join(missing)}; "
-            f"unpack the python version of the dataset there or {fetch}"
+            f"unpack the python version of the dataset there or {request.fetch}"
         )
     images, labels = _read_cifar_batches(folder, files, label_key)
-    mean, std = NORMALIZATION[name]
+    mean, std = fmt.normalization
     return ImageDataset(
         name,
         images=torch.from_numpy(images),

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from dimcollapse.data.datasets import ImageDataset
+from dimcollapse.data.formats.record import DatasetFormat, Request
+from dimcollapse.data.image_dataset import ImageDataset
 
 # The digits split: a fixed permutation, independent of any user seed, so that train and test
 # never overlap whatever seed a run uses.
@@ -13,7 +14,7 @@ _DIGITS_SPLIT_SEED = 20220125
 _DIGITS_TRAIN_FRACTION = 0.8
 
 
-def digits_dataset(split: str) -> ImageDataset:
+def digits_dataset(fmt: DatasetFormat, request: Request) -> ImageDataset:
     """scikit-learn's digits as uint8 (N, 1, 8, 8), a fixed 80/20 split of the 1,797 images."""
     from sklearn.datasets import load_digits
 
@@ -24,10 +25,10 @@ def digits_dataset(split: str) -> ImageDataset:
     mean, std = (float(x.mean()),), (float(x.std()),)
     order = np.random.default_rng(_DIGITS_SPLIT_SEED).permutation(len(images))
     n_train = int(round(_DIGITS_TRAIN_FRACTION * len(images)))
-    idx = order[:n_train] if split == "train" else order[n_train:]
+    idx = order[:n_train] if request.split == "train" else order[n_train:]
     idx = np.sort(idx)
     return ImageDataset(
-        "digits",
+        fmt.name,
         images=torch.from_numpy(np.ascontiguousarray(images[idx])),
         labels=torch.from_numpy(labels[idx]),
         num_classes=10,

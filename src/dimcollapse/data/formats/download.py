@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
+import inspect
+
+from dimcollapse.data.formats.record import DatasetFormat
 from dimcollapse.errors import UsageError
 
 
-def download_with_torchvision(name: str, split: str, root: str) -> None:
-    """Fetch one split of a :data:`~dimcollapse.data.datasets.DOWNLOADABLE` dataset into ``root`` with torchvision."""
+def download_with_torchvision(fmt: DatasetFormat, split: str, root: str) -> None:
+    """Fetch one split of a downloadable dataset into ``root`` with its torchvision class."""
     import torchvision.datasets as tvd
 
-    cls = {
-        "fashion-mnist": tvd.FashionMNIST,
-        "mnist": tvd.MNIST,
-        "cifar10": tvd.CIFAR10,
-        "cifar100": tvd.CIFAR100,
-        "stl10": tvd.STL10,
-    }[name]
-    which = {"split": split} if name == "stl10" else {"train": split == "train"}
+    cls = getattr(tvd, str(fmt.torchvision))
+    # STL10 names its splits; the others take train=True/False
+    takes_split = "split" in inspect.signature(cls).parameters
+    which = {"split": split} if takes_split else {"train": split == "train"}
     try:
         cls(root, download=True, **which)
     except Exception as exc:  # network or disk failure: report it as the user's problem
-        raise UsageError(f"downloading {name} into {root} failed: {exc}") from exc
+        raise UsageError(f"downloading {fmt.name} into {root} failed: {exc}") from exc

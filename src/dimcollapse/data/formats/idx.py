@@ -1,7 +1,7 @@
 """Fashion-MNIST and MNIST from the original idx files (``.gz`` or not), read directly.
 
-Fashion-MNIST defaults to ``/usr/share/datasets/fashion-mnist`` (Debian package
-``dataset-fashion-mnist``); torchvision's layout ``<root>/FashionMNIST/raw`` and
+Without a root, a dataset's record's ``default_dir`` (Fashion-MNIST: the Debian package
+``dataset-fashion-mnist``'s directory); torchvision's layout ``<root>/FashionMNIST/raw`` and
 ``<root>/MNIST/raw`` is accepted too.
 """
 
@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dimcollapse.data.datasets import FASHION_MNIST_DEFAULT_DIR, NORMALIZATION, ImageDataset
+from dimcollapse.data.formats.record import DatasetFormat, Request
+from dimcollapse.data.image_dataset import ImageDataset
 from dimcollapse.errors import UsageError
 
 _IDX_FILES = {
@@ -56,15 +57,16 @@ def _read_idx(path: Path, expected_ndim: int) -> np.ndarray:
     return np.frombuffer(data, dtype=np.uint8, offset=offset).reshape(shape)
 
 
-def _find_idx_files(name: str, split: str, root: str | None, fetch: str) -> tuple[Path, Path]:
-    """The images and labels files of ``split``: in ``root``, torchvision's layout under it, or
-    (fashion-mnist without a root) the Debian package's directory."""
+def _find_idx_files(fmt: DatasetFormat, request: Request) -> tuple[Path, Path]:
+    """The images and labels files of the split: in the root, torchvision's layout under it, or
+    (fashion-mnist without a root) the record's default directory, the Debian package's."""
+    name, split, root, fetch = fmt.name, request.split, request.root, request.fetch
     if root:
         base = Path(root).expanduser()
-        tv_folder = "FashionMNIST" if name == "fashion-mnist" else "MNIST"
+        tv_folder = str(fmt.torchvision)
         dirs = [base, base / tv_folder / "raw", base / tv_folder]
     else:
-        dirs = [Path(FASHION_MNIST_DEFAULT_DIR)]
+        dirs = [Path(str(fmt.default_dir))]
     image_stem, label_stem = _IDX_FILES[split]
     image_path, label_path = _find_file(dirs, image_stem), _find_file(dirs, label_stem)
     if image_path is None or label_path is None:
@@ -81,18 +83,18 @@ def _find_idx_files(name: str, split: str, root: str | None, fetch: str) -> tupl
     return image_path, label_path
 
 
-def idx_dataset(name: str, split: str, root: str | None, fetch: str) -> ImageDataset:
+def idx_dataset(fmt: DatasetFormat, request: Request) -> ImageDataset:
     """Fashion-MNIST or MNIST from idx files: uint8 (N, 1, 28, 28), 10 classes."""
-    image_path, label_path = _find_idx_files(name, split, root, fetch)
+    image_path, label_path = _find_idx_files(fmt, request)
     images = _read_idx(image_path, 3)
     labels = _read_idx(label_path, 1)
     if len(images) != len(labels):
         raise UsageError(
             f"{image_path} has {len(images)} images but {label_path} {len(labels)} labels"
         )
-    mean, std = NORMALIZATION[name]
+    mean, std = fmt.normalization
     return ImageDataset(
-        name,
+        fmt.name,
         images=torch.from_numpy(images.copy()).unsqueeze(1),
         labels=torch.from_numpy(labels.astype(np.int64)),
         num_classes=10,

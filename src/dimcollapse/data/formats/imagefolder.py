@@ -5,14 +5,20 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from dimcollapse.data.datasets import NORMALIZATION, ImageDataset
+from dimcollapse.data.formats.record import DatasetFormat, Request
+from dimcollapse.data.image_dataset import ImageDataset
 from dimcollapse.errors import UsageError
 
+#: The images' side when no image size is asked for.
+DEFAULT_IMAGE_SIZE = 224
 
-def imagefolder_dataset(split: str, root: str, image_size: int) -> ImageDataset:
+
+def imagefolder_dataset(fmt: DatasetFormat, request: Request) -> ImageDataset:
     """``root/<split>/<class>/<image>`` (``val`` accepted for ``test``), decoded on access."""
     from torchvision.datasets import ImageFolder
 
+    split, root = request.split, str(request.root)
+    image_size = request.image_size or DEFAULT_IMAGE_SIZE
     folder = Path(root).expanduser() / ("val" if split == "test" else "train")
     candidates = [Path(root).expanduser() / split] + ([folder] if split == "test" else [])
     found = next((c for c in candidates if c.is_dir()), None)
@@ -29,9 +35,9 @@ def imagefolder_dataset(split: str, root: str, image_size: int) -> ImageDataset:
         raise UsageError(f"image folder {found} holds no images")
     if image_size < 1:
         raise UsageError(f"image size must be positive, got {image_size}")
-    mean, std = NORMALIZATION["imagefolder"]
+    mean, std = fmt.normalization
     return ImageDataset(
-        "imagefolder",
+        fmt.name,
         samples=[(os.fspath(p), int(c)) for p, c in tv.samples],
         num_classes=len(tv.classes),
         channels=3,

@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dimcollapse.data.datasets import ImageDataset
+from dimcollapse.data.formats.record import DatasetFormat, Request
+from dimcollapse.data.image_dataset import ImageDataset
 from dimcollapse.errors import UsageError
 from dimcollapse.fileio import file_kind
 
@@ -80,8 +81,9 @@ def _read_npz(path: str) -> tuple[np.ndarray, np.ndarray]:
     return np.ascontiguousarray(images), labels.astype(np.int64)
 
 
-def npz_dataset(split: str, root: str, test_file: str | None) -> ImageDataset:
+def npz_dataset(fmt: DatasetFormat, request: Request) -> ImageDataset:
     """One split of an ``npz`` pair; classes and normalisation come from the files (train's)."""
+    split, root, test_file = request.split, str(request.root), request.test_file
     train_images, train_labels = _read_npz(root)
     test = _read_npz(test_file) if test_file else None
     if split == "test" and test is None:
@@ -99,7 +101,7 @@ def npz_dataset(split: str, root: str, test_file: str | None) -> ImageDataset:
     std = tuple(max(s, 1e-3) for s in x.std(axis=(0, 2, 3)).tolist())
     images, labels = (train_images, train_labels) if split == "train" else test  # type: ignore[misc]
     return ImageDataset(
-        "npz",
+        fmt.name,
         images=torch.from_numpy(images),
         labels=torch.from_numpy(labels),
         num_classes=num_classes,

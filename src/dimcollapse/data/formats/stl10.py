@@ -10,19 +10,21 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dimcollapse.data.datasets import NORMALIZATION, ImageDataset
+from dimcollapse.data.formats.record import DatasetFormat, Request
+from dimcollapse.data.image_dataset import ImageDataset
 from dimcollapse.errors import UsageError
 
 
-def stl10_dataset(split: str, root: str, fetch: str) -> ImageDataset:
+def stl10_dataset(fmt: DatasetFormat, request: Request) -> ImageDataset:
     """STL-10's labelled ``train`` or ``test`` split from ``stl10_binary``: uint8 (N, 3, 96, 96)."""
-    folder = Path(root).expanduser() / "stl10_binary"
+    split = request.split
+    folder = Path(str(request.root)).expanduser() / "stl10_binary"
     x_path, y_path = folder / f"{split}_X.bin", folder / f"{split}_y.bin"
     missing = [p.name for p in (x_path, y_path) if not p.is_file()]
     if missing:
         raise UsageError(
             f"stl10 {split} files not found in {folder}: {', '.join(missing)}; "
-            f"unpack stl10_binary there or {fetch}"
+            f"unpack stl10_binary there or {request.fetch}"
         )
     raw = np.fromfile(x_path, dtype=np.uint8)
     per_image = 3 * 96 * 96
@@ -36,9 +38,9 @@ def stl10_dataset(split: str, root: str, fetch: str) -> ImageDataset:
     if labels.min() < 0 or labels.max() > 9:
         raise UsageError(f"{y_path}: labels must be 1..10")
     names = folder / "class_names.txt"
-    mean, std = NORMALIZATION["stl10"]
+    mean, std = fmt.normalization
     return ImageDataset(
-        "stl10",
+        fmt.name,
         images=torch.from_numpy(np.ascontiguousarray(images)),
         labels=torch.from_numpy(labels),
         num_classes=10,
