@@ -32,6 +32,7 @@ import time
 import torch
 import torch.nn.functional as F
 
+from dimcollapse.config import TrainConfig
 from dimcollapse.losses import info_nce
 from dimcollapse.model import ModelSpec, build_model
 from dimcollapse.optim import build_optimizer
@@ -54,7 +55,10 @@ def _make(variant: str, batch: int, seed: int = 0):
         model = model.to(memory_format=torch.channels_last)
     if variant == "compile":
         model.backbone = torch.compile(model.backbone)
-    opt = build_optimizer("lars", model, lr=0.3, weight_decay=1e-6, momentum=0.9)
+    cfg = TrainConfig()  # the trainer's defaults; base_lr as the lr (batch 256's)
+    opt = build_optimizer(
+        cfg.optimizer, model, lr=cfg.base_lr, weight_decay=cfg.weight_decay, momentum=cfg.momentum
+    )
     v1 = torch.randn(batch, 1, 28, 28)
     v2 = torch.randn(batch, 1, 28, 28)
     y = torch.randint(0, 10, (batch,))
@@ -67,7 +71,7 @@ def _make(variant: str, batch: int, seed: int = 0):
         ctx = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else _null()
         with ctx:
             _r1, z1, _r2, z2, logits = model(v1, v2)
-        loss = info_nce(z1.float(), z2.float(), temperature=0.1)
+        loss = info_nce(z1.float(), z2.float(), temperature=cfg.temperature)
         loss = loss + F.cross_entropy(logits.float(), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -19,8 +19,10 @@ import time
 
 import torch
 
+from dimcollapse.config import TrainConfig
 from dimcollapse.model import ModelSpec, build_model
-from dimcollapse.train import DivergenceGuard, EpochTally, Stepper, build_optimisation
+from dimcollapse.optim import build_optimisation
+from dimcollapse.train import DivergenceGuard, EpochTally, Stepper
 
 
 class _NoGuard(DivergenceGuard):
@@ -48,14 +50,14 @@ def _stepper(args: argparse.Namespace, guarded: bool, device: torch.device) -> S
     )
     torch.manual_seed(0)
     model = build_model(spec).to(device)
+    cfg = TrainConfig(batch_size=args.batch)
     optimisation = build_optimisation(
-        model, optimizer="lars", base_lr=0.3, batch_size=args.batch, total_steps=10**6,
-        device=device,
-    )  # fmt: skip
+        model, cfg, total_steps=10**6, warmup_steps=0, precision="fp32", device=device
+    )
     guard_type = DivergenceGuard if guarded else _NoGuard
     guard = guard_type(model, "fp32", 0, device)
     return Stepper(
-        model, optimisation, guard, temperature=0.1, loss_convention="symmetric",
+        model, optimisation, guard, temperature=cfg.temperature, loss_convention=cfg.loss,
         online_probe=True, precision="fp32", device=device, channels_last=False,
     )  # fmt: skip
 

@@ -1,19 +1,23 @@
-"""Optimisers and the learning-rate schedule of the paper's recipe.
+"""Optimisers and the learning-rate schedule of the paper's recipe, and the optimisation of a
+training run (:func:`build_optimisation`, shared by ``train`` and ``bench``).
 
-The paper's code trains with LARS (momentum 0.9, trust coefficient eta 0.001, weight decay 1e-6,
-1-D parameters excluded from decay and adaptation), lr 4.8 for a global batch of 4096 (0.3 per
-256 images, linear scaling), 10 warm-up epochs then a cosine decay to 0.001 x lr.
+The paper's code trains with LARS (momentum, trust coefficient eta and weight decay as in
+:class:`~dimcollapse.config.TrainConfig`, whose fields give every default here; 1-D parameters
+excluded from decay and adaptation), lr 4.8 for a global batch of 4096 (0.3 per 256 images,
+linear scaling), 10 warm-up epochs then a cosine decay to ``final_lr_ratio`` x lr.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from dimcollapse.config import TrainConfig
 from dimcollapse.errors import UsageError
 
 OPTIMIZERS = ("lars", "sgd", "adamw")
@@ -42,9 +46,9 @@ class LARS(torch.optim.Optimizer):
         self,
         params: Iterable[Tensor] | Iterable[dict[str, Any]],
         lr: float,
-        momentum: float = 0.9,
-        weight_decay: float = 1e-6,
-        eta: float = 0.001,
+        momentum: float = TrainConfig.momentum,
+        weight_decay: float = TrainConfig.weight_decay,
+        eta: float = TrainConfig.lars_eta,
         exclude_1d: bool = True,
     ) -> None:
         _check_hyperparameters(lr, weight_decay, momentum, eta)
@@ -92,8 +96,8 @@ def build_optimizer(
     *,
     lr: float,
     weight_decay: float,
-    momentum: float = 0.9,
-    eta: float = 0.001,
+    momentum: float = TrainConfig.momentum,
+    eta: float = TrainConfig.lars_eta,
 ) -> torch.optim.Optimizer:
     """Build ``lars``, ``sgd`` (with momentum) or ``adamw`` over a model or parameters.
 
@@ -209,7 +213,7 @@ def warmup_cosine(
     *,
     total_steps: int,
     warmup_steps: int,
-    final_ratio: float = 0.001,
+    final_ratio: float = TrainConfig.final_lr_ratio,
 ) -> torch.optim.lr_scheduler.LambdaLR:
     """Linear warm-up then cosine decay, stepped once per optimiser step.
 
@@ -221,7 +225,7 @@ def warmup_cosine(
       ``t = (s - warmup_steps) / (total_steps - warmup_steps)``: 1 at the end of the warm-up,
       ``final_ratio`` at ``total_steps`` and after.
 
-    The paper's code: 10 warm-up epochs, ``final_ratio = 0.001``. Call ``scheduler.step()`` after
+    The paper's code: 10 warm-up epochs, ``final_ratio`` TrainConfig's ``final_lr_ratio``. Call ``scheduler.step()`` after
     each ``optimizer.step()``. ``state_dict()`` holds the step and these settings; to resume,
     build the scheduler again on the restored optimiser and ``load_state_dict``.
     """
@@ -239,3 +243,50 @@ def warmup_cosine(
         raise UsageError(f"final_ratio must be in [0, 1], got {final_ratio!r}")
     schedule = _WarmupCosine(total_steps, warmup_steps, float(final_ratio))
     return torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+
+
+@dataclass
+class Optimisation:
+    """The optimiser (backbone and head, plus the online probe's own group), its warm-up +
+    cosine schedule, the fp16 GradScaler (disabled otherwise) and the peak learning rate."""
+
+    optimizer: Any
+    scheduler: Any
+    scaler: Any
+    lr: float
+
+
+def build_optimisation(
+    model: nn.Module,
+    cfg: TrainConfig,
+    *,
+    total_steps: int,
+    warmup_steps: int,
+    precision: str,
+    device: torch.device,
+) -> Optimisation:
+    """The optimisation of a :class:`~dimcollapse.model.ContrastiveModel` from ``cfg``'s
+    optimiser, ``base_lr``, ``batch_size``, ``lr_scaling``, ``online_probe_lr``,
+    ``weight_decay``, ``momentum``, ``lars_eta`` and ``final_lr_ratio``: ``lr = base_lr x
+    batch / 256`` (or its square root), LARS/SGD/AdamW over the backbone and head, and the
+    online probe with its own learning rate and no LARS adaptation."""
+    lr = scaled_lr(cfg.base_lr, cfg.batch_size, cfg.lr_scaling)
+    probe_params = list(model.online_probe.parameters())
+    probe_ids = {id(q) for q in probe_params}
+    groups = [
+        {"params": [q for q in model.parameters() if id(q) not in probe_ids]},
+        {"params": probe_params, "lr": cfg.online_probe_lr, "adapt": False},
+    ]
+    opt = build_optimizer(
+        cfg.optimizer,
+        groups,
+        lr=lr,
+        weight_decay=cfg.weight_decay,
+        momentum=cfg.momentum,
+        eta=cfg.lars_eta,
+    )
+    scheduler = warmup_cosine(
+        opt, total_steps=total_steps, warmup_steps=warmup_steps, final_ratio=cfg.final_lr_ratio
+    )
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+    return Optimisation(opt, scheduler, scaler, lr)

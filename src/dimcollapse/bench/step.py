@@ -17,8 +17,8 @@ What the rest of :mod:`dimcollapse.bench` uses of it is :func:`build_step` and
   ``rep_dim``, ``embedding_dim``, ``loss``, ``optimizer``, ``parameters``.
 
 The model is a :class:`~dimcollapse.model.ContrastiveModel` with the ``simclr-mlp`` head and the
-online probe (10 classes, random labels), symmetric InfoNCE with tau 0.1, LARS, as ``train``
-builds them.
+online probe (10 classes, random labels); the loss, its temperature and the optimiser are
+:class:`~dimcollapse.config.TrainConfig`'s defaults at the bench's batch, as ``train`` builds them.
 """
 
 from __future__ import annotations
@@ -37,8 +37,10 @@ _CLASSES = 10
 
 def build_step(s: dict[str, Any], device: torch.device) -> tuple[Callable[..., None], dict]:
     """The timed training step ``step(v1, v2)`` and a description of the model."""
+    from dimcollapse.config import TrainConfig
     from dimcollapse.model import ModelSpec, build_model
-    from dimcollapse.train import DivergenceGuard, EpochTally, Stepper, build_optimisation
+    from dimcollapse.optim import build_optimisation
+    from dimcollapse.train import DivergenceGuard, EpochTally, Stepper
 
     spec = ModelSpec(
         method=BENCH_HEAD,
@@ -56,12 +58,12 @@ def build_step(s: dict[str, Any], device: torch.device) -> tuple[Callable[..., N
     if s["channels_last"]:
         model = model.to(memory_format=torch.channels_last)
     model.train()
+    cfg = TrainConfig(batch_size=s["batch"])
     optimisation = build_optimisation(
         model,
-        optimizer="lars",
-        base_lr=0.3,
-        batch_size=s["batch"],
+        cfg,
         total_steps=1_000_000,  # the warm-up and cosine never matter to the timing
+        warmup_steps=0,
         precision=s["precision"],
         device=device,
     )
@@ -69,8 +71,8 @@ def build_step(s: dict[str, Any], device: torch.device) -> tuple[Callable[..., N
         torch.compile(model) if s["compile"] else model,
         optimisation,
         DivergenceGuard(model, s["precision"], 0, device),
-        temperature=0.1,
-        loss_convention="symmetric",
+        temperature=cfg.temperature,
+        loss_convention=cfg.loss,
         online_probe=True,
         precision=s["precision"],
         device=device,
@@ -92,8 +94,8 @@ def build_step(s: dict[str, Any], device: torch.device) -> tuple[Callable[..., N
         "head": BENCH_HEAD,
         "rep_dim": model.rep_dim,
         "embedding_dim": model.head.out_features,
-        "loss": "info_nce symmetric, tau 0.1, plus the online probe",
-        "optimizer": f"lars lr {optimisation.lr:g} weight decay 1e-06",
+        "loss": f"info_nce {cfg.loss}, tau {cfg.temperature:g}, plus the online probe",
+        "optimizer": f"{cfg.optimizer} lr {optimisation.lr:g} weight decay {cfg.weight_decay:g}",
         "parameters": sum(p.numel() for p in model.parameters()),
     }
     return step, info

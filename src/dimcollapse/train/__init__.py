@@ -14,7 +14,8 @@ epoch's partial sums, so it is bit-identical to an uninterrupted run. :class:`Di
 stops a run at a non-finite loss or gradient before anything is saved.
 
 Modules: ``session`` (:func:`train`: build, run, finish), ``build`` (data, augmentation, model
-spec from the config), ``step`` (the optimisation step, shared with ``bench``), ``guard``
+spec from the config), ``step`` (the optimisation step, shared with ``bench``; its optimiser from
+:func:`dimcollapse.optim.build_optimisation`), ``guard``
 (divergence), ``interrupt`` (signals and the checkpoint clock), ``resume`` (what a resume may
 change), ``heldout`` (per-epoch collapse measurements), ``progress`` (what is printed).
 """
@@ -24,17 +25,15 @@ from dimcollapse.train.build import model_spec, resolve_augment, use_sync_bn
 from dimcollapse.train.guard import DivergenceGuard, divergence_advice
 from dimcollapse.train.resume import RESUME_MAY_CHANGE
 from dimcollapse.train.session import RunResult, train
-from dimcollapse.train.step import EpochTally, Optimisation, Stepper, build_optimisation
+from dimcollapse.train.step import EpochTally, Stepper
 
 __all__ = [
     "RESUME_MAY_CHANGE",
     "RUN_FILES",
     "DivergenceGuard",
     "EpochTally",
-    "Optimisation",
     "RunResult",
     "Stepper",
-    "build_optimisation",
     "divergence_advice",
     "model_spec",
     "read_jsonl",

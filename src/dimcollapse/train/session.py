@@ -20,6 +20,7 @@ from dimcollapse.data.loaders import build_view_loader
 from dimcollapse.errors import UsageError
 from dimcollapse.fileio import atomic_path, plain_data, removed_on_failure
 from dimcollapse.model import build_model
+from dimcollapse.optim import build_optimisation
 from dimcollapse.rundir import RunLayout, RunWriter
 from dimcollapse.runtime import (
     resolve_device,
@@ -40,7 +41,7 @@ from dimcollapse.train.heldout import HeldOutMonitor, HeldOutNotFinite
 from dimcollapse.train.interrupt import CheckpointClock, StopSignals
 from dimcollapse.train.progress import Progress, epoch_text
 from dimcollapse.train.resume import prepare_out_dir
-from dimcollapse.train.step import EpochTally, Stepper, build_optimisation
+from dimcollapse.train.step import EpochTally, Stepper
 
 
 @dataclass
@@ -151,17 +152,9 @@ class _Session:
         self.model = model
         self.optimisation = build_optimisation(
             model,
-            optimizer=cfg.optimizer,
-            base_lr=cfg.base_lr,
-            batch_size=cfg.batch_size,
-            lr_scaling=cfg.lr_scaling,
-            online_probe_lr=cfg.online_probe_lr,
-            weight_decay=cfg.weight_decay,
-            momentum=cfg.momentum,
-            lars_eta=cfg.lars_eta,
+            cfg,
             total_steps=cfg.epochs * self.steps_per_epoch,
             warmup_steps=round(min(cfg.warmup_epochs, cfg.epochs / 10) * self.steps_per_epoch),
-            final_lr_ratio=cfg.final_lr_ratio,
             precision=self.precision,
             device=device,
         )

@@ -1,5 +1,6 @@
 """One optimisation step, shared by ``train`` and ``bench`` (so a benchmark times the trainer's
-own code): the optimiser, schedule and scaler, the per-epoch tally, and the step itself."""
+own code): the per-epoch tally and the step itself; the optimiser, schedule and scaler it steps
+come from :func:`dimcollapse.optim.build_optimisation`."""
 
 from __future__ import annotations
 
@@ -11,57 +12,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from dimcollapse.losses import info_nce
-from dimcollapse.optim import build_optimizer, scaled_lr, warmup_cosine
+from dimcollapse.optim import Optimisation
 from dimcollapse.runtime import autocast
 from dimcollapse.train.guard import DivergenceGuard
-
-
-@dataclass
-class Optimisation:
-    """The optimiser (backbone and head, plus the online probe's own group), its warm-up +
-    cosine schedule, the fp16 GradScaler (disabled otherwise) and the peak learning rate."""
-
-    optimizer: Any
-    scheduler: Any
-    scaler: Any
-    lr: float
-
-
-def build_optimisation(
-    model: nn.Module,
-    *,
-    optimizer: str,
-    base_lr: float,
-    batch_size: int,
-    lr_scaling: str = "linear",
-    online_probe_lr: float = 0.1,
-    weight_decay: float = 1e-6,
-    momentum: float = 0.9,
-    lars_eta: float = 0.001,
-    total_steps: int,
-    warmup_steps: int = 0,
-    final_lr_ratio: float = 0.001,
-    precision: str = "fp32",
-    device: torch.device,
-) -> Optimisation:
-    """The optimisation of a :class:`~dimcollapse.model.ContrastiveModel`: ``lr = base_lr x
-    batch / 256`` (or its square root), LARS/SGD/AdamW over the backbone and head, and the
-    online probe with its own learning rate and no LARS adaptation."""
-    lr = scaled_lr(base_lr, batch_size, lr_scaling)
-    probe_params = list(model.online_probe.parameters())
-    probe_ids = {id(q) for q in probe_params}
-    groups = [
-        {"params": [q for q in model.parameters() if id(q) not in probe_ids]},
-        {"params": probe_params, "lr": online_probe_lr, "adapt": False},
-    ]
-    opt = build_optimizer(
-        optimizer, groups, lr=lr, weight_decay=weight_decay, momentum=momentum, eta=lars_eta
-    )
-    scheduler = warmup_cosine(
-        opt, total_steps=total_steps, warmup_steps=warmup_steps, final_ratio=final_lr_ratio
-    )
-    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
-    return Optimisation(opt, scheduler, scaler, lr)
 
 
 @dataclass
