@@ -115,7 +115,7 @@ class TrainConfig:
     log_every: int = _setting(20, "print a progress line every N steps when not on a terminal")
     checkpoint_every: str = _setting(
         "10m",
-        "also save checkpoints/last.pt inside an epoch every N steps ('500') or minutes "
+        "also save {last_checkpoint} inside an epoch every N steps ('500') or minutes "
         "('10m'), bounding what a kill can cost; 0: only at epoch ends",
     )
     max_bad_steps: int = _setting(
@@ -138,7 +138,7 @@ class TrainConfig:
         False, "use deterministic algorithms (slower; for exact resume tests)"
     )
     out: str | None = _setting(None, "run directory; default: runs/METHOD")
-    resume: bool = _setting(False, "continue the run in --out from checkpoints/last.pt")
+    resume: bool = _setting(False, "continue the run in --out from {last_checkpoint}")
 
     def __post_init__(self) -> None:
         if self.out is None:
@@ -305,12 +305,14 @@ def _help_facts() -> dict[str, str]:
     """What ``{name}`` stands for in a field's help: facts owned by modules that import torch."""
     from dimcollapse.data.augment import SMALL_IMAGE_MAX
     from dimcollapse.data.formats import FORMATS
+    from dimcollapse.rundir import RunLayout
 
     dirs = [f"{f.name} defaults to {f.default_dir}" for f in FORMATS.values() if f.default_dir]
     return {
         "small_image_max": str(SMALL_IMAGE_MAX),
         "datasets": " | ".join(FORMATS),
         "default_dirs": "; ".join(dirs),
+        "last_checkpoint": RunLayout.LAST,
     }
 
 

@@ -77,6 +77,16 @@ def all_gather_with_grad(t: Tensor) -> Tensor:
     return torch.cat(parts, dim=0)
 
 
+def env_ranks() -> tuple[int, int, int] | None:
+    """``(rank, local_rank, world_size)`` from the environment ``torchrun`` sets (``RANK``,
+    ``LOCAL_RANK``, else the rank, and ``WORLD_SIZE``); ``None`` unless ``RANK`` and
+    ``WORLD_SIZE`` are both set."""
+    if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
+        return None
+    rank = int(os.environ["RANK"])
+    return rank, int(os.environ.get("LOCAL_RANK", rank)), int(os.environ["WORLD_SIZE"])
+
+
 def setup_from_env(device_type: str) -> tuple[int, int, int]:
     """Join the process group described by the environment, as ``torchrun`` sets it.
 
@@ -86,11 +96,10 @@ def setup_from_env(device_type: str) -> tuple[int, int, int]:
 
     Returns ``(rank, local_rank, world_size)``; ``(0, 0, 1)`` without those variables.
     """
-    if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
+    ranks = env_ranks()
+    if ranks is None:
         return 0, 0, 1
-    global_rank = int(os.environ["RANK"])
-    size = int(os.environ["WORLD_SIZE"])
-    local_rank = int(os.environ.get("LOCAL_RANK", global_rank))
+    global_rank, local_rank, size = ranks
     if not is_distributed():
         if device_type == "cuda":
             # Pick the device before NCCL initialises, so each process owns one GPU.

@@ -13,6 +13,9 @@ import numpy as np
 
 from dimcollapse.fileio import atomic_path
 
+#: The resolution of every saved figure of the report and the toy lab.
+DPI = 110
+
 
 def pyplot() -> Any:
     """``matplotlib.pyplot`` on the Agg backend: figures are files, no display is needed."""

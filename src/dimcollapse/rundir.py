@@ -18,7 +18,7 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from dimcollapse.errors import UsageError
 from dimcollapse.fileio import plain_data, write_text_atomic
@@ -31,6 +31,10 @@ RUN_FILES = ("config.yaml", "metrics.jsonl", "spectra.jsonl", "tensorboard", "ch
 @dataclass(frozen=True)
 class RunLayout:
     """The paths of one run directory."""
+
+    #: The latest and the final checkpoint, as named inside a run directory (and in messages).
+    LAST: ClassVar[str] = "checkpoints/last.pt"
+    FINAL: ClassVar[str] = "checkpoints/final.pt"
 
     root: Path
 
@@ -59,11 +63,11 @@ class RunLayout:
 
     @property
     def last(self) -> Path:
-        return self.checkpoints / "last.pt"
+        return self.root / self.LAST
 
     @property
     def final(self) -> Path:
-        return self.checkpoints / "final.pt"
+        return self.root / self.FINAL
 
     def latest_checkpoint(self) -> Path | None:
         """``final.pt`` if the run finished, else ``last.pt``, else None."""

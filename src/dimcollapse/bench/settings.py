@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dimcollapse.backbones import resolve_stem
-from dimcollapse.data.augment import SMALL_IMAGE_MAX, use_small_stem
+from dimcollapse.data.augment import SMALL_IMAGE_MAX, resized_side, use_small_stem
 from dimcollapse.errors import UsageError
 from dimcollapse.runtime import usable_cpus
 from dimcollapse.spectrum import check_covariance_memory
@@ -61,7 +61,7 @@ class BenchSettings:
         compile: ``torch.compile`` the backbone + head.
         spectrum_rows, spectrum_dim: size of the random embeddings of the spectrum timing.
         source_size: side of the stored uint8 images (default: ``image_size`` up to
-            ``SMALL_IMAGE_MAX`` px, else ``round(image_size * 256 / 224)``, i.e. 256 for 224 px
+            ``SMALL_IMAGE_MAX`` px, else ``round(resized_side(image_size))``, i.e. 256 for 224 px
             views).
         small_stem: CIFAR stem (default: ``image_size <= SMALL_IMAGE_MAX``).
         stem: one of ``backbones.STEMS``; overrides ``small_stem`` (default: what it selects).
@@ -192,7 +192,7 @@ def _fill_image_defaults(resolved: dict[str, Any], cuda: bool) -> None:
     size = resolved["image_size"]
     small = size <= SMALL_IMAGE_MAX
     if resolved["source_size"] is None:
-        resolved["source_size"] = size if small else round(size * 256 / 224)
+        resolved["source_size"] = size if small else round(resized_side(size))
     _check_int(resolved, "source_size", 1)
     resolved["small_stem"] = use_small_stem(resolved["small_stem"], size)
     resolved["stem"] = resolve_stem(resolved["stem"], resolved["small_stem"])

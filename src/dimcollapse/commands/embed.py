@@ -43,6 +43,7 @@ SUFFIXES = (".npy", ".safetensors")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from dimcollapse.commands._models import add_foreign_options
+    from dimcollapse.data.eval_loader import FEATURE_BATCH
 
     add_run_argument(parser)
     add_split(parser, required=True, help="dataset split")
@@ -56,7 +57,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_autocast_precision(
         parser, help="autocast precision of the forward pass (the file is float32 either way)"
     )
-    parser.add_argument("--batch-size", type=int, default=512, help="images per forward pass")
+    parser.add_argument(
+        "--batch-size", type=int, default=FEATURE_BATCH, help="images per forward pass"
+    )
     add_run_data_root(parser)
     parser.add_argument(
         "--labels",

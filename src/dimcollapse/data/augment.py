@@ -218,11 +218,17 @@ class TwoViewTransform:
         return self.views[0](image), self.views[1](image)
 
 
+def resized_side(image_size: int) -> float:
+    """The side an image is resized to before the centre crop of ``image_size``: ImageNet's
+    256 -> 224 ratio, ``image_size * 256 / 224`` (the caller rounds it)."""
+    return image_size * 256 / 224
+
+
 class EvalTransform:
     """Deterministic evaluation transform: uint8 (C, H, W) -> float32 normalised.
 
     With ``resize_then_crop`` (image folders): resize the shorter side to
-    ``int(image_size * 256 / 224)`` (bilinear, antialiased, torchvision's default as in the paper's
+    ``int(resized_side(image_size))`` (bilinear, antialiased, torchvision's default as in the paper's
     linear probe) then centre-crop ``image_size``; otherwise only convert and normalise.
     """
 
@@ -238,7 +244,7 @@ class EvalTransform:
         ops = []
         if resize_then_crop:
             ops += [
-                v2.Resize(int(image_size * 256 / 224), antialias=True),
+                v2.Resize(int(resized_side(image_size)), antialias=True),
                 v2.CenterCrop(image_size),
             ]
         ops += [v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean=list(mean), std=list(std))]

@@ -16,6 +16,10 @@ from dimcollapse.data.augment import EvalTransform
 from dimcollapse.data.image_dataset import ImageDataset
 from dimcollapse.data.sharding import check_loader_args
 
+#: Images per forward pass wherever frozen features are taken (probes, embed, the held-out
+#: spectra of each epoch, the baselines).
+FEATURE_BATCH = 512
+
 
 class _EvalDataset(torch.utils.data.Dataset):
     def __init__(self, dataset: ImageDataset, indices: list[int], transform: EvalTransform) -> None:
@@ -100,7 +104,7 @@ def build_eval_loader(
     """Fixed-order, unaugmented batches ``(float normalised (B, C, S, S), int64 labels)``.
 
     In-memory datasets are only converted and normalised (batched, on ``device``); image folders
-    are resized to ``int(S * 256 / 224)`` and centre-cropped to ``S = dataset.image_size`` in
+    are resized to ``int(resized_side(S))`` and centre-cropped to ``S = dataset.image_size`` in
     ``workers`` DataLoader processes. Keeps the last partial batch; rank r of ``world_size`` takes
     indices r, r + world_size, ... without padding.
     """

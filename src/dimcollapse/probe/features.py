@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from dimcollapse.data.eval_loader import FEATURE_BATCH
 from dimcollapse.errors import UsageError
 
 #: Where :func:`extract_features` reads: the backbone output r or the head output z.
@@ -46,7 +47,7 @@ def extract_features(
     *,
     space: str = "representation",
     device: str | torch.device | None = None,
-    batch_size: int = 512,
+    batch_size: int = FEATURE_BATCH,
     precision: str = "fp32",
     workers: int = 0,
 ) -> tuple[Tensor, Tensor]:

@@ -19,6 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from dimcollapse.checkpoint import Checkpoint
+from dimcollapse.data.eval_loader import FEATURE_BATCH
 from dimcollapse.errors import UsageError
 from dimcollapse.methods import METHOD_INFO
 from dimcollapse.probe.augmented import augmented_linear_probe
@@ -256,7 +257,7 @@ def probe_run(
     seed: int = 0,
     precision: str = "fp32",
     batch_size: int = BATCH_SIZE,
-    extract_batch_size: int = 512,
+    extract_batch_size: int = FEATURE_BATCH,
     workers: int = 0,
     standardize: bool = True,
 ) -> dict[str, Any]:

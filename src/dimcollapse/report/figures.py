@@ -14,10 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from dimcollapse.methods import METHOD_INFO, method_color, method_label
-from dimcollapse.plots import pyplot, save_figure
-
-#: The resolution of every figure of the report.
-DPI = 110
+from dimcollapse.plots import DPI, pyplot, save_figure
 
 
 def save_and_close(fig: Any, path: str | os.PathLike[str], *, layout: bool = True) -> None:

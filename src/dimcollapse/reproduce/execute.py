@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-import os
 import sys
 import time
 from collections.abc import Iterator
@@ -56,11 +55,11 @@ _BASELINES_KEY_FIELDS = (
 def reproduce(settings: ReproduceSettings) -> dict[str, Any]:
     """Run the whole reproduction (see :mod:`dimcollapse.reproduce`); return ``reproduce.json``'s
     data (on rank 0; ``{}`` on the other ranks under ``torchrun``)."""
+    from dimcollapse.distributed import env_ranks
     from dimcollapse.runtime import resolve_device, usable_cpus
 
     t_start = time.perf_counter()
-    rank = int(os.environ.get("RANK", "0")) if "WORLD_SIZE" in os.environ else 0
-    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank, _, world = env_ranks() or (0, 0, 1)
     main = rank == 0
     out = Path(settings.out)
     plan = resolve_plan(settings)

@@ -41,10 +41,9 @@ def run_toys(out: Path, *, steps: int | None, seed: int) -> dict[str, Any]:
     "summaries": {scenario: [{"run", "collapsed_dims", "dim", "alignment_diag_mean"}]}}`` with
     file names relative to ``out``; ``steps`` None keeps the lab's step counts.
     """
-    from dimcollapse.plots import save_figure
-
     try:
         from dimcollapse.toy import run_scenarios, scenario_figure
+        from dimcollapse.toy.figures import save_figure
     except (ImportError, AttributeError):  # pragma: no cover - the lab ships with the package
         return {"available": False, "figures": [], "summaries": {}}
     out.mkdir(parents=True, exist_ok=True)
@@ -56,7 +55,7 @@ def run_toys(out: Path, *, steps: int | None, seed: int) -> dict[str, Any]:
     summaries: dict[str, Any] = {}
     for res in run_scenarios(list(captions), **overrides):
         png = out / f"{res.name}.png"
-        save_figure(scenario_figure(res), png, dpi=110)
+        save_figure(scenario_figure(res), png)
         # the summary as its file reads back (plain floats, lists), also in the returned result
         data = json_roundtrip(res.to_dict())
         write_json_atomic(out / f"{res.name}.json", data)

@@ -256,10 +256,6 @@ def combined_figure(results: Sequence[ScenarioResult]) -> Any:
     return fig
 
 
-#: The resolution of the lab's figures.
-DPI = 110
-
-
 def save_figure(fig: Any, path: str | os.PathLike[str]) -> None:
     """Write ``fig`` to ``path`` (a ``.png``) atomically at the lab's resolution."""
-    plots.save_figure(fig, path, dpi=DPI)
+    plots.save_figure(fig, path, dpi=plots.DPI)

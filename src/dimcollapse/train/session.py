@@ -16,6 +16,7 @@ from torch import nn
 from dimcollapse import distributed as dist
 from dimcollapse.checkpoint import Checkpoint, load_model_state
 from dimcollapse.config import TrainConfig
+from dimcollapse.data.eval_loader import FEATURE_BATCH
 from dimcollapse.data.loaders import build_view_loader
 from dimcollapse.errors import UsageError
 from dimcollapse.fileio import atomic_path, plain_data, removed_on_failure
@@ -112,7 +113,7 @@ class _Session:
         self._restore(resume_from)  # the checkpoint is not kept: its tensors are loaded
         self.facts = self._facts()
         self.writer = self._open_writer() if self.main else None
-        self.monitor = HeldOutMonitor(self.held_out, 512, self.device)
+        self.monitor = HeldOutMonitor(self.held_out, FEATURE_BATCH, self.device)
 
     # ---- building
 
@@ -201,7 +202,7 @@ class _Session:
         self.resumed_tally = ckpt.partial_epoch
         self.last_line = ckpt.metrics
         self.guard.bad_steps = ckpt.bad_steps
-        self.guard.kept = f"checkpoints/last.pt keeps the last good state (step {ckpt.step})"
+        self.guard.kept = f"{RunLayout.LAST} keeps the last good state (step {ckpt.step})"
 
     def _facts(self) -> dict[str, Any]:
         """What config.yaml and every checkpoint record about this run beyond its config."""
@@ -244,7 +245,7 @@ class _Session:
                 self._end_epoch(epoch, tally)
                 clock.saved()
                 if clock.agree_stop(signals.received is not None):
-                    raise signals.stop(f"saved checkpoints/last.pt at the end of epoch {epoch + 1}")
+                    raise signals.stop(f"saved {RunLayout.LAST} at the end of epoch {epoch + 1}")
         return self._finish(end)
 
     def _announce(self) -> None:
@@ -293,7 +294,7 @@ class _Session:
                 if stop:
                     dist.barrier()
                     raise signals.stop(
-                        f"saved checkpoints/last.pt at step {self.step} "
+                        f"saved {RunLayout.LAST} at step {self.step} "
                         f"(epoch {epoch + 1}, step {i + 1} of {steps})"
                     )
         progress.close()
@@ -369,7 +370,7 @@ class _Session:
             partial_epoch=None if partial is None else partial.to_state(),
             bad_steps=self.guard.bad_steps,
         ).save(self.layout.last)
-        self.guard.kept = f"checkpoints/last.pt keeps the last good state (step {self.step})"
+        self.guard.kept = f"{RunLayout.LAST} keeps the last good state (step {self.step})"
 
     def _finish(self, end_epoch: int) -> RunResult:
         """final.pt once every epoch is trained; the run's result."""
