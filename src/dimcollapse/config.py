@@ -41,10 +41,7 @@ class TrainConfig:
     """Every setting of a pretraining run (``dimcollapse train``)."""
 
     # what to train
-    method: str = _setting(
-        "directclr",
-        "simclr-mlp | simclr-linear | simclr-none | directclr | fixed-lowrank | diagonal",
-    )
+    method: str = _setting("directclr", "{methods}")
     backbone: str = _setting("resnet18", "resnet18 | resnet34 | resnet50 (torchvision)")
     width: float = _setting(
         1.0, "channel width multiplier of the backbone (0.25 for CPU-sized runs)"
@@ -149,8 +146,9 @@ class TrainConfig:
         from dimcollapse.backbones import BACKBONES, STEMS
         from dimcollapse.data.datasets import DATASETS
         from dimcollapse.losses import LOSS_CONVENTIONS
+        from dimcollapse.methods import METHODS
         from dimcollapse.optim import OPTIMIZERS
-        from dimcollapse.projectors import DIAGONAL_INITS, METHODS
+        from dimcollapse.projectors import DIAGONAL_INITS
 
         for name, value, allowed in (
             ("method", self.method, METHODS),
@@ -305,11 +303,13 @@ def _help_facts() -> dict[str, str]:
     """What ``{name}`` stands for in a field's help: facts owned by modules that import torch."""
     from dimcollapse.data.augment import SMALL_IMAGE_MAX
     from dimcollapse.data.formats import FORMATS
+    from dimcollapse.methods import METHODS
     from dimcollapse.rundir import RunLayout
 
     dirs = [f"{f.name} defaults to {f.default_dir}" for f in FORMATS.values() if f.default_dir]
     return {
         "small_image_max": str(SMALL_IMAGE_MAX),
+        "methods": " | ".join(METHODS),
         "datasets": " | ".join(FORMATS),
         "default_dirs": "; ".join(dirs),
         "last_checkpoint": RunLayout.LAST,

@@ -5,8 +5,9 @@ The methods are the paper's Table 1 (SimCLR with a 2-layer MLP, a linear or no p
 DirectCLR) and the projector ablations of section 6.3 (a fixed low-rank and a trainable diagonal
 projector). Everything that needs a per-method fact (the reproduction's plan, the report's
 tables, prose and figures) reads it from :data:`METHOD_INFO`; nothing else types a method's
-label, colour or paper number. The heads are built by :data:`dimcollapse.projectors.HEADS`,
-which holds the same methods in the same order (tests/test_projectors.py checks that they agree).
+label, colour or paper number. :data:`METHODS` is the one list of methods: the heads of
+:data:`dimcollapse.projectors.HEADS` are keyed and ordered by it, and ``--method``'s help and
+checks read it.
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 The paper (section 6, Table 1) compares SimCLR with a 2-layer nonlinear projector, a 1-layer
 linear projector and no projector against DirectCLR, which feeds the sub-vector ``r[:, :d0]`` to
 the loss; its ablations (section 6.3) add a fixed low-rank projector and a trainable diagonal
-one. Each variant is its own small module with its own factory in :data:`HEADS`, which
+one. Each variant is its own small module with its own factory in :data:`HEADS` (keyed and
+ordered by :data:`dimcollapse.methods.METHODS`, the one list of methods), which
 :func:`build_head` looks up; none switches on a mode string in ``forward``, and once a head is
 built, callers ask it rather than its method's name.
 
@@ -23,6 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from dimcollapse.errors import UsageError
+from dimcollapse.methods import METHODS
 
 DIAGONAL_INITS = ("ones", "random")
 
@@ -261,12 +263,15 @@ class DiagonalHead(Head):
 #: A head's factory: ``(rep_dim, options) -> Head``.
 HeadFactory = Callable[[int, HeadOptions], Head]
 
-#: Every method's head factory, in the paper's order (that of :data:`dimcollapse.methods.METHODS`).
-HEADS: dict[str, HeadFactory] = {
-    head.method: head.from_options
+_HEAD_TYPES: dict[str, type[Head]] = {
+    head.method: head
     for head in (MLPHead, LinearHead, IdentityHead, DirectCLRHead, FixedLowRankHead, DiagonalHead)
 }
-METHODS: tuple[str, ...] = tuple(HEADS)
+if set(_HEAD_TYPES) != set(METHODS):  # a method without a head, or a head without a method
+    raise ImportError(f"heads {sorted(_HEAD_TYPES)} differ from the methods {sorted(METHODS)}")
+
+#: Every method's head factory, keyed and ordered by :data:`dimcollapse.methods.METHODS`.
+HEADS: dict[str, HeadFactory] = {m: _HEAD_TYPES[m].from_options for m in METHODS}
 
 
 def build_head(
