@@ -26,7 +26,7 @@ from dimcollapse.toy import (
     train_toys,
     x_matrix,
 )
-from dimcollapse.toy.models import (
+from dimcollapse.toy.loss import (
     STREAM_DATA,
     embedding_gradients,
     forward,

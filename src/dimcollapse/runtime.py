@@ -1,4 +1,5 @@
-"""Execution context: device choice, seeding, RNG state capture, mixed precision."""
+"""Execution context: device choice, seeding, RNG state capture, mixed precision; the machine a
+run is on (CPU and device names, versions and hardware for the reproduction's report)."""
 
 from __future__ import annotations
 
@@ -99,6 +100,43 @@ def usable_cpus() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # pragma: no cover - not Linux
         return max(1, os.cpu_count() or 1)
+
+
+def cpu_model() -> str:
+    """The CPU's model name and the logical cores this process may use."""
+    return f"{cpu_model_name()}, {usable_cpus()} logical cores"
+
+
+def device_name(device: torch.device) -> str:
+    """A readable name of ``device``: the GPU's name, or the CPU model and core count."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return cpu_model()
+
+
+def environment() -> dict[str, Any]:
+    """Versions and hardware, for the reproduction's report."""
+    import os
+    import platform
+
+    import torchvision
+
+    from dimcollapse import __version__
+
+    gpus = []
+    if torch.cuda.is_available():
+        gpus = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+    return {
+        "dimcollapse": __version__,
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpu_model": cpu_model_name(),
+        "cpu_count": os.cpu_count(),
+        "cpus_usable": usable_cpus(),
+        "gpus": gpus,
+    }
 
 
 @contextlib.contextmanager

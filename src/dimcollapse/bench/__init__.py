@@ -30,12 +30,11 @@ minute; the result says which settings were scaled down.
 
 Modules: :mod:`.settings` (what is measured, the device's defaults), :mod:`.step` (the timed
 training step: a private copy of the model, to be replaced by the trainer's), :mod:`.timing` (the
-three paths and the spectrum), :mod:`.machine` (device and CPU names), :mod:`.run`
+three paths and the spectrum), :mod:`.run`
 (:func:`run_bench`), :mod:`.goals` (the H200 goals) and :mod:`.report` (the readable table).
 """
 
 from dimcollapse.bench.goals import GOALS_LARGE, GOALS_SMALL, evaluate_goals
-from dimcollapse.bench.machine import cpu_model, device_name
 from dimcollapse.bench.report import format_report
 from dimcollapse.bench.run import run_bench
 from dimcollapse.bench.settings import (
@@ -48,6 +47,7 @@ from dimcollapse.bench.settings import (
 )
 from dimcollapse.bench.step import BENCH_HEAD
 from dimcollapse.bench.timing import SPECTRUM_CHUNK_ROWS, _worker_rate
+from dimcollapse.runtime import cpu_model, device_name
 
 __all__ = [
     "BENCH_HEAD",

@@ -10,7 +10,6 @@ from typing import Any
 import torch
 
 from dimcollapse.bench.goals import evaluate_goals
-from dimcollapse.bench.machine import cpu_model, device_name
 from dimcollapse.bench.settings import BenchSettings, resolve_settings
 from dimcollapse.bench.step import build_step
 from dimcollapse.bench.timing import (
@@ -22,7 +21,7 @@ from dimcollapse.bench.timing import (
     time_spectrum,
     time_worker_path,
 )
-from dimcollapse.runtime import torch_threads
+from dimcollapse.runtime import cpu_model, device_name, torch_threads
 
 
 @dataclass

@@ -62,7 +62,7 @@ _SCENARIO_HELP = {
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from dimcollapse.toy.presets import SCENARIO_NAMES, SCENARIOS
+    from dimcollapse.toy.scenarios import SCENARIO_NAMES, SCENARIOS
 
     sub = parser.add_subparsers(
         dest="scenario", metavar="SCENARIO", parser_class=ArgumentParser, required=True
@@ -332,8 +332,8 @@ def _describe(rec: dict[str, Any]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from dimcollapse.runtime import torch_threads
-    from dimcollapse.toy.presets import SCENARIO_NAMES
-    from dimcollapse.toy.scenarios import run_scenarios
+    from dimcollapse.toy.scenario_runs import run_scenarios
+    from dimcollapse.toy.scenarios import SCENARIO_NAMES
 
     names = list(SCENARIO_NAMES) if args.scenario == "all" else [args.scenario]
     settings = _check_options(args)

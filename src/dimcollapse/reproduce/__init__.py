@@ -57,7 +57,8 @@ two threads (``benchmarks/bench_cpu_step.py --processes``).
 
 Modules: ``plan`` (scales, settings, the runs), ``stages`` (a stage's task, the stage cache,
 how far training got), ``run_stage``, ``baselines``, ``toys`` (the three kinds of stage),
-``execute`` (the tasks, the worker pool, :func:`reproduce`), ``machine`` (versions, hardware).
+``execute`` (the tasks, the worker pool, :func:`reproduce`); versions and hardware come from
+:func:`dimcollapse.runtime.environment`.
 """
 
 from __future__ import annotations
@@ -70,7 +71,6 @@ from dimcollapse.methods import (
     TABLE1_METHODS,
 )
 from dimcollapse.reproduce.execute import FORMAT, FORMAT_VERSION, reproduce
-from dimcollapse.reproduce.machine import environment
 from dimcollapse.reproduce.plan import (
     D0_DIVISORS,
     SCALE_DEFAULTS,
@@ -103,7 +103,6 @@ __all__ = [
     "Plan",
     "ReproduceSettings",
     "RunPlan",
-    "environment",
     "plan_runs",
     "reproduce",
     "resolve_plan",

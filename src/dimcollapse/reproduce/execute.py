@@ -16,7 +16,6 @@ from dimcollapse.errors import UsageError
 from dimcollapse.fileio import plain_data, write_json_atomic
 from dimcollapse.methods import PAPER_SUBVECTOR_TOP1, PAPER_TOP1
 from dimcollapse.reproduce.baselines import stage_baselines
-from dimcollapse.reproduce.machine import environment
 from dimcollapse.reproduce.plan import (
     Plan,
     ReproduceSettings,
@@ -138,6 +137,8 @@ def _new_manifest(
     settings: ReproduceSettings, plan: Plan, device: str, jobs: int, world: int, main: bool
 ) -> dict[str, Any]:
     """``reproduce.json`` before any stage has run (status ``running``)."""
+    from dimcollapse.runtime import environment
+
     return {
         "format": FORMAT,
         "version": FORMAT_VERSION,

@@ -15,11 +15,11 @@ Notebook use::
     depth = run_scenario("depth", steps=3000)
 
 Modules: :mod:`~dimcollapse.toy.config` (:class:`ToyConfig`, the defaults),
-:mod:`~dimcollapse.toy.models` (model, views, loss, closed-form embedding gradients),
-:mod:`~dimcollapse.toy.analytics` (the paper's identities), :mod:`~dimcollapse.toy.train`
-(batched SGD), :mod:`~dimcollapse.toy.result` (:class:`ToyResult`),
-:mod:`~dimcollapse.toy.presets` and :mod:`~dimcollapse.toy.scenarios` (the named experiments),
-:mod:`~dimcollapse.toy.figures`.
+:mod:`~dimcollapse.toy.loss` (model, views, the loss of Eq. 2, closed-form embedding
+gradients), :mod:`~dimcollapse.toy.analytics` (the paper's identities),
+:mod:`~dimcollapse.toy.train` (batched SGD), :mod:`~dimcollapse.toy.result` (:class:`ToyResult`),
+:mod:`~dimcollapse.toy.scenarios` (the named experiments' definitions),
+:mod:`~dimcollapse.toy.scenario_runs` (running them), :mod:`~dimcollapse.toy.figures`.
 Names are imported lazily so that ``import dimcollapse.toy.config`` does not import torch.
 """
 
@@ -49,15 +49,15 @@ _EXPORTS = {
     "alignment_diag_mean": "analytics",
     "alignment_weighted_diag_mean": "analytics",
     "eq11_check": "analytics",
-    "Scenario": "presets",
-    "SCENARIOS": "presets",
-    "SCENARIO_NAMES": "presets",
-    "scenario_config": "presets",
-    "scenario_runs": "presets",
-    "ScenarioResult": "scenarios",
-    "run_scenario": "scenarios",
-    "run_scenarios": "scenarios",
-    "default_rel_tol": "scenarios",
+    "Scenario": "scenarios",
+    "SCENARIOS": "scenarios",
+    "SCENARIO_NAMES": "scenarios",
+    "scenario_config": "scenarios",
+    "scenario_runs": "scenarios",
+    "ScenarioResult": "scenario_runs",
+    "run_scenario": "scenario_runs",
+    "run_scenarios": "scenario_runs",
+    "default_rel_tol": "scenario_runs",
     "scenario_figure": "figures",
     "combined_figure": "figures",
 }

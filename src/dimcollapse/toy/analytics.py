@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 from dimcollapse.toy.config import ToyConfig
-from dimcollapse.toy.models import (
+from dimcollapse.toy.loss import (
     STREAM_ANALYSIS,
     embedding_gradients,
     forward,
@@ -130,7 +130,7 @@ def closed_form_gradients(
     * linear, ``distance``: ``G = -W X / tau`` (Eq. 5; Eq. 10 with W = W_2 W_1) and the chain of
       Lemma 3 (Eqs. 8, 9, extended to L layers);
     * linear, ``cosine``: Lemma 1's ``G = sum_i g_{z_i} x_i^T + g_{z'_i} x'_i^T`` with the closed-form
-      embedding gradients of :func:`~dimcollapse.toy.models.embedding_gradients`, then the chain;
+      embedding gradients of :func:`~dimcollapse.toy.loss.embedding_gradients`, then the chain;
     * ReLU: Lemma 1 applied to the last layer only, whose input is the last hidden activation h
       (for ``distance``: ``G_L = -W_L X_h / tau`` with X of Eq. 6 on h); earlier layers get None.
 

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from dimcollapse import plots
-from dimcollapse.toy.scenarios import ScenarioResult
+from dimcollapse.toy.scenario_runs import ScenarioResult
 
 
 def _positive(values: np.ndarray) -> np.ndarray:

@@ -26,7 +26,7 @@ from dimcollapse.errors import UsageError
 from dimcollapse.spectrum import covariance_spectrum
 from dimcollapse.toy.analytics import analyze
 from dimcollapse.toy.config import ToyConfig
-from dimcollapse.toy.models import (
+from dimcollapse.toy.loss import (
     STREAM_DATA,
     STREAM_EVAL,
     STREAM_INIT,
