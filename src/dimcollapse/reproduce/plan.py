@@ -48,7 +48,7 @@ SCALE_DEFAULTS: dict[str, dict[str, Any]] = {
     "cpu": {
         "dataset": "fashion-mnist",
         "backbone": "resnet18",
-        "epochs": 2,
+        "epochs": 1,
         "subset": None,
         "width": 0.25,
         "small_stem": False,
