@@ -24,8 +24,8 @@ import torch
 from torch import Tensor
 
 from dimcollapse.errors import UsageError
-from dimcollapse.probe.knn import knn_probe
 from dimcollapse.probe.linear import EPOCHS, linear_probe
+from dimcollapse.probe.offline import offline_result
 
 #: The weight decays the validation split chooses from (the paper's 1e-6 is the first).
 WEIGHT_DECAY_GRID = (1e-6, 1e-4, 1e-3, 1e-2, 3e-2, 1e-1)
@@ -100,7 +100,7 @@ def tuned_linear_probe(
     scores best on ``val``, scored once on ``test``; plus the kNN probe of ``train`` on ``test``.
 
     Returns the offline probe fields (``top1``, ``top5``, ``train_top1``, ``dim``,
-    ``train_images``, ``test_images``, ``knn_top1_k<k>``), and ``weight_decay`` (chosen),
+    ``train_images``, ``test_images``, ``knn_top1_k<k>``, None without ``knn``), and ``weight_decay`` (chosen),
     ``val_top1`` (its validation accuracy), ``val_by_weight_decay`` and ``labels`` (N).
     """
     (xtr, ytr), (xva, yva), (xte, yte) = train, val, test
@@ -113,23 +113,15 @@ def tuned_linear_probe(
     best = max(by_wd.values())
     chosen = max(wd for wd, acc in by_wd.items() if acc == best)  # ties: more regularisation
     scored = linear_probe(xtr, ytr, xte, yte, weight_decay=chosen, **common)
-    result: dict[str, Any] = {
-        "probe": "offline",
-        "dim": int(xtr.shape[1]),
-        "epochs": int(epochs),
-        "train_images": int(xtr.shape[0]),
-        "test_images": int(xte.shape[0]),
-        "labels": int(xtr.shape[0]),
-        "top1": scored["top1"],
-        "top5": scored["top5"],
-        "train_top1": scored["train_top1"],
-        "standardize": scored["standardize"],
-        "weight_decay": chosen,
-        "val_top1": best,
-        "val_by_weight_decay": {f"{wd:g}": acc for wd, acc in by_wd.items()},
-    }
-    if knn:
-        result.update(knn_probe(xtr, ytr, xte, yte, num_classes=num_classes, device=device))
+    result = offline_result(
+        xtr, ytr, xte, yte, scored, num_classes=num_classes, epochs=epochs, knn=knn, device=device
+    )
+    result.update(
+        labels=int(xtr.shape[0]),
+        weight_decay=chosen,
+        val_top1=best,
+        val_by_weight_decay={f"{wd:g}": acc for wd, acc in by_wd.items()},
+    )
     return result
 
 
