@@ -169,9 +169,12 @@ def test_manifest_holds_settings_and_every_result(tiny):
     assert sub["dim"] == data["runs"]["directclr"]["d0"]
     assert set(data["baselines"]) == {"pixels", "random"}
     assert data["baselines"]["pixels"]["probe"]["dim"] == 64  # 8x8 digits
-    keys = {"claim", "paper", "ours", "verdict", "ci95", "holds", "kind"}
+    keys = {"id", "claim", "paper", "ours", "verdict", "verdict_holm", "ci95", "holds", "kind"}
+    keys |= {"notes", "runs", "tests"}
     assert data["claims"] and all(set(c) == keys for c in data["claims"])
-    assert all(c["verdict"] in ("holds", "fails", "inconclusive") for c in data["claims"])
+    verdicts = ("holds", "fails", "inconclusive")
+    assert all(c["verdict"] in verdicts for c in data["claims"])
+    assert all(c["verdict_holm"] in verdicts for c in data["claims"] if c["kind"] == "paper")
     assert all(c["ci95"] is not None for c in data["claims"])  # two seeds: intervals
     assert data["timing"]["total_wall_s"] > 0
     assert data["environment"]["torch"]
