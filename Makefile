@@ -51,7 +51,7 @@ test: $(STAMP) fashion-mnist lint
 	$(BIN)/python -m pytest -q
 
 # The built-in default: Table 1 with 3 seeds, the figures and the theory lab at a CPU scale
-# (6 minutes measured on 2 cores, 8 with the first install).
+# (5 minutes measured on 2 cores from a fresh clone, 2026-12-03, the install aside).
 # Rerunning reuses finished stages; `make clean` starts over.
 demo: $(STAMP) fashion-mnist
 	$(BIN)/dimcollapse reproduce --scale quick --out $(DEMO_OUT)
