@@ -27,6 +27,7 @@ from typing import Any
 from dimcollapse.aggregate import per_seed
 from dimcollapse.methods import PAPER_TOP1
 from dimcollapse.report.numbers import interval, number, p_value, signed
+from dimcollapse.reproduce.manifest import Manifest
 from dimcollapse.stats import (
     CONFIDENCE,
     SIGN_TEST_SEEDS,
@@ -115,12 +116,12 @@ def test_record(label: str, judgement: Judgement, runs: Sequence[str]) -> dict[s
 class Judge:
     """Reads per-seed values out of a manifest and appends judged claims."""
 
-    def __init__(self, manifest: Mapping[str, Any]) -> None:
-        self.manifest = manifest
-        self.runs = manifest.get("runs", {})
-        self.paper = manifest.get("paper", {}).get("top1", {})
-        self.sub_paper = manifest.get("paper", {}).get("subvector_top1")
-        self.baselines = manifest.get("baselines", {})
+    def __init__(self, manifest: Manifest | Mapping[str, Any]) -> None:
+        self.manifest = manifest = Manifest.of(manifest)
+        self.runs = manifest.runs
+        self.paper = manifest.paper.top1
+        self.sub_paper = manifest.paper.subvector_top1
+        self.baselines = manifest.baselines
         self.claims: list[dict[str, Any]] = []
 
     def top1(self, name: str, features: str = "full") -> list[float] | None:
@@ -206,7 +207,7 @@ class Judge:
         self.add(claim, paper, text, [test_record(f"|{a} - {b}| < margin", judgement, (a, b))])
 
 
-def equivalence_margin(manifest: Mapping[str, Any]) -> dict[str, Any]:
+def equivalence_margin(manifest: Manifest | Mapping[str, Any]) -> dict[str, Any]:
     """The margin of "about the same" in points: :data:`SAME_FRACTION_OF_GAP` times the mean
     paired no-projector gap. ``{"margin", "gap", "gap_ci95", "fraction"}``; ``margin`` None when
     the gap is unmeasured or not positive."""
@@ -224,7 +225,7 @@ def equivalence_margin(manifest: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def check_claims(manifest: Mapping[str, Any]) -> list[dict[str, Any]]:
+def check_claims(manifest: Manifest | Mapping[str, Any]) -> list[dict[str, Any]]:
     """Every claim with the paper's evidence, ours (means and intervals), and its verdict.
 
     Each entry: ``id``, ``claim``, ``paper``, ``ours`` (text), ``verdict`` (``holds`` |
@@ -237,6 +238,7 @@ def check_claims(manifest: Mapping[str, Any]) -> list[dict[str, Any]]:
     """
     from dimcollapse.report.collapse_claims import collapse_claims
 
+    manifest = Manifest.of(manifest)
     judge = Judge(manifest)
     for claim, chain in ORDERINGS:
         judge.order(claim, chain)

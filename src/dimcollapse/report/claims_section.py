@@ -16,6 +16,7 @@ from dimcollapse.report.claims import (
 )
 from dimcollapse.report.document import Document
 from dimcollapse.report.numbers import interval, number, signed, verdict_text
+from dimcollapse.reproduce.manifest import Manifest
 from dimcollapse.stats import verdict_counts
 
 
@@ -32,7 +33,7 @@ def verdict_summary(claims: Sequence[Mapping[str, Any]]) -> str:
 
 def claims_checked(
     doc: Document,
-    manifest: Mapping[str, Any],
+    manifest: Manifest,
     drawn: Mapping[str, str],
     claims: list[dict[str, Any]],
 ) -> None:
@@ -74,7 +75,7 @@ def claims_checked(
         + (
             " A quick run has too few seeds and epochs to separate methods a point or two "
             "apart: expect inconclusive orderings."
-            if manifest["settings"]["scale"] == "quick"
+            if manifest.settings.scale == "quick"
             else ""
         )
     )

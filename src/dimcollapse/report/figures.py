@@ -15,6 +15,7 @@ from typing import Any
 
 from dimcollapse.methods import METHOD_INFO, method_color, method_label
 from dimcollapse.plots import DPI, pyplot, save_figure
+from dimcollapse.reproduce.manifest import Manifest
 
 
 def save_and_close(fig: Any, path: str | os.PathLike[str], *, layout: bool = True) -> None:
@@ -27,10 +28,10 @@ def save_and_close(fig: Any, path: str | os.PathLike[str], *, layout: bool = Tru
         pyplot().close(fig)
 
 
-def d0_sweep_points(manifest: Mapping[str, Any]) -> list[dict[str, Any]]:
+def d0_sweep_points(manifest: Manifest | Mapping[str, Any]) -> list[dict[str, Any]]:
     """The DirectCLR runs by d0 (the main run and the sweep's), sorted by d0."""
     points = []
-    for run in manifest.get("runs", {}).values():
+    for run in Manifest.of(manifest).runs.values():
         if run.get("method") != "directclr" or run.get("d0") is None:
             continue
         if run.get("group") not in ("table1", "d0-sweep"):

@@ -80,9 +80,8 @@ def duration(seconds: float | None) -> str:
     return f"{seconds:.0f} s ({seconds / 60:.1f} min)"
 
 
-def seeds_text(settings: Mapping[str, Any]) -> str:
+def seeds_text(seeds: Sequence[int]) -> str:
     """``one seed (0)`` or ``3 seeds (0, 1, 2) per method``."""
-    seeds = settings.get("seeds") or [settings["seed"]]
     if len(seeds) == 1:
         return f"one seed ({seeds[0]})"
     return f"{len(seeds)} seeds ({', '.join(str(x) for x in seeds)}) per method"

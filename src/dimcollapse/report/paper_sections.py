@@ -3,7 +3,8 @@
 d0, 8. the training curves.
 
 Each function appends one section, prose included, to a :class:`Document`; ``manifest`` is
-``reproduce.json`` as a dict and ``drawn`` maps the figures drawn to their paths. Per-method
+``reproduce.json`` read (:class:`~dimcollapse.reproduce.manifest.Manifest`) and ``drawn`` maps
+the figures drawn to their paths. Per-method
 facts (names, projectors, losses, the paper's numbers in the prose) come from
 :mod:`dimcollapse.methods`; the paper's column of the table comes from the manifest.
 """
@@ -36,15 +37,16 @@ from dimcollapse.report.tail import (
     space_text,
     thresholds_of,
 )
+from dimcollapse.reproduce.manifest import Manifest, ReproduceLayout
 
 #: The d0 values the full scale's sweep trains, as fractions of the representation's size.
 D0_DIVISORS_TEXT = ("rep/32", "rep/16", "rep/8", "rep/4", "rep/2")
 
 
-def table1(doc: Document, manifest: Mapping[str, Any]) -> None:
+def table1(doc: Document, manifest: Manifest) -> None:
     """2. Table 1 analogue: every method and baseline, ours beside the paper's top-1."""
-    settings = manifest["settings"]
-    runs = manifest.get("runs", {})
+    settings = manifest.settings
+    runs = manifest.runs
     all_labels = has_all_labels_row(manifest)
     main_row = "linear top-1 (%) [95% CI]"
     if all_labels:
@@ -60,7 +62,7 @@ def table1(doc: Document, manifest: Mapping[str, Any]) -> None:
         "RankMe of r [95% CI]",
         "paper top-1 (%), ImageNet",
     ]
-    rows = _method_rows(manifest) + _baseline_rows(manifest.get("baselines", {}))
+    rows = _method_rows(manifest) + _baseline_rows(manifest.baselines)
     if not all_labels:
         rows = [r[:4] + r[5:] for r in rows]
     doc.heading(2, "2. Table 1 analogue: projectors, DirectCLR and the ablations")
@@ -69,7 +71,7 @@ def table1(doc: Document, manifest: Mapping[str, Any]) -> None:
     doc.how_to_read(
         "Ours: the mean over seeds, with its 95% Student-t interval in brackets (none with one "
         "seed), of the offline linear and kNN accuracy on held-out images of "
-        f"{settings['dataset']}"
+        f"{settings.dataset}"
         + (
             f" (the main linear row trains on {labels_text(manifest)} labelled images, the "
             "second on all training labels; see the probe protocol below)"
@@ -80,13 +82,13 @@ def table1(doc: Document, manifest: Mapping[str, Any]) -> None:
         "on the same images: *collapsed dims* counts covariance singular values below "
         f"{threshold(PRIMARY_THRESHOLD)} of the largest (mean over seeds; section 3 counts "
         "them at other thresholds), *RankMe* is the effective rank (Garrido et al. 2023; at "
-        f"most {settings['rep_dim']}); both of the row-normalised r when the run recorded it "
+        f"most {settings.rep_dim}); both of the row-normalised r when the run recorded it "
         "(the paper's measure), of the raw r otherwise. The paper's column is its ResNet-50, "
         "100-epoch ImageNet linear probe (Table 1 and section 6.3), for the ordering, not the "
-        f"level: ImageNet has 1,000 classes and {settings['dataset']} {num_classes}, so the "
+        f"level: ImageNet has 1,000 classes and {settings.dataset} {num_classes}, so the "
         "levels differ; the raw-pixel and random-backbone rows show what no pretraining "
         "already gets: a pretraining that does not beat the random backbone has learned little."
-        + _random_note(manifest.get("baselines", {}))
+        + _random_note(manifest.baselines)
     )
 
 
@@ -103,17 +105,16 @@ def _random_note(baselines: Mapping[str, Any]) -> str:
     )
 
 
-def _method_rows(manifest: Mapping[str, Any]) -> list[list[Any]]:
+def _method_rows(manifest: Manifest) -> list[list[Any]]:
     """Table 1's methods in the paper's order (DirectCLR's sub-vector probe after it), then
     the ablations of section 6.3."""
-    runs = manifest.get("runs", {})
-    paper = manifest.get("paper", {})
-    paper_top1 = paper.get("top1", {})
+    runs = manifest.runs
+    paper_top1 = manifest.paper.top1
     rows = []
     for name in (n for n in TABLE1_METHODS if n in runs):
         rows.append(_method_row(runs[name], paper_top1.get(name)))
         if "subvector" in runs[name]["probe"]:  # only heads whose loss sees r[:d0] have one
-            rows.append(_subvector_row(runs[name], paper.get("subvector_top1")))
+            rows.append(_subvector_row(runs[name], manifest.paper.subvector_top1))
     for name in (n for n in ABLATION_METHODS if n in runs):
         rows.append(_method_row(runs[name], paper_top1.get(name)))
     return rows
@@ -196,13 +197,11 @@ def _baseline_rows(baselines: Mapping[str, Any]) -> list[list[Any]]:
     return rows
 
 
-def embedding_collapse(
-    doc: Document, manifest: Mapping[str, Any], drawn: Mapping[str, str]
-) -> None:
+def embedding_collapse(doc: Document, manifest: Manifest, drawn: Mapping[str, str]) -> None:
     """3. Fig. 2: the collapse of SimCLR's embedding, and the collapsed tail at each threshold."""
     doc.heading(2, "3. Dimensional collapse of the embedding (Fig. 2)")
     if "fig2" in drawn:
-        run = manifest["runs"]["simclr-mlp"]
+        run = manifest.runs["simclr-mlp"]
         embedding = run["embedding"]
         doc.image(
             drawn["fig2"],
@@ -250,13 +249,13 @@ def embedding_collapse(
     )
 
 
-def collapsed_tail_lines(manifest: Mapping[str, Any]) -> list[str]:
+def collapsed_tail_lines(manifest: Manifest) -> list[str]:
     """``simclr-mlp, z (raw): 27 / 10.7 / 4.3 / 1.7 at 1e-4 / 1e-5 / ...``, per run and space."""
     thresholds = thresholds_of(manifest)
     heads = " / ".join(threshold(t) for t in thresholds)
     lines = []
-    owners = [(n, r) for n, r in manifest.get("runs", {}).items() if r.get("group") != "d0-sweep"]
-    owners += [(k, b) for k, b in manifest.get("baselines", {}).items()
+    owners = [(n, r) for n, r in manifest.runs.items() if r.get("group") != "d0-sweep"]
+    owners += [(k, b) for k, b in manifest.baselines.items()
                if isinstance(b, Mapping) and "representation" in b]  # fmt: skip
     for name, owner in owners:
         for space in ("embedding", "representation"):
@@ -272,13 +271,15 @@ def collapsed_tail_lines(manifest: Mapping[str, Any]) -> list[str]:
     return lines
 
 
-def theory_lab(doc: Document, manifest: Mapping[str, Any]) -> None:
+def theory_lab(doc: Document, manifest: Manifest) -> None:
     """4. The toy models of sections 4-5 (Figs. 4-6)."""
     doc.heading(2, "4. Theory lab: why it collapses (Figs. 4-6)")
-    toys = manifest.get("toys", {})
+    toys = manifest.toys  # dimcollapse.reproduce.toys.run_toys()'s result
     if toys.get("figures"):
         for fig in toys["figures"]:
-            doc.image(f"toys/{fig['file']}", f"{fig['caption']} ({fig['scenario']})")
+            doc.image(
+                ReproduceLayout.toy_file(fig["file"]), f"{fig['caption']} ({fig['scenario']})"
+            )
         lines = _toy_lines(toys.get("summaries", {}))
         if lines:
             doc.bullets(lines)
@@ -359,7 +360,7 @@ def directclr_spectra(doc: Document, drawn: Mapping[str, str]) -> None:
         )
 
 
-def d0_sweep(doc: Document, manifest: Mapping[str, Any], drawn: Mapping[str, str]) -> None:
+def d0_sweep(doc: Document, manifest: Manifest, drawn: Mapping[str, str]) -> None:
     """7. DirectCLR's sub-vector size d0, swept at the full scale."""
     doc.heading(2, "7. DirectCLR's sub-vector size d0")
     if "d0" not in drawn:
@@ -367,7 +368,7 @@ def d0_sweep(doc: Document, manifest: Mapping[str, Any], drawn: Mapping[str, str
             "Skipped at this scale (it costs "
             f"{len(D0_DIVISORS_TEXT)} more DirectCLR pretraining runs): run `--scale full` for "
             "the sweep over d0 in {rep/32, rep/16, rep/8, rep/4, rep/2}."
-            if manifest["settings"]["scale"] == "quick"
+            if manifest.settings.scale == "quick"
             else "No sweep in this run."
         )
         return

@@ -15,58 +15,59 @@ from typing import Any
 
 from dimcollapse.report.document import Document
 from dimcollapse.report.numbers import percent
+from dimcollapse.reproduce.manifest import Manifest, Settings
 
 #: The probe rows of a run (``probe.<row>``) and of a baseline (its own key), in table order.
 RUN_ROWS = (("full", "main (labelled subset)"), ("all_labels", "all labels"))
 BASELINE_ROWS = (("probe", "main (labelled subset)"), ("probe_all_labels", "all labels"))
 
 
-def has_all_labels_row(manifest: Mapping[str, Any]) -> bool:
+def has_all_labels_row(manifest: Manifest) -> bool:
     """Some run or baseline has the second probe row, trained on all training labels."""
-    runs = manifest.get("runs", {}).values()
-    baselines = [b for b in manifest.get("baselines", {}).values() if isinstance(b, Mapping)]
+    runs = manifest.runs.values()
+    baselines = [b for b in manifest.baselines.values() if isinstance(b, Mapping)]
     return any("all_labels" in r.get("probe", {}) for r in runs) or any(
         "probe_all_labels" in b for b in baselines
     )
 
 
-def labels_text(manifest: Mapping[str, Any]) -> str:
+def labels_text(manifest: Manifest) -> str:
     """The main row's labelled images, ``1,000`` (``settings.probe_labels``, else a run's)."""
-    labels = manifest.get("settings", {}).get("probe_labels")
+    labels = manifest.settings.probe_labels
     if labels is None:
-        for run in manifest.get("runs", {}).values():
+        for run in manifest.runs.values():
             labels = run.get("probe", {}).get("full", {}).get("labels")
             if labels is not None:
                 break
     return "n/a" if labels is None else f"{int(labels):,}"
 
 
-def feature_maps_text(settings: Mapping[str, Any]) -> str | None:
+def feature_maps_text(settings: Settings) -> str | None:
     """``input 28, conv1 28, ..., layer4 4 (px, square)``; None when not recorded."""
-    maps = settings.get("feature_maps")
+    maps = settings.feature_maps
     if not maps:
         return None
     return ", ".join(f"{stage} {side}" for stage, side in maps.items()) + " (px, square maps)"
 
 
-def setup_rows(settings: Mapping[str, Any]) -> list[list[Any]]:
+def setup_rows(settings: Settings) -> list[list[Any]]:
     """Rows for the setup table: the probe protocol and the feature maps, when recorded."""
     rows = []
-    if settings.get("probe_labels") is not None:
+    if settings.probe_labels is not None:
         rows.append(
             [
                 "labelled images (main probe row)",
-                f"{int(settings['probe_labels']):,}, class-balanced",
+                f"{int(settings.probe_labels):,}, class-balanced",
             ]
         )
-    if settings.get("val_size") is not None:
+    if settings.val_size is not None:
         rows.append(
             [
                 "validation split (chooses the weight decay)",
-                f"{int(settings['val_size']):,} training images, never trained on by the probe",
+                f"{int(settings.val_size):,} training images, never trained on by the probe",
             ]
         )
-    if settings.get("all_labels_row") is False:
+    if settings.all_labels_row is False:
         rows.append(["all-labels probe row", "not run at this scale"])
     maps = feature_maps_text(settings)
     if maps:
@@ -94,15 +95,15 @@ def _labels(row: Mapping[str, Any] | None) -> str:
     return "-" if not row or row.get("labels") is None else f"{int(row['labels']):,}"
 
 
-def probe_protocol(doc: Document, manifest: Mapping[str, Any]) -> None:
+def probe_protocol(doc: Document, manifest: Manifest) -> None:
     """The probe protocol: splits, and each row's chosen weight decay (when recorded)."""
     rows = []
-    for name, run in manifest.get("runs", {}).items():
+    for name, run in manifest.runs.items():
         for key, label in RUN_ROWS:
             row = run.get("probe", {}).get(key)
             if row and "weight_decay" in row:
                 rows.append([f"`{name}`", label, _labels(row), _weight_decays(row), _val_top1(row)])
-    for name, baseline in manifest.get("baselines", {}).items():
+    for name, baseline in manifest.baselines.items():
         if not isinstance(baseline, Mapping):
             continue
         for key, label in BASELINE_ROWS:
@@ -110,7 +111,6 @@ def probe_protocol(doc: Document, manifest: Mapping[str, Any]) -> None:
             if isinstance(row, Mapping) and "weight_decay" in row:
                 rows.append([f"`{name}`", label, _labels(row), _weight_decays(row), _val_top1(row)])
     doc.heading(3, "The probe protocol")
-    settings = manifest.get("settings", {})
     if not rows:
         doc.paragraph(
             "This run predates the probe protocol: its linear probe trained on every pretraining "
@@ -128,7 +128,7 @@ def probe_protocol(doc: Document, manifest: Mapping[str, Any]) -> None:
         ],
         rows,
     )
-    val = settings.get("val_size")
+    val = manifest.settings.val_size
     doc.how_to_read(
         f"The main row trains the linear probe on a fixed, class-balanced subset of "
         f"{labels_text(manifest)} labelled training images, the same for every row, so rows "
@@ -140,23 +140,23 @@ def probe_protocol(doc: Document, manifest: Mapping[str, Any]) -> None:
     )
 
 
-def missing_fields(manifest: Mapping[str, Any]) -> list[str]:
+def missing_fields(manifest: Manifest) -> list[str]:
     """What a ``reproduce.json`` from before the probe protocol and the row-normalised spectra
     lacks, in words (empty for a current one)."""
     from dimcollapse.report.tail import has_normalized
 
-    settings = manifest.get("settings", {})
-    runs = list(manifest.get("runs", {}).values())
+    settings = manifest.settings
+    runs = list(manifest.runs.values())
     missing = []
-    if not settings.get("feature_maps"):
+    if not settings.feature_maps:
         missing.append("the feature map size after each stage of the backbone")
-    if settings.get("probe_labels") is None and not any(
+    if settings.probe_labels is None and not any(
         "labels" in r.get("probe", {}).get("full", {}) for r in runs
     ):
         missing.append(
             "the probe protocol (labelled subset, validation split, chosen weight decay)"
         )
-    if not has_all_labels_row(manifest) and settings.get("all_labels_row") is not False:
+    if not has_all_labels_row(manifest) and settings.all_labels_row is not False:
         missing.append("the all-labels probe row")
     if runs and not any(has_normalized(r, "representation") for r in runs):
         missing.append(

@@ -3,12 +3,11 @@
 :mod:`dimcollapse.report.paper_sections`.)
 
 Each function appends one section, prose included, to a :class:`Document`; ``manifest`` is
-``reproduce.json`` as a dict.
+``reproduce.json`` read (:class:`~dimcollapse.reproduce.manifest.Manifest`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from dimcollapse.report.claims import equivalence_margin, how_judged
@@ -16,6 +15,7 @@ from dimcollapse.report.claims_section import verdict_summary
 from dimcollapse.report.document import Document
 from dimcollapse.report.numbers import duration, percent_with_interval, seeds_text
 from dimcollapse.report.protocol_sections import missing_fields, setup_rows
+from dimcollapse.reproduce.manifest import Manifest, Settings
 
 #: What each scale can and cannot show (the report's opening paragraph).
 SCALE_NOTES = {
@@ -32,14 +32,14 @@ SCALE_NOTES = {
 }
 
 
-def pretraining_images(settings: Mapping[str, Any]) -> str:
+def pretraining_images(settings: Settings) -> str:
     """How many training images pretraining saw: ``8,000`` or ``all``."""
-    return f"{settings['subset']:,}" if settings.get("subset") else "all"
+    return f"{settings.subset:,}" if settings.subset else "all"
 
 
-def opening(doc: Document, manifest: Mapping[str, Any], claims: list[dict[str, Any]]) -> None:
+def opening(doc: Document, manifest: Manifest, claims: list[dict[str, Any]]) -> None:
     """The title, what was run, the verdicts at a glance and the best accuracy."""
-    settings = manifest["settings"]
+    settings = manifest.settings
     doc.heading(
         1,
         "Reproduction report: Understanding Dimensional Collapse in Contrastive "
@@ -47,26 +47,26 @@ def opening(doc: Document, manifest: Mapping[str, Any], claims: list[dict[str, A
     )
     doc.paragraph(
         f"Jing, Vincent, LeCun, Tian (ICLR 2022), reproduced with `dimcollapse` at scale "
-        f"**{settings['scale']}**: {settings['dataset']} ({pretraining_images(settings)} training "
-        f"images), {settings['backbone']} at width {settings['width']} (representation r of "
-        f"{settings['rep_dim']} dimensions, DirectCLR's d0 = {settings['default_d0']}), "
-        f"{settings['epochs']} pretraining epochs, {seeds_text(settings)}."
+        f"**{settings.scale}**: {settings.dataset} ({pretraining_images(settings)} training "
+        f"images), {settings.backbone} at width {settings.width} (representation r of "
+        f"{settings.rep_dim} dimensions, DirectCLR's d0 = {settings.default_d0}), "
+        f"{settings.epochs} pretraining epochs, {seeds_text(settings.seeds)}."
     )
     paper_claims = [c for c in claims if c.get("kind", "paper") == "paper"]
     doc.paragraph(
         f"**The paper's {len(paper_claims)} claims here: {verdict_summary(claims)}.** "
         + how_judged(equivalence_margin(manifest)["margin"])
         + " "
-        + SCALE_NOTES.get(settings["scale"], "")
+        + SCALE_NOTES.get(settings.scale, "")
     )
-    if manifest.get("runs"):
+    if manifest.runs:
         _best_accuracy(doc, manifest)
 
 
-def _best_accuracy(doc: Document, manifest: Mapping[str, Any]) -> None:
+def _best_accuracy(doc: Document, manifest: Manifest) -> None:
     """The best run against the baselines, and why the raw pixels may win at a small scale."""
-    baselines = manifest.get("baselines", {})
-    best = max(manifest["runs"].values(), key=lambda r: r["probe"]["full"]["top1"])
+    baselines = manifest.baselines
+    best = max(manifest.runs.values(), key=lambda r: r["probe"]["full"]["top1"])
     text = (
         f"Best offline linear top-1: {percent_with_interval(best['probe']['full'])}% "
         f"(`{best['name']}`)"
@@ -81,7 +81,7 @@ def _best_accuracy(doc: Document, manifest: Mapping[str, Any]) -> None:
         text += (
             ". No pretrained backbone beats a linear classifier on the raw pixels here, under "
             "the same probe protocol (the same labelled images, the weight decay of each row "
-            f"chosen on the same validation split): {manifest['settings']['dataset']} is "
+            f"chosen on the same validation split): {manifest.settings.dataset} is "
             "largely linearly separable in pixel space, and this much pretraining has not "
             "caught up with that. What it takes, measured: the study in the repository's "
             "docs/experiments/fashion-mnist-collapse.md"
@@ -89,12 +89,12 @@ def _best_accuracy(doc: Document, manifest: Mapping[str, Any]) -> None:
     doc.paragraph(text + ".")
 
 
-def setup(doc: Document, manifest: Mapping[str, Any]) -> None:
+def setup(doc: Document, manifest: Manifest) -> None:
     """1. Setup: the command, the machine and the settings."""
     doc.heading(2, "1. Setup")
     doc.paragraph("The exact command:")
-    doc.code(manifest.get("command", "dimcollapse reproduce"))
-    doc.table(["item", "value"], _machine_rows(manifest) + _settings_rows(manifest["settings"]))
+    doc.code("dimcollapse reproduce" if manifest.command is None else manifest.command)
+    doc.table(["item", "value"], _machine_rows(manifest) + _settings_rows(manifest.settings))
     missing = missing_fields(manifest)
     if missing:
         doc.paragraph(
@@ -112,9 +112,9 @@ def setup(doc: Document, manifest: Mapping[str, Any]) -> None:
     )
 
 
-def _machine_rows(manifest: Mapping[str, Any]) -> list[list[Any]]:
-    env = manifest.get("environment", {})
-    execution = manifest.get("execution", {})
+def _machine_rows(manifest: Manifest) -> list[list[Any]]:
+    env = manifest.environment  # dimcollapse.runtime.environment()'s keys
+    execution = manifest.execution
     return [
         ["dimcollapse", env.get("dimcollapse", "?")],
         ["torch / torchvision", f"{env.get('torch', '?')} / {env.get('torchvision', '?')}"],
@@ -126,11 +126,11 @@ def _machine_rows(manifest: Mapping[str, Any]) -> list[list[Any]]:
             f"{env.get('cpus_usable', '?')} usable)",
         ],
         ["GPU", ", ".join(env.get("gpus") or []) or "none"],
-        ["device used", execution.get("device", "?")],
+        ["device used", "?" if execution.device is None else execution.device],
         [
             "parallel jobs",
-            f"{execution.get('jobs', 1)} (threads per job: "
-            f"{execution.get('threads_per_job') or 'default'})",
+            f"{1 if execution.jobs is None else execution.jobs} (threads per job: "
+            f"{execution.threads_per_job or 'default'})",
         ],
     ]
 
@@ -145,39 +145,39 @@ _STEMS = {
 }
 
 
-def _settings_rows(settings: Mapping[str, Any]) -> list[list[Any]]:
-    data_root = settings.get("data_root")
-    test_subset = settings.get("test_subset")
+def _settings_rows(settings: Settings) -> list[list[Any]]:
+    data_root = settings.data_root
+    test_subset = settings.test_subset
     return [
-        ["seeds", ", ".join(str(x) for x in settings.get("seeds") or [settings["seed"]])],
-        ["dataset", f"{settings['dataset']}" + (f" from {data_root}" if data_root else "")],
+        ["seeds", ", ".join(str(x) for x in settings.seeds)],
+        ["dataset", f"{settings.dataset}" + (f" from {data_root}" if data_root else "")],
         ["pretraining images", pretraining_images(settings)],
         [
             "backbone",
-            f"{settings['backbone']} width {settings['width']}, "
-            + _STEMS[settings.get("stem") or settings.get("small_stem")],
+            f"{settings.backbone} width {settings.width}, "
+            + _STEMS[settings.stem or settings.small_stem],
         ],
-        ["epochs / batch", f"{settings['epochs']} / {settings['batch_size']}"],
+        ["epochs / batch", f"{settings.epochs} / {settings.batch_size}"],
         [
             "test images (spectra, final probe scores only)",
             f"{test_subset:,}" if test_subset else "the whole test split",
         ],
         [
             "offline probe",
-            f"linear, {settings['probe_epochs']} epochs on frozen, standardised "
+            f"linear, {settings.probe_epochs} epochs on frozen, standardised "
             "features (SGD, cosine); kNN k=20 and 200 (cosine, weighted)",
         ],
-        ["theory lab steps", settings.get("toy_steps") or "the lab's defaults"],
+        ["theory lab steps", settings.toy_steps or "the lab's defaults"],
         *setup_rows(settings),
     ]
 
 
-def wall_time(doc: Document, manifest: Mapping[str, Any]) -> None:
+def wall_time(doc: Document, manifest: Manifest) -> None:
     """9. Wall time: each run's stages, then the totals."""
-    timing = manifest.get("timing", {})
-    reused = set(timing.get("reused", []))
+    timing = manifest.timing
+    reused = set(timing.reused)
     rows = []
-    for name, run in manifest.get("runs", {}).items():
+    for name, run in manifest.runs.items():
         mark = " (reused)" if any(t.startswith(f"run:{name}:") for t in reused) else ""
         k = len(run.get("seeds") or [run])
         each = f", sum of {k} seeds" if k > 1 else ""
@@ -187,13 +187,13 @@ def wall_time(doc: Document, manifest: Mapping[str, Any]) -> None:
             rows.append([f"`{name}`: {label}{each}{mark}", duration(seconds) + per_seed])
     baselines_mark = " (reused)" if any(t.startswith("baselines") for t in reused) else ""
     rows += [
-        ["baselines" + baselines_mark, duration(timing.get("baselines_s"))],
-        ["theory lab" + (" (reused)" if "toys" in reused else ""), duration(timing.get("toys_s"))],
-        ["all pretraining (sum over runs)", duration(timing.get("pretraining_s"))],
-        ["all probes (sum over runs)", duration(timing.get("probes_s"))],
-        ["all stages, wall (parallel jobs overlap)", duration(timing.get("stages_wall_s"))],
-        ["report", duration(timing.get("report_s"))],
-        ["**total, this invocation**", duration(timing.get("total_wall_s"))],
+        ["baselines" + baselines_mark, duration(timing.baselines_s)],
+        ["theory lab" + (" (reused)" if "toys" in reused else ""), duration(timing.toys_s)],
+        ["all pretraining (sum over runs)", duration(timing.pretraining_s)],
+        ["all probes (sum over runs)", duration(timing.probes_s)],
+        ["all stages, wall (parallel jobs overlap)", duration(timing.stages_wall_s)],
+        ["report", duration(timing.report_s)],
+        ["**total, this invocation**", duration(timing.total_wall_s)],
     ]
     doc.heading(2, "9. Wall time")
     doc.table(["stage", "wall time"], rows)

@@ -19,6 +19,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from dimcollapse.reproduce.manifest import Manifest
+
 #: The threshold the claims are decided at (the others are shown beside it); it is
 #: ``dimcollapse.spectrum.metrics.DEFAULT_REL_TOL``, repeated here to keep torch out of imports.
 PRIMARY_THRESHOLD = 1e-5
@@ -31,12 +33,13 @@ def default_thresholds() -> tuple[float, ...]:
     return tuple(COLLAPSE_THRESHOLDS)
 
 
-def thresholds_of(manifest: Mapping[str, Any]) -> tuple[float, ...]:
+def thresholds_of(manifest: Manifest | Mapping[str, Any]) -> tuple[float, ...]:
     """The thresholds ``reproduce.json`` recorded (top level, or in a run's spectrum summary),
     else :data:`~dimcollapse.spectrum.metrics.COLLAPSE_THRESHOLDS`."""
-    recorded = manifest.get("collapse_thresholds")
+    manifest = Manifest.of(manifest)
+    recorded = manifest.collapse_thresholds
     if not recorded:
-        for run in manifest.get("runs", {}).values():
+        for run in manifest.runs.values():
             recorded = (run.get("representation") or {}).get("collapse_thresholds")
             if recorded:
                 break

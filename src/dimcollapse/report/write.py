@@ -23,6 +23,7 @@ from dimcollapse.report.spectrum_figures import (
     figure_representation_spectra,
 )
 from dimcollapse.report.tail import thresholds_of
+from dimcollapse.reproduce.manifest import Manifest
 
 TITLE = "Reproduction report: Understanding Dimensional Collapse in Contrastive SSL"
 
@@ -40,13 +41,14 @@ FIGURES = {
 
 
 def write_report(
-    manifest: Mapping[str, Any], out: str | Path, *, figures: bool = True
+    manifest: Manifest | Mapping[str, Any], out: str | Path, *, figures: bool = True
 ) -> list[dict[str, Any]]:
     """Write ``report.md`` and ``report.html`` into ``out``; return :func:`check_claims`.
 
-    ``figures=False`` reuses the PNG files already drawn (to rewrite the text only).
+    ``manifest``: a :class:`Manifest` or ``reproduce.json`` as read (an unknown version is
+    refused). ``figures=False`` reuses the PNG files already drawn (to rewrite the text only).
     """
-    out = Path(out)
+    out, manifest = Path(out), Manifest.of(manifest)
     drawn = (
         draw_figures(manifest, out)
         if figures
@@ -60,12 +62,13 @@ def write_report(
 
 
 def build_document(
-    manifest: Mapping[str, Any],
+    manifest: Manifest | Mapping[str, Any],
     out: Path,
     drawn: Mapping[str, str],
     claims: list[dict[str, Any]],
 ) -> Document:
     """Every section in order; ``drawn`` maps figure keys to paths relative to ``out``."""
+    manifest = Manifest.of(manifest)
     doc = Document(out)
     run_sections.opening(doc, manifest, claims)
     run_sections.setup(doc, manifest)
@@ -83,10 +86,11 @@ def build_document(
     return doc
 
 
-def draw_figures(manifest: Mapping[str, Any], out: Path) -> dict[str, str]:
+def draw_figures(manifest: Manifest | Mapping[str, Any], out: Path) -> dict[str, str]:
     """Draw every figure the data allows; return ``{key: path relative to out}``."""
-    runs = manifest.get("runs", {})
-    settings = manifest["settings"]
+    manifest = Manifest.of(manifest)
+    runs = manifest.runs
+    settings = manifest.settings
     drawn: dict[str, str] = {}
 
     def draw(key: str, figure: Any, *args: Any, **kwargs: Any) -> None:
@@ -94,7 +98,7 @@ def draw_figures(manifest: Mapping[str, Any], out: Path) -> dict[str, str]:
         drawn[key] = FIGURES[key]
 
     if "simclr-mlp" in runs:
-        draw("fig2", figure_embedding_spectrum, runs["simclr-mlp"], dataset=settings["dataset"])
+        draw("fig2", figure_embedding_spectrum, runs["simclr-mlp"], dataset=settings.dataset)
     if "simclr-mlp" in runs and "simclr-none" in runs:
         draw(
             "fig7b",
@@ -117,13 +121,12 @@ def draw_figures(manifest: Mapping[str, Any], out: Path) -> dict[str, str]:
             "d0",
             figure_d0_sweep,
             sweep,
-            rep_dim=settings["rep_dim"],
-            default_d0=settings.get("default_d0"),
+            rep_dim=settings.rep_dim,
+            default_d0=settings.default_d0,
         )
     main = {n: r for n, r in runs.items() if r.get("group") != "d0-sweep"}
     if main:
         draw("tail", figure_collapsed_tail, main, thresholds_of(manifest))
         draw("curves", figure_training_curves, main)
-        paper_top1 = manifest.get("paper", {}).get("top1", {})
-        draw("accuracy", figure_accuracy, main, manifest.get("baselines", {}), paper=paper_top1)
+        draw("accuracy", figure_accuracy, main, manifest.baselines, paper=manifest.paper.top1)
     return drawn

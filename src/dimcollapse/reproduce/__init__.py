@@ -70,7 +70,8 @@ from dimcollapse.methods import (
     PAPER_TOP1,
     TABLE1_METHODS,
 )
-from dimcollapse.reproduce.execute import FORMAT, FORMAT_VERSION, reproduce
+from dimcollapse.reproduce.execute import reproduce
+from dimcollapse.reproduce.manifest import FORMAT, FORMAT_VERSION, Manifest, ReproduceLayout
 from dimcollapse.reproduce.plan import (
     D0_DIVISORS,
     SCALE_DEFAULTS,
@@ -92,6 +93,7 @@ __all__ = [
     "FORMAT",
     "FORMAT_VERSION",
     "METHODS",
+    "Manifest",
     "PAPER_SUBVECTOR_TOP1",
     "PAPER_TOP1",
     "SCALES",
@@ -101,6 +103,7 @@ __all__ = [
     "TABLE1_METHODS",
     "TOY_SCENARIOS",
     "Plan",
+    "ReproduceLayout",
     "ReproduceSettings",
     "RunPlan",
     "plan_runs",

@@ -16,6 +16,16 @@ from dimcollapse.errors import UsageError
 from dimcollapse.fileio import plain_data, write_json_atomic
 from dimcollapse.methods import PAPER_SUBVECTOR_TOP1, PAPER_TOP1
 from dimcollapse.reproduce.baselines import stage_baselines
+from dimcollapse.reproduce.manifest import (
+    COMPLETE,
+    FORMAT,
+    Execution,
+    Manifest,
+    Paper,
+    ReproduceLayout,
+    Settings,
+    Timing,
+)
 from dimcollapse.reproduce.plan import (
     Plan,
     ReproduceSettings,
@@ -29,9 +39,6 @@ from dimcollapse.reproduce.plan import (
 from dimcollapse.reproduce.run_stage import stage_run
 from dimcollapse.reproduce.stages import StageTask, finished_result, log
 from dimcollapse.reproduce.toys import stage_toys
-
-FORMAT = "dimcollapse-reproduce"
-FORMAT_VERSION = 1
 
 #: The settings a seed's baselines depend on (its key, with that seed).
 _BASELINES_KEY_FIELDS = (
@@ -71,7 +78,7 @@ def reproduce(settings: ReproduceSettings) -> dict[str, Any]:
     manifest = _new_manifest(settings, plan, str(device), jobs, world, main)
     if main:
         out.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(out / "reproduce.json", manifest)
+        write_json_atomic(ReproduceLayout(out).manifest, manifest.to_dict())
     log(
         verbose,
         f"{len(runs)} pretraining runs ({len(plan.seeds)} seed(s) each) of {plan.epochs} epochs "
@@ -81,17 +88,16 @@ def reproduce(settings: ReproduceSettings) -> dict[str, Any]:
     )
     tasks = build_tasks(plan, runs, settings, out, device, rank, verbose)
     t_stages = time.perf_counter()
-    results = execute_tasks(tasks, jobs, cpus, world, device, manifest["execution"])
+    results = execute_tasks(tasks, jobs, cpus, world, device, manifest.execution)
     if not main:
         return {}
     _add_results(manifest, plan, runs, results, stages_wall=time.perf_counter() - t_stages)
     _write_report(manifest, out, t_start)
     log(
         verbose,
-        f"done in {manifest['timing']['total_wall_s']:.0f} s: "
-        f"{out / 'report.md'}, {out / 'report.html'}",
+        f"done in {manifest.timing.total_wall_s:.0f} s: {out / 'report.md'}, {out / 'report.html'}",
     )
-    return manifest
+    return manifest.to_dict()
 
 
 def check_out_dir(out: Path, plan: Plan) -> dict[str, Any] | None:
@@ -100,7 +106,7 @@ def check_out_dir(out: Path, plan: Plan) -> dict[str, Any] | None:
         raise UsageError(f"{out} is a file, not a directory; choose another --out")
     if not out.exists() or not any(out.iterdir()):
         return None
-    manifest = out / "reproduce.json"
+    manifest = ReproduceLayout(out).manifest
     if not manifest.is_file():
         raise UsageError(
             f"{out} holds another report (or other files: no reproduce.json); choose another --out"
@@ -135,20 +141,17 @@ def _parallel_jobs(asked: int | None, n_runs: int, cpu: bool, cpus: int, world: 
 
 def _new_manifest(
     settings: ReproduceSettings, plan: Plan, device: str, jobs: int, world: int, main: bool
-) -> dict[str, Any]:
+) -> Manifest:
     """``reproduce.json`` before any stage has run (status ``running``)."""
     from dimcollapse.runtime import environment
 
-    return {
-        "format": FORMAT,
-        "version": FORMAT_VERSION,
-        "status": "running",
-        "settings": plain_data(plan.key()),
-        "command": settings.command_line(),
-        "argv": sys.argv,
-        "execution": {"device": device, "jobs": jobs, "threads_per_job": None, "world_size": world},
-        "environment": environment() if main else {},
-    }
+    return Manifest(
+        settings=Settings(plain_data(plan.key())),
+        command=settings.command_line(),
+        argv=sys.argv,
+        execution=Execution(device=device, jobs=jobs, threads_per_job=None, world_size=world),
+        environment=environment() if main else {},
+    )
 
 
 def build_tasks(
@@ -172,7 +175,7 @@ def _toys_task(plan: Plan, out: Path, verbose: bool) -> StageTask:
     return StageTask(
         kind="toys",
         task_id="toys",
-        directory=str(out / "toys"),
+        directory=str(ReproduceLayout(out).toys),
         key={"steps": plan.toy_steps, "seed": plan.seed},
         seed=plan.seed,
         plan=plan,
@@ -186,7 +189,7 @@ def _baselines_task(plan: Plan, seed: int, out: Path, device: Any, verbose: bool
     return StageTask(
         kind="baselines",
         task_id=f"baselines:{seed}",
-        directory=str(out / "baselines" / f"seed-{seed}"),
+        directory=str(ReproduceLayout(out).baselines(seed)),
         key=key,
         seed=seed,
         plan=plan,
@@ -245,7 +248,7 @@ def execute_tasks(
     cpus: int,
     world: int,
     device: Any,
-    execution: dict[str, Any],
+    execution: Execution,
 ) -> dict[str, dict[str, Any]]:
     """Run the unfinished tasks (reusing finished stages) in ``jobs`` processes or in this one;
     records the jobs and threads used in ``execution``; returns results by task id."""
@@ -259,7 +262,7 @@ def execute_tasks(
             pending.append(task)
     jobs = min(jobs, max(1, len(pending)))
     threads = max(1, cpus // jobs) if jobs > 1 else None
-    execution["jobs"], execution["threads_per_job"] = jobs, threads
+    execution.jobs, execution.threads_per_job = jobs, threads
     pending = [dataclasses.replace(t, threads=threads, train_verbose=jobs == 1) for t in pending]
     if jobs == 1:
         with _one_process_group(world, device.type):
@@ -368,7 +371,7 @@ def _stop_workers(workers: list[Any]) -> None:
 
 
 def _add_results(
-    manifest: dict[str, Any],
+    manifest: Manifest,
     plan: Plan,
     runs: list[RunPlan],
     results: dict[str, dict[str, Any]],
@@ -383,34 +386,30 @@ def _add_results(
         for name in run_names(runs)
     }
     baselines = aggregate_baselines([results[f"baselines:{s}"] for s in plan.seeds])
-    manifest.update(
-        {
-            "runs": run_results,
-            "baselines": {k: v for k, v in baselines.items() if isinstance(v, dict)},
-            "toys": results["toys"],
-            "paper": {"top1": PAPER_TOP1, "subvector_top1": PAPER_SUBVECTOR_TOP1},
-        }
+    manifest.runs = run_results
+    manifest.baselines = {k: v for k, v in baselines.items() if isinstance(v, dict)}
+    manifest.toys = results["toys"]
+    manifest.paper = Paper(top1=PAPER_TOP1, subvector_top1=PAPER_SUBVECTOR_TOP1)
+    manifest.timing = Timing(
+        pretraining_s=sum(r["seconds"]["train"] for r in run_results.values()),
+        probes_s=sum(r["seconds"]["probe"] for r in run_results.values()),
+        baselines_s=baselines.get("seconds"),
+        toys_s=results["toys"].get("seconds"),
+        stages_wall_s=stages_wall,
+        reused=sorted(k for k, v in results.items() if v.get("reused")),
     )
-    manifest["timing"] = {
-        "pretraining_s": sum(r["seconds"]["train"] for r in run_results.values()),
-        "probes_s": sum(r["seconds"]["probe"] for r in run_results.values()),
-        "baselines_s": baselines.get("seconds"),
-        "toys_s": results["toys"].get("seconds"),
-        "stages_wall_s": stages_wall,
-        "reused": sorted(k for k, v in results.items() if v.get("reused")),
-    }
-    manifest["status"] = "complete"
+    manifest.status = COMPLETE
 
 
-def _write_report(manifest: dict[str, Any], out: Path, t_start: float) -> None:
+def _write_report(manifest: Manifest, out: Path, t_start: float) -> None:
     """Write the report and the final ``reproduce.json`` (with the claims and total time)."""
     from dimcollapse.report import draw_figures, write_report
 
     t_report = time.perf_counter()
-    timing = manifest["timing"]
+    timing = manifest.timing
     # the figures are the report's cost; its text, written once, states the final times
     draw_figures(manifest, out)
-    timing["report_s"] = time.perf_counter() - t_report
-    timing["total_wall_s"] = time.perf_counter() - t_start
-    manifest["claims"] = write_report(manifest, out, figures=False)
-    write_json_atomic(out / "reproduce.json", manifest)
+    timing.report_s = time.perf_counter() - t_report
+    timing.total_wall_s = time.perf_counter() - t_start
+    manifest.claims = write_report(manifest, out, figures=False)
+    write_json_atomic(ReproduceLayout(out).manifest, manifest.to_dict())

@@ -12,6 +12,7 @@ from typing import Any
 from dimcollapse.config import TrainConfig
 from dimcollapse.errors import UsageError
 from dimcollapse.methods import ABLATION_METHODS, METHOD_INFO, TABLE1_METHODS
+from dimcollapse.reproduce.manifest import ReproduceLayout
 
 SCALES = ("quick", "cpu", "full")
 
@@ -225,7 +226,7 @@ class RunPlan:
         return f"run:{self.name}:{self.seed}"
 
     def directory(self, out: Path) -> Path:
-        return out / "runs" / self.name / f"seed-{self.seed}"
+        return ReproduceLayout(out).run(self.name, self.seed)
 
 
 def resolve_plan(settings: ReproduceSettings) -> Plan:
