@@ -359,7 +359,7 @@ def test_the_clock_saves_after_its_minutes_and_again_after_each_save(monkeypatch
 
     now = {"t": 1000.0}
     monkeypatch.setattr(interrupt.time, "monotonic", lambda: now["t"])
-    clock = interrupt.CheckpointClock("10m", 1, torch.device("cpu"))
+    clock = interrupt.CheckpointClock((0, 600.0), 1, torch.device("cpu"))  # "10m"
     assert clock.decide(1, False) == (False, False)
     now["t"] += 599
     assert clock.decide(2, False) == (False, False)

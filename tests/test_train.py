@@ -498,3 +498,45 @@ def test_resume_with_a_config_file_keeps_the_runs_settings_it_does_not_name(cli,
     assert code == 0, err
     rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [1, 2]
+
+
+def test_resume_settings_are_layered_in_one_pass_each_file_read_once(tmp_path, monkeypatch):
+    """The run's saved settings, then --config, then the typed options (the augmentation
+    too, key by key); config.yaml and the YAML file are read once each, and checkpoint_every
+    is parsed once however often the configuration is checked."""
+    import yaml
+
+    from dimcollapse import config as config_module
+    from dimcollapse.cli import build_parser
+
+    out = tmp_path / "run"
+    out.mkdir()
+    run = TrainConfig(**{**TINY, "out": str(out), "method": "simclr-mlp", "temperature": 0.2})
+    recipe = {"flip_prob": 0.5, "grayscale_prob": 0.2, "crop_scale": [0.2, 1.0]}
+    saved = {**run.to_dict(), "augment": recipe}
+    (out / "config.yaml").write_text(yaml.safe_dump({"config": saved, "run": {}}))
+    given = tmp_path / "c.yaml"
+    given.write_text("temperature: 0.3\naugment:\n  grayscale_prob: 0.0\n")
+    reads, parses = [], []
+    load_yaml, parse = config_module.load_yaml, config_module.parse_checkpoint_every
+    monkeypatch.setattr(config_module, "load_yaml", lambda p: reads.append(p) or load_yaml(p))
+    monkeypatch.setattr(
+        config_module, "parse_checkpoint_every", lambda t: parses.append(t) or parse(t)
+    )
+    args = build_parser().parse_args(
+        ["train", "--out", str(out), "--resume", "--config", str(given), "--epochs", "3",
+         "--aug-flip-prob", "0.1", "--checkpoint-every", "7"]
+    )  # fmt: skip
+    cfg, got = config_module.layered_config(args)
+    assert sorted(map(str, reads)) == sorted([str(out / "config.yaml"), str(given)])
+    assert got == saved
+    # typed > the file > the run's > the defaults
+    assert (cfg.epochs, cfg.temperature, cfg.method, cfg.width) == (3, 0.3, "simclr-mlp", 0.125)
+    assert cfg.augment == {"grayscale_prob": 0.0, "flip_prob": 0.1, "crop_scale": [0.2, 1.0]}
+    cfg.validate()
+    assert cfg.checkpoint_interval == (7, 0.0) and parses == ["7"]
+    # without --resume the run's settings are not read
+    reads.clear()
+    plain = build_parser().parse_args(["train", "--out", str(out), "--config", str(given)])
+    cfg, got = config_module.layered_config(plain)
+    assert got is None and reads == [str(given)] and cfg.width == 1.0

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import types
 import typing
 from dataclasses import dataclass, field
@@ -188,7 +189,7 @@ class TrainConfig:
             if not ok:
                 raise UsageError(message)
         self._check_finite()
-        parse_checkpoint_every(self.checkpoint_every)
+        self.checkpoint_interval  # noqa: B018 - parsed (and checked) here, once
         from dimcollapse.data.augment import AugmentConfig
 
         known = {f.name for f in dataclasses.fields(AugmentConfig)}
@@ -208,6 +209,12 @@ class TrainConfig:
             if isinstance(value, float) and not math.isfinite(value):
                 name = f.name.replace("_", " ")
                 raise UsageError(f"{name} must be a finite number, got {value}")
+
+    @functools.cached_property
+    def checkpoint_interval(self) -> tuple[int, float]:
+        """``checkpoint_every`` as ``(steps, seconds)`` (:func:`parse_checkpoint_every`),
+        parsed once; a UsageError when it reads as neither."""
+        return parse_checkpoint_every(self.checkpoint_every)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -389,25 +396,60 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    """Defaults, then ``--config`` YAML, then options typed on the command line."""
-    data: dict[str, Any] = {}
-    if getattr(args, "config", None):
-        data.update(load_yaml(args.config))
-    augment = data.get("augment") or {}
-    if not isinstance(augment, dict):
+    """The settings of ``dimcollapse train``: :func:`layered_config`'s configuration."""
+    return layered_config(args)[0]
+
+
+def layered_config(args: argparse.Namespace) -> tuple[TrainConfig, dict[str, Any] | None]:
+    """The training settings in layers, each file read once: the defaults, then (on
+    ``--resume`` into ``--out``) the run's saved settings, then ``--config``'s YAML, then the
+    options typed on the command line; a setting named nowhere keeps the run's value, not the
+    default. Returns the checked configuration and the run's saved settings (the ``config``
+    mapping of its config.yaml; ``{}`` when it has none, None when not resuming from the
+    command line), which the resume check compares the augmentation with."""
+    saved: dict[str, Any] | None = None
+    base: dict[str, Any] = {}
+    if getattr(args, "resume", False) and getattr(args, "out", None):
+        saved, base = _saved_settings(args.out)
+    given: dict[str, Any] = load_yaml(args.config) if getattr(args, "config", None) else {}
+    given_augment = given.get("augment") or {}
+    if not isinstance(given_augment, dict):
         raise UsageError(
             f"{args.config}: setting augment: expected a mapping of augmentation settings "
-            f"(field: value), got {augment!r} ({type(augment).__name__})"
+            f"(field: value), got {given_augment!r} ({type(given_augment).__name__})"
         )
-    augment = dict(augment)
-    for f in dataclasses.fields(TrainConfig):
-        value = getattr(args, f.name, None)
-        if value is not None and f.name != "augment":
-            data[f.name] = value
-    for key, value in vars(args).items():
-        if key.startswith("aug_") and value is not None:
-            augment[key[4:]] = list(value) if isinstance(value, list) else value
-    data["augment"] = augment
+    typed = {
+        f.name: getattr(args, f.name)
+        for f in dataclasses.fields(TrainConfig)
+        if f.name != "augment" and getattr(args, f.name, None) is not None
+    }
+    typed_augment = {
+        key[4:]: list(value) if isinstance(value, list) else value
+        for key, value in vars(args).items()
+        if key.startswith("aug_") and value is not None
+    }
+    # the run's resolved recipe fills in what neither the file nor the options name
+    saved_augment = {
+        key: list(value) if isinstance(value, list) else value
+        for key, value in ((saved or {}).get("augment") or {}).items()
+        if key not in given_augment and key not in typed_augment
+    }
+    data = {**base, **given, **typed}
+    data["augment"] = {**given_augment, **typed_augment, **saved_augment}
     cfg = TrainConfig.from_dict(data)
     cfg.validate()
-    return cfg
+    return cfg, saved
+
+
+def _saved_settings(out: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A run's saved settings (config.yaml's ``config``; ``{}`` without the file) and every
+    field they give, checked, defaults filled in for those an older run lacks."""
+    from dimcollapse.rundir import RunLayout
+
+    path = RunLayout(out).config
+    if not path.is_file():
+        return {}, {}
+    saved = load_yaml(path).get("config", {})
+    base = TrainConfig.from_dict(dict(saved)).to_dict()
+    base.pop("augment")
+    return saved, base

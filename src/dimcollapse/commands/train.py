@@ -43,34 +43,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dimcollapse.config import config_from_args
+    from dimcollapse.config import layered_config
 
-    if getattr(args, "resume", False) and getattr(args, "out", None):
-        _start_from_the_runs_settings(args)
-    cfg = config_from_args(args)
+    # resuming: the run's saved settings, then --config's, then the options typed here
+    cfg, saved = layered_config(args)
     refuse_data_options(cfg.dataset, cfg.data_root, cfg.test_file)
     from dimcollapse.train import train
 
-    train(cfg, verbose=not args.quiet)
+    train(cfg, verbose=not args.quiet, saved=saved)
     return 0
-
-
-def _start_from_the_runs_settings(args: argparse.Namespace) -> None:
-    """Resuming: the run's own saved configuration, then ``--config``'s settings, then the
-    options typed here (a setting named nowhere keeps the run's value, not the default)."""
-    from dimcollapse.config import TrainConfig, load_yaml
-    from dimcollapse.rundir import RunLayout
-
-    saved = RunLayout(args.out).config
-    if not saved.is_file():
-        return
-    data = load_yaml(saved).get("config", {})
-    base = TrainConfig.from_dict(dict(data))
-    given = load_yaml(args.config) if args.config else {}
-    given_augment = given.get("augment") if isinstance(given.get("augment"), dict) else {}
-    for key, value in base.to_dict().items():
-        if key != "augment" and key not in given and getattr(args, key, None) is None:
-            setattr(args, key, value)
-    for key, value in (data.get("augment") or {}).items():  # the resolved recipe
-        if key not in given_augment and getattr(args, f"aug_{key}", None) is None:
-            setattr(args, f"aug_{key}", value)

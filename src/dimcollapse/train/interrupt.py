@@ -8,7 +8,6 @@ from typing import Any
 import torch
 
 from dimcollapse import distributed as dist
-from dimcollapse.config import parse_checkpoint_every
 from dimcollapse.errors import Interrupted, Terminated
 
 
@@ -59,8 +58,8 @@ class CheckpointClock:
 
     AGREE_EVERY = 8
 
-    def __init__(self, every: str, world: int, device: torch.device) -> None:
-        self.steps, self.seconds = parse_checkpoint_every(every)
+    def __init__(self, every: tuple[int, float], world: int, device: torch.device) -> None:
+        self.steps, self.seconds = every  # TrainConfig.checkpoint_interval
         self.world, self.device = world, device
         self.since = time.monotonic()
 

@@ -4,6 +4,7 @@ what is refused (by name, before anything is written)."""
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from typing import Any
 
 from dimcollapse.checkpoint import Checkpoint
@@ -28,12 +29,13 @@ RESUME_MAY_CHANGE = (
 )
 
 
-def prepare_out_dir(cfg: TrainConfig) -> Checkpoint | None:
+def prepare_out_dir(cfg: TrainConfig, saved: Mapping[str, Any] | None = None) -> Checkpoint | None:
     """Refuse to overwrite another run; return the checkpoint to resume from, if any.
 
     A run directory with no checkpoint yet (stopped before its first save: killed in epoch 1,
     a NaN, a full disk) is not a dead end: ``--resume`` starts it again from its first step,
     in place. Temporary files that a kill during an atomic write left behind are removed.
+    ``saved``: the run's saved settings if the caller read them (None: read here).
     """
     layout = RunLayout(cfg.out)
     out = layout.root
@@ -43,7 +45,7 @@ def prepare_out_dir(cfg: TrainConfig) -> Checkpoint | None:
     for folder in (out, layout.checkpoints):
         remove_orphan_temps(folder)
     if cfg.resume:
-        return _resume_from(layout, cfg)
+        return _resume_from(layout, cfg, saved)
     if out.exists() and any(out.iterdir()):
         if layout.without_checkpoint():
             raise UsageError(
@@ -54,7 +56,9 @@ def prepare_out_dir(cfg: TrainConfig) -> Checkpoint | None:
     return None
 
 
-def _resume_from(layout: RunLayout, cfg: TrainConfig) -> Checkpoint | None:
+def _resume_from(
+    layout: RunLayout, cfg: TrainConfig, saved: Mapping[str, Any] | None
+) -> Checkpoint | None:
     if not layout.last.is_file():
         if layout.without_checkpoint():
             print(
@@ -70,14 +74,21 @@ def _resume_from(layout: RunLayout, cfg: TrainConfig) -> Checkpoint | None:
     ckpt = Checkpoint.load(layout.last)
     if ckpt.kind != "pretrain":
         raise UsageError(f"{layout.last}: not a pretraining checkpoint")
-    check_resume_settings(layout, ckpt.config, cfg)
+    check_resume_settings(layout, ckpt.config, cfg, saved)
     return ckpt
 
 
-def check_resume_settings(layout: RunLayout, saved: dict[str, Any], cfg: TrainConfig) -> None:
+def check_resume_settings(
+    layout: RunLayout,
+    saved: dict[str, Any],
+    cfg: TrainConfig,
+    recorded: Mapping[str, Any] | None = None,
+) -> None:
     """Refuse a resume that changes anything but :data:`RESUME_MAY_CHANGE`, naming the setting,
-    before any file is written. Settings an older checkpoint lacks count as their defaults; the
-    augmentation is compared with the resolved recipe the run recorded in its config.yaml."""
+    before any file is written. ``saved``: the checkpoint's config; settings an older
+    checkpoint lacks count as their defaults. The augmentation is compared with the resolved
+    recipe the run recorded in its config.yaml (``recorded``, its ``config`` mapping, when the
+    caller has read it already)."""
     out = layout.root
     defaults = TrainConfig(out=str(out)).to_dict()
     for key, value in cfg.to_dict().items():
@@ -89,7 +100,8 @@ def check_resume_settings(layout: RunLayout, saved: dict[str, Any], cfg: TrainCo
                 f"{out}: cannot resume with {key}={value!r}: the run has {key}={before!r} "
                 f"(a resume may change only {', '.join(RESUME_MAY_CHANGE[:3])}, ...)"
             )
-    recorded = layout.recorded_config()
+    if recorded is None:
+        recorded = layout.recorded_config()
     recipe = {**(saved.get("augment") or {}), **(recorded.get("augment") or {})}
     for key, value in (cfg.augment or {}).items():
         if key in recipe and plain_data(recipe[key]) != plain_data(value):

@@ -6,6 +6,7 @@ import contextlib
 import dataclasses
 import shutil
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,11 +55,19 @@ class RunResult:
     checkpoint: Path
 
 
-def train(cfg: TrainConfig, *, verbose: bool = True, stop_after: int | None = None) -> RunResult:
+def train(
+    cfg: TrainConfig,
+    *,
+    verbose: bool = True,
+    stop_after: int | None = None,
+    saved: Mapping[str, Any] | None = None,
+) -> RunResult:
     """Pretrain as ``cfg`` says and return the run's metrics; see :mod:`dimcollapse.train`.
 
     ``stop_after``: leave after this many epochs of this call (checkpointed, resumable with
-    ``cfg.resume``), e.g. to fit a run into a time-limited job slot.
+    ``cfg.resume``), e.g. to fit a run into a time-limited job slot. ``saved``: the run's saved
+    settings when the caller has read them (:func:`dimcollapse.config.layered_config`), so a
+    resume does not read its config.yaml again; None: read there.
     """
     cfg.validate()
     joined = not dist.is_distributed()  # a caller's process group is left as it was
@@ -70,17 +79,23 @@ def train(cfg: TrainConfig, *, verbose: bool = True, stop_after: int | None = No
     cleanup = removed_on_failure(cfg.out, keep=lambda: layout.latest_checkpoint() is not None)
     try:
         with cleanup if rank == 0 else contextlib.nullcontext():
-            return _run_session(cfg, rank, local_rank, world, verbose, stop_after)
+            return _run_session(cfg, rank, local_rank, world, verbose, stop_after, saved)
     finally:
         if joined:
             dist.cleanup()
 
 
 def _run_session(
-    cfg: TrainConfig, rank: int, local_rank: int, world: int, verbose: bool, stop: int | None
+    cfg: TrainConfig,
+    rank: int,
+    local_rank: int,
+    world: int,
+    verbose: bool,
+    stop: int | None,
+    saved: Mapping[str, Any] | None,
 ) -> RunResult:
     """Build the session and run it; its TensorBoard writer is closed whatever happens."""
-    session = _Session(cfg, rank, local_rank, world, verbose)
+    session = _Session(cfg, rank, local_rank, world, verbose, saved)
     try:
         return session.run(stop)
     except BaseException:
@@ -93,7 +108,13 @@ class _Session:
     """Everything one process needs to train: built in ``__init__``, run by :meth:`run`."""
 
     def __init__(
-        self, cfg: TrainConfig, rank: int, local_rank: int, world: int, verbose: bool
+        self,
+        cfg: TrainConfig,
+        rank: int,
+        local_rank: int,
+        world: int,
+        verbose: bool,
+        saved: Mapping[str, Any] | None = None,
     ) -> None:
         self.cfg, self.rank, self.world, self.main = cfg, rank, world, rank == 0
         self.verbose = verbose and self.main
@@ -106,7 +127,7 @@ class _Session:
             raise UsageError(f"global batch {cfg.batch_size} does not split over {world} processes")
         configure_backends(cfg.deterministic, self.device)
         self.layout = RunLayout(cfg.out)
-        resume_from = self._resume_checkpoint()
+        resume_from = self._resume_checkpoint(saved)
         seed_everything(cfg.seed + rank)
         self._build_data()
         self._build_model()
@@ -117,8 +138,8 @@ class _Session:
 
     # ---- building
 
-    def _resume_checkpoint(self) -> Checkpoint | None:
-        ckpt = prepare_out_dir(self.cfg) if self.main else None
+    def _resume_checkpoint(self, saved: Mapping[str, Any] | None) -> Checkpoint | None:
+        ckpt = prepare_out_dir(self.cfg, saved) if self.main else None
         if self.world > 1:
             dist.barrier()  # rank 0 has checked (and perhaps cleared) the run directory
             if not self.main and self.cfg.resume and self.layout.last.is_file():
@@ -238,7 +259,7 @@ class _Session:
         end = cfg.epochs if stop_after is None else min(cfg.epochs, self.start_epoch + stop_after)
         self._announce()
         self.model.train()
-        clock = CheckpointClock(cfg.checkpoint_every, self.world, self.device)
+        clock = CheckpointClock(cfg.checkpoint_interval, self.world, self.device)
         with StopSignals() as signals:
             for epoch in range(self.start_epoch, end):
                 tally = self._train_epoch(epoch, signals, clock)
