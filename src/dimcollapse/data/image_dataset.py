@@ -75,6 +75,13 @@ class ImageDataset(torch.utils.data.Dataset):
         """``(file path, label)`` pairs of a dataset read from files (imagefolder), else None."""
         return list(self._samples) if self._samples is not None else None
 
+    def labels(self) -> Tensor:
+        """Every item's label, int64 (N,), in the dataset's order (in memory or from files)."""
+        if self._labels is not None:
+            return self._labels
+        assert self._samples is not None
+        return torch.tensor([label for _path, label in self._samples], dtype=torch.int64)
+
     def tensors(self) -> tuple[Tensor, Tensor] | None:
         """The whole set as uint8 (N, C, H, W) and int64 (N,) when held in memory, else ``None``."""
         if self._images is None:

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from dimcollapse.reproduce.stages import StageTask, log, read_stage, write_stage
+from dimcollapse.reproduce.stages import StageTask, log, read_stage, seed_label, write_stage
 
 #: Added to the seed of the random backbone: another seed than any pretraining run's.
 RANDOM_BACKBONE_SEED_OFFSET = 1_000_003
@@ -43,8 +43,7 @@ def stage_baselines(task: StageTask) -> dict[str, Any]:
     write_stage(out, task.key, result)
     log(
         task.verbose,
-        f"baselines, seed {task.seed} ({task.plan.seeds.index(task.seed) + 1} of "
-        f"{len(task.plan.seeds)}): done ({result['seconds']:.0f} s)",
+        f"baselines, {seed_label(task)}: done ({result['seconds']:.0f} s)",
     )
     return {**result, "reused": False}
 

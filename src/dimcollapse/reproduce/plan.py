@@ -358,12 +358,7 @@ def _class_sizes(dataset: Any) -> list[int]:
     """The number of training images of each class."""
     import torch
 
-    tensors = dataset.tensors()
-    if tensors is not None:
-        labels = tensors[1].long()
-    else:
-        labels = torch.tensor([label for _path, label in dataset.samples], dtype=torch.long)
-    return torch.bincount(labels, minlength=int(dataset.num_classes)).tolist()
+    return torch.bincount(dataset.labels(), minlength=int(dataset.num_classes)).tolist()
 
 
 def plan_runs(plan: Plan) -> list[RunPlan]:

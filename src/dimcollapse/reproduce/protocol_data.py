@@ -10,17 +10,10 @@ from typing import Any
 def protocol_splits_of(plan: Any, train_set: Any) -> Any:
     """The plan's probe-protocol splits of the (whole) training set: the same for every seed
     and every row, drawn with the plan's first seed."""
-    import torch
-
     from dimcollapse.probe.protocol import protocol_splits
 
-    tensors = train_set.tensors()
-    if tensors is not None:
-        labels = tensors[1]
-    else:
-        labels = torch.tensor([label for _path, label in train_set.samples], dtype=torch.long)
     return protocol_splits(
-        labels,
+        train_set.labels(),
         labelled_per_class=int(plan.labelled_per_class),
         val_per_class=int(plan.val_per_class),
         seed=int(plan.seed),

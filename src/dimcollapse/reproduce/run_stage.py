@@ -8,7 +8,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from dimcollapse.reproduce.stages import StageTask, log, pretraining_state, read_stage, write_stage
+from dimcollapse.reproduce.stages import (
+    StageTask,
+    log,
+    pretraining_state,
+    read_stage,
+    seed_label,
+    write_stage,
+)
 from dimcollapse.rundir import RunLayout, read_jsonl
 
 #: The per-epoch fields of ``metrics.jsonl`` that the report draws.
@@ -59,8 +66,7 @@ def stage_run(task: StageTask) -> dict[str, Any]:
     rep = result["representation"]
     log(
         task.verbose,
-        f"{task.run.name}, seed {task.seed} ({task.plan.seeds.index(task.seed) + 1} of "
-        f"{len(task.plan.seeds)}): done (pretraining {train_seconds:.0f} s, probes "
+        f"{task.run.name}, {seed_label(task)}: done (pretraining {train_seconds:.0f} s, probes "
         f"{probe_seconds:.0f} s); "
         f"linear top-1 {100 * result['probe']['full']['top1']:.1f}%, representation RankMe "
         f"{rep['rankme']:.1f}, {rep['collapsed_dims']}/{rep['dim']} collapsed dims",
@@ -84,8 +90,7 @@ def _pretrain(task: StageTask, run_dir: Path, main: bool) -> bool:
     config = TrainConfig.from_dict({**task.config.to_dict(), "resume": resume})
     log(
         task.verbose and main,
-        f"{task.run.name}, seed {task.seed} ({task.plan.seeds.index(task.seed) + 1} of "
-        f"{len(task.plan.seeds)}): pretraining{' (resuming)' if resume else ''}",
+        f"{task.run.name}, {seed_label(task)}: pretraining{' (resuming)' if resume else ''}",
     )
     train(config, verbose=task.verbose and task.train_verbose)
     return False

@@ -107,6 +107,12 @@ def pretraining_state(run_dir: Path, config: TrainConfig | None = None) -> str:
     return "none"
 
 
+def seed_label(task: StageTask) -> str:
+    """How progress lines name a stage's seed: ``seed 1 (2 of 3)`` (its value, then its place)."""
+    seeds = task.plan.seeds
+    return f"seed {task.seed} ({seeds.index(task.seed) + 1} of {len(seeds)})"
+
+
 def log(verbose: bool, text: str) -> None:
     if verbose:
         print(f"[reproduce] {text}", flush=True)
