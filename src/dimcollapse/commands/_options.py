@@ -10,7 +10,7 @@ Checks raise :class:`~dimcollapse.errors.UsageError`, which the command line pri
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -112,22 +112,6 @@ def refuse_overwrite(paths: Iterable[Path], force: bool, advice: str) -> None:
     for path in paths:
         if path.exists() and not force:
             raise UsageError(f"{path}: already exists; {advice}")
-
-
-def parse_list(text: str, option: str, kind: Callable[[str], Any], what: str) -> list[Any]:
-    """Comma-separated values of ``kind`` (``int``, ``float``); an empty item (``1,,2``, a
-    trailing comma) or an empty list is refused, never skipped."""
-    items = [v.strip() for v in str(text).split(",")]
-    if not any(items):
-        raise UsageError(f"{option} needs at least one value, got {text!r}")
-    if "" in items:
-        raise UsageError(
-            f"{option} has an empty item in {text!r}; separate {what} by single commas"
-        )
-    try:
-        return [kind(v) for v in items]
-    except ValueError:
-        raise UsageError(f"{option} must be {what} separated by commas, got {text!r}") from None
 
 
 def refuse_data_options(dataset: str | None, data_root: Any, test_file: Any) -> None:

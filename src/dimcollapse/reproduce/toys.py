@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from dimcollapse.fileio import json_roundtrip, write_json_atomic
+from dimcollapse.fileio import json_roundtrip
 from dimcollapse.reproduce.stages import StageTask, finished_result, log, write_stage
 
 #: The theory lab's scenarios, in the report's order, with the paper's figures they reproduce.
@@ -42,8 +42,8 @@ def run_toys(out: Path, *, steps: int | None, seed: int) -> dict[str, Any]:
     file names relative to ``out``; ``steps`` None keeps the lab's step counts.
     """
     try:
-        from dimcollapse.toy import run_scenarios, scenario_figure
-        from dimcollapse.toy.figures import save_figure
+        from dimcollapse.toy import run_scenarios
+        from dimcollapse.toy.output import json_safe, write_results
     except (ImportError, AttributeError):  # pragma: no cover - the lab ships with the package
         return {"available": False, "figures": [], "summaries": {}}
     out.mkdir(parents=True, exist_ok=True)
@@ -51,15 +51,16 @@ def run_toys(out: Path, *, steps: int | None, seed: int) -> dict[str, Any]:
     if steps is not None:
         overrides["steps"] = int(steps)
     captions = dict(TOY_SCENARIOS)
+    results = run_scenarios(list(captions), **overrides)
+    write_results(results, out, combined=False)
     figures: list[dict[str, Any]] = []
     summaries: dict[str, Any] = {}
-    for res in run_scenarios(list(captions), **overrides):
-        png = out / f"{res.name}.png"
-        save_figure(scenario_figure(res), png)
+    for res in results:
         # the summary as its file reads back (plain floats, lists), also in the returned result
-        data = json_roundtrip(res.to_dict())
-        write_json_atomic(out / f"{res.name}.json", data)
-        figures.append({"scenario": res.name, "caption": captions[res.name], "file": png.name})
+        data = json_roundtrip(json_safe(res.to_dict()))
+        figures.append(
+            {"scenario": res.name, "caption": captions[res.name], "file": f"{res.name}.png"}
+        )
         summaries[res.name] = [_run_summary(r, data.get("rel_tol")) for r in data.get("runs", [])]
     return {"available": True, "figures": figures, "summaries": summaries}
 

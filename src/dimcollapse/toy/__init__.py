@@ -19,7 +19,9 @@ Modules: :mod:`~dimcollapse.toy.config` (:class:`ToyConfig`, the defaults),
 gradients), :mod:`~dimcollapse.toy.analytics` (the paper's identities),
 :mod:`~dimcollapse.toy.train` (batched SGD), :mod:`~dimcollapse.toy.result` (:class:`ToyResult`),
 :mod:`~dimcollapse.toy.scenarios` (the named experiments' definitions),
-:mod:`~dimcollapse.toy.scenario_runs` (running them), :mod:`~dimcollapse.toy.figures`.
+:mod:`~dimcollapse.toy.scenario_runs` (running them), :mod:`~dimcollapse.toy.figures`,
+:mod:`~dimcollapse.toy.output` (the JSON and figure files, one line per run, NaN warnings),
+:mod:`~dimcollapse.toy.options` (the command line's options, help text and parsing).
 Names are imported lazily so that ``import dimcollapse.toy.config`` does not import torch.
 """
 

@@ -68,8 +68,7 @@ class ToyConfig:
 
     def validate(self) -> ToyConfig:
         """Raise :class:`~dimcollapse.errors.UsageError` for an impossible setting; return self."""
-        if self.dim < 2:
-            raise UsageError(f"--dim must be at least 2, got {self.dim}")
+        check_dim(self.dim)
         if not 1 <= self.layers <= MAX_LAYERS:
             raise UsageError(f"--layers must be between 1 and {MAX_LAYERS}, got {self.layers}")
         if self.batch_size < 2:
@@ -167,6 +166,42 @@ class ToyConfig:
             if out[key] is not None:
                 out[key] = np.asarray(out[key]).tolist()
         return out
+
+
+def check_dim(dim: int) -> None:
+    """The width ``d`` must be at least 2 (checked first: other settings' sizes depend on it)."""
+    if dim < 2:
+        raise UsageError(f"--dim must be at least 2, got {dim}")
+
+
+def parse_noise_dims(text: str, dim: int) -> int | None:
+    """``noise_dims`` from its option: ``all`` (None: every dimension), ``half`` or a count."""
+    word = str(text).strip().lower()
+    if word == "all":
+        return None
+    if word == "half":
+        return dim // 2
+    try:
+        k = int(word)
+    except ValueError:
+        raise UsageError(f"--noise-dims must be 'all', 'half' or a number, got {text!r}") from None
+    if k < 0 or k > dim:
+        raise UsageError(f"--noise-dims must be between 0 and --dim ({dim}), got {k}")
+    return k
+
+
+def input_variances(values: list[float], dim: int) -> tuple[float, ...] | None:
+    """``input_cov`` from the input variances given: one for every dimension, or ``dim`` of them;
+    None when every one is 1 (the identity)."""
+    if len(values) == 1:
+        values = values * dim
+    if len(values) != dim:
+        raise UsageError(f"--input-var needs 1 or --dim ({dim}) values, got {len(values)}")
+    if not all(math.isfinite(v) and v >= 0 for v in values):
+        raise UsageError("--input-var values must be finite and >= 0")
+    if all(v == 1.0 for v in values):
+        return None
+    return tuple(values)
 
 
 def _positive(name: str, value: float) -> None:

@@ -8,13 +8,11 @@ axis cannot show) sit at a floor one decade under the smallest positive value.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from dimcollapse import plots
 from dimcollapse.toy.scenario_runs import ScenarioResult
 
 
@@ -254,8 +252,3 @@ def combined_figure(results: Sequence[ScenarioResult]) -> Any:
         fontsize=12,
     )
     return fig
-
-
-def save_figure(fig: Any, path: str | os.PathLike[str]) -> None:
-    """Write ``fig`` to ``path`` (a ``.png``) atomically at the lab's resolution."""
-    plots.save_figure(fig, path, dpi=plots.DPI)
