@@ -33,7 +33,7 @@ from __future__ import annotations
 import argparse
 
 from dimcollapse.commands._options import add_device, add_out, add_quiet, add_seed
-from dimcollapse.reproduce.plan import scale_values
+from dimcollapse.reproduce.scales import scale_values, shared_default
 
 HELP = "run every experiment of the paper and write a report (Markdown + HTML)"
 
@@ -46,6 +46,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _add_scale_options(parser: argparse.ArgumentParser) -> None:
     """The scale and the values of it that can be overridden."""
+    from dimcollapse.data.formats import FORMATS
+
+    dataset = shared_default("dataset")
     parser.add_argument(
         "--scale",
         choices=("quick", "cpu", "full"),
@@ -56,14 +59,14 @@ def _add_scale_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--dataset",
         default=None,
-        help="dataset name (default: fashion-mnist); see dimcollapse train --help%(default).0s",
+        help=f"dataset name (default: {dataset}); see dimcollapse train --help%(default).0s",
     )
     parser.add_argument(
         "--data-root",
         default=None,
         metavar="DIR",
-        help="dataset directory (default for fashion-mnist: "
-        "/usr/share/datasets/fashion-mnist)%(default).0s",
+        help=f"dataset directory (default for {dataset}: "
+        f"{FORMATS[dataset].default_dir})%(default).0s",
     )
     parser.add_argument(
         "--epochs",

@@ -11,8 +11,9 @@ several thresholds), each holding, failing or inconclusive in this run, at 95% p
 after Holm's adjustment over the paper's claims. Small runs are not expected to reproduce ImageNet numbers; the report says so.
 
 Modules: :mod:`~dimcollapse.report.write` (what goes into OUT, the sections in order),
-:mod:`~dimcollapse.report.run_sections`, :mod:`~dimcollapse.report.paper_sections` and
-:mod:`~dimcollapse.report.protocol_sections` (one function per section, with its prose),
+:mod:`~dimcollapse.report.run_sections`, :mod:`~dimcollapse.report.table1`,
+:mod:`~dimcollapse.report.paper_sections` and :mod:`~dimcollapse.report.protocol_sections` (one
+function per section, with its prose),
 :mod:`~dimcollapse.report.claims` and :mod:`~dimcollapse.report.collapse_claims` (the verdicts),
 :mod:`~dimcollapse.report.tail` (the collapsed tail at several thresholds),
 :mod:`~dimcollapse.report.figures` and :mod:`~dimcollapse.report.spectrum_figures` (the PNG

@@ -1,12 +1,11 @@
-"""The report's sections that set our results against the paper's: 2. Table 1 and the claims,
-3. Fig. 2, 4. the theory lab (Figs. 4-6), 5. Fig. 7b, 6. Fig. 9 and section 6.3, 7. DirectCLR's
-d0, 8. the training curves.
+"""The report's sections that set our results against the paper's figures: 3. Fig. 2, 4. the
+theory lab (Figs. 4-6), 5. Fig. 7b, 6. Fig. 9 and section 6.3, 7. DirectCLR's d0, 8. the training
+curves (section 2, Table 1, is :mod:`~dimcollapse.report.table1`).
 
 Each function appends one section, prose included, to a :class:`Document`; ``manifest`` is
 ``reproduce.json`` read (:class:`~dimcollapse.reproduce.manifest.Manifest`) and ``drawn`` maps
-the figures drawn to their paths. Per-method
-facts (names, projectors, losses, the paper's numbers in the prose) come from
-:mod:`dimcollapse.methods`; the paper's column of the table comes from the manifest.
+the figures drawn to their paths. Per-method facts (names, projectors, losses, the paper's
+numbers in the prose) come from :mod:`dimcollapse.methods`.
 """
 
 from __future__ import annotations
@@ -14,25 +13,21 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from dimcollapse.methods import ABLATION_METHODS, METHOD_INFO, PAPER_TOP1, TABLE1_METHODS
+from dimcollapse.methods import PAPER_TOP1
 from dimcollapse.report.document import Document
 from dimcollapse.report.figures import d0_sweep_points
 from dimcollapse.report.numbers import (
     count,
     interval,
     number,
-    number_with_interval,
     percent,
-    percent_with_interval,
     ratio,
     threshold,
 )
-from dimcollapse.report.protocol_sections import has_all_labels_row, labels_text
 from dimcollapse.report.tail import (
     PRIMARY_THRESHOLD,
     has_normalized,
     mean_counts,
-    measured_space,
     smallest_ratios,
     space_text,
     thresholds_of,
@@ -41,160 +36,6 @@ from dimcollapse.reproduce.manifest import Manifest, ReproduceLayout
 
 #: The d0 values the full scale's sweep trains, as fractions of the representation's size.
 D0_DIVISORS_TEXT = ("rep/32", "rep/16", "rep/8", "rep/4", "rep/2")
-
-
-def table1(doc: Document, manifest: Manifest) -> None:
-    """2. Table 1 analogue: every method and baseline, ours beside the paper's top-1."""
-    settings = manifest.settings
-    runs = manifest.runs
-    all_labels = has_all_labels_row(manifest)
-    main_row = "linear top-1 (%) [95% CI]"
-    if all_labels:
-        main_row = f"linear top-1, {labels_text(manifest)} labels (%) [95% CI]"
-    header = [
-        "run",
-        "loss",
-        "projector",
-        main_row,
-        *(["linear top-1, all labels (%) [95% CI]"] if all_labels else []),
-        "kNN top-1 k=20 (%) [95% CI]",
-        f"collapsed dims of r at {threshold(PRIMARY_THRESHOLD)}",
-        "RankMe of r [95% CI]",
-        "paper top-1 (%), ImageNet",
-    ]
-    rows = _method_rows(manifest) + _baseline_rows(manifest.baselines)
-    if not all_labels:
-        rows = [r[:4] + r[5:] for r in rows]
-    doc.heading(2, "2. Table 1 analogue: projectors, DirectCLR and the ablations")
-    doc.table(header, rows)
-    num_classes = next(iter(runs.values()), {}).get("num_classes", "a few")
-    doc.how_to_read(
-        "Ours: the mean over seeds, with its 95% Student-t interval in brackets (none with one "
-        "seed), of the offline linear and kNN accuracy on held-out images of "
-        f"{settings.dataset}"
-        + (
-            f" (the main linear row trains on {labels_text(manifest)} labelled images, the "
-            "second on all training labels; see the probe protocol below)"
-            if all_labels
-            else ""
-        )
-        + ", and the collapse of the representation r (the backbone output the probe reads) "
-        "on the same images: *collapsed dims* counts covariance singular values below "
-        f"{threshold(PRIMARY_THRESHOLD)} of the largest (mean over seeds; section 3 counts "
-        "them at other thresholds), *RankMe* is the effective rank (Garrido et al. 2023; at "
-        f"most {settings.rep_dim}); both of the row-normalised r when the run recorded it "
-        "(the paper's measure), of the raw r otherwise. The paper's column is its ResNet-50, "
-        "100-epoch ImageNet linear probe (Table 1 and section 6.3), for the ordering, not the "
-        f"level: ImageNet has 1,000 classes and {settings.dataset} {num_classes}, so the "
-        "levels differ; the raw-pixel and random-backbone rows show what no pretraining "
-        "already gets: a pretraining that does not beat the random backbone has learned little."
-        + _random_note(manifest.baselines)
-    )
-
-
-def _random_note(baselines: Mapping[str, Any]) -> str:
-    """Runs before the random baseline kept its residual branches live built it as pretraining
-    starts: zero-initialised residual branches."""
-    note = str((baselines.get("random") or {}).get("note", ""))
-    if not note or "live" in note:
-        return ""
-    return (
-        " The random backbone is the network as pretraining starts it: its residual branches "
-        "are zero-initialised (torchvision's `zero_init_residual`, as in the paper's code), so "
-        "untrained it is little more than its stem, the shortcut projections and the pooling."
-    )
-
-
-def _method_rows(manifest: Manifest) -> list[list[Any]]:
-    """Table 1's methods in the paper's order (DirectCLR's sub-vector probe after it), then
-    the ablations of section 6.3."""
-    runs = manifest.runs
-    paper_top1 = manifest.paper.top1
-    rows = []
-    for name in (n for n in TABLE1_METHODS if n in runs):
-        rows.append(_method_row(runs[name], paper_top1.get(name)))
-        if "subvector" in runs[name]["probe"]:  # only heads whose loss sees r[:d0] have one
-            rows.append(_subvector_row(runs[name], manifest.paper.subvector_top1))
-    for name in (n for n in ABLATION_METHODS if n in runs):
-        rows.append(_method_row(runs[name], paper_top1.get(name)))
-    return rows
-
-
-def _rep_cells(owner: Mapping[str, Any]) -> list[str]:
-    """Collapsed dims and RankMe of r: the row-normalised summary when recorded."""
-    rep = owner[measured_space(owner, "representation")]
-    return [f"{count(rep['collapsed_dims'])}/{rep['dim']}", number_with_interval(rep, "rankme")]
-
-
-def _all_labels_cell(row: Mapping[str, Any] | None) -> str:
-    return "-" if not row else percent_with_interval(row)
-
-
-def _method_row(run: Mapping[str, Any], paper_top1: float | None) -> list[Any]:
-    info = METHOD_INFO.get(run["method"])
-    projector = info.projector if info else run["method"]
-    if run.get("d0") and info and info.has_d0:
-        projector = projector.replace("d0", f"d0={run['d0']}")
-    probe = run["probe"]["full"]
-    return [
-        f"`{run['name']}`",
-        info.loss if info else "SimCLR",
-        projector,
-        percent_with_interval(probe),
-        _all_labels_cell(run["probe"].get("all_labels")),
-        percent_with_interval(probe, "knn_top1_k20"),
-        *_rep_cells(run),
-        "-" if paper_top1 is None else f"{paper_top1}",
-    ]
-
-
-def _subvector_row(run: Mapping[str, Any], paper_top1: float | None) -> list[Any]:
-    """DirectCLR's linear probe on r[:d0] only (section 6.3)."""
-    info = METHOD_INFO.get(run["method"])
-    probe = run["probe"]["subvector"]
-    return [
-        f"`{run['name']}` (probe on r[:{run['d0']}])",
-        info.loss if info else "SimCLR",
-        f"linear probe on the sub-vector only ({probe['dim']} dims)",
-        percent_with_interval(probe),
-        "-",
-        percent_with_interval(probe, "knn_top1_k20"),
-        "-",
-        "-",
-        "-" if paper_top1 is None else f"{paper_top1}",
-    ]
-
-
-_BASELINES = (
-    ("pixels", "baseline: raw pixels", "no network: the flattened image, /255"),
-    (
-        "random",
-        "baseline: random backbone",
-        "the same network, random weights (batch-norm statistics from the training images)",
-    ),
-)
-
-
-def _baseline_rows(baselines: Mapping[str, Any]) -> list[list[Any]]:
-    rows = []
-    for key, label, note in _BASELINES:
-        if key not in baselines:
-            continue
-        baseline = baselines[key]
-        probe = baseline["probe"]
-        rows.append(
-            [
-                f"`{key}`",
-                label,
-                baseline.get("note") or note,
-                percent_with_interval(probe),
-                _all_labels_cell(baseline.get("probe_all_labels")),
-                percent_with_interval(probe, "knn_top1_k20"),
-                *_rep_cells(baseline),
-                "-",
-            ]
-        )
-    return rows
 
 
 def embedding_collapse(doc: Document, manifest: Manifest, drawn: Mapping[str, str]) -> None:

@@ -1,6 +1,6 @@
 """The report's sections about the run itself: the opening summary, 1. Setup, 9. Wall time and
 10. Files. (The sections that set our results against the paper's are in
-:mod:`dimcollapse.report.paper_sections`.)
+:mod:`dimcollapse.report.table1` and :mod:`dimcollapse.report.paper_sections`.)
 
 Each function appends one section, prose included, to a :class:`Document`; ``manifest`` is
 ``reproduce.json`` read (:class:`~dimcollapse.reproduce.manifest.Manifest`).

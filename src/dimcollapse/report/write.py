@@ -7,7 +7,13 @@ from pathlib import Path
 from typing import Any
 
 from dimcollapse.fileio import write_text_atomic
-from dimcollapse.report import claims_section, paper_sections, protocol_sections, run_sections
+from dimcollapse.report import (
+    claims_section,
+    paper_sections,
+    protocol_sections,
+    run_sections,
+    table1,
+)
 from dimcollapse.report.claims import check_claims
 from dimcollapse.report.document import Document
 from dimcollapse.report.figures import (
@@ -72,7 +78,7 @@ def build_document(
     doc = Document(out)
     run_sections.opening(doc, manifest, claims)
     run_sections.setup(doc, manifest)
-    paper_sections.table1(doc, manifest)
+    table1.table1(doc, manifest)
     protocol_sections.probe_protocol(doc, manifest)
     claims_section.claims_checked(doc, manifest, drawn, claims)
     paper_sections.embedding_collapse(doc, manifest, drawn)

@@ -1,10 +1,10 @@
-"""What a reproduction runs: the scales' defaults, the resolved settings (:class:`Plan`, the reuse
-key) and the pretraining runs, seed by seed, each with its training configuration."""
+"""What a reproduction runs: the resolved settings (:class:`Plan`, the reuse key: the asked
+settings of :mod:`~dimcollapse.reproduce.scales` with the scale's defaults, fitted to the
+dataset) and the pretraining runs, seed by seed, each with its training configuration."""
 
 from __future__ import annotations
 
 import dataclasses
-import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,156 +13,13 @@ from dimcollapse.config import TrainConfig
 from dimcollapse.errors import UsageError
 from dimcollapse.methods import ABLATION_METHODS, METHOD_INFO, TABLE1_METHODS
 from dimcollapse.reproduce.manifest import ReproduceLayout
-
-SCALES = ("quick", "cpu", "full")
-
-#: Per-scale defaults. ``small_stem`` None: the training default (on for images of at most
-#: ``data.augment.SMALL_IMAGE_MAX`` px); ``stem`` (``backbones.STEMS``) overrides it: the CPU
-#: scales use the "half" stem (layer4 sees a 2x2 map at 28 px, r averages 4 positions), the
-#: full scale what ``small_stem`` selects (the CIFAR stem at 28 or 32 px: a 4x4 layer4). ``subset`` is the number of *pretraining* images (None:
-#: every training image, unlabelled); probes follow :mod:`dimcollapse.probe.protocol`: a fixed
-#: class-balanced labelled subset of ``labelled_per_class`` images per class, weight decay
-#: chosen on ``val_per_class`` validation images per class carved from the training images,
-#: and (``all_labels_row``) a second row trained on every training label but the validation
-#: split. The choices and what they cost: docs/experiments/fashion-mnist-collapse.md.
-SCALE_DEFAULTS: dict[str, dict[str, Any]] = {
-    "quick": {
-        "dataset": "fashion-mnist",
-        "backbone": "resnet18",
-        "epochs": 2,
-        "subset": 4000,
-        "width": 0.25,
-        "small_stem": False,
-        "stem": "half",
-        "batch_size": 128,
-        "monitor_samples": 1000,
-        "probe_epochs": 30,
-        "labelled_per_class": 100,
-        "val_per_class": 200,
-        "all_labels_row": False,
-        "test_subset": None,
-        "toy_steps": 4000,
-        "d0_sweep": False,
-        "seeds": 3,
-        "proj_out": 32,
-    },
-    "cpu": {
-        "dataset": "fashion-mnist",
-        "backbone": "resnet18",
-        "epochs": 1,
-        "subset": None,
-        "width": 0.25,
-        "small_stem": False,
-        "stem": "half",
-        "batch_size": 256,
-        "monitor_samples": 1000,
-        "probe_epochs": 100,
-        "labelled_per_class": 100,
-        "val_per_class": 500,
-        "all_labels_row": True,
-        "test_subset": None,
-        "toy_steps": None,
-        "d0_sweep": False,
-        "seeds": 3,
-        "proj_out": 32,
-    },
-    "full": {
-        "dataset": "fashion-mnist",
-        "backbone": "resnet18",
-        "epochs": 100,
-        "subset": None,
-        "width": 1.0,
-        "small_stem": None,
-        "stem": None,
-        "batch_size": 512,
-        "monitor_samples": 2048,
-        "probe_epochs": 100,
-        "labelled_per_class": 100,
-        "val_per_class": 500,
-        "all_labels_row": True,
-        "test_subset": None,
-        "toy_steps": None,
-        "d0_sweep": True,
-        "seeds": 3,
-        "proj_out": 128,
-    },
-}
-
-
-def scale_values(name: str) -> str:
-    """The scales' defaults of one setting, for help texts: ``"2 quick / 2 cpu / 100 full"``
-    (``None`` written as ``all`` for ``subset``, ``auto`` otherwise)."""
-    words = []
-    for scale in SCALES:
-        value = SCALE_DEFAULTS[scale][name]
-        text = ("all" if name == "subset" else "auto") if value is None else f"{value:g}"
-        words.append(f"{text} {scale}")
-    return " / ".join(words)
-
+from dimcollapse.reproduce.scales import SCALE_DEFAULTS, SCALES, ReproduceSettings
 
 #: The d0 sweep: rep_dim divided by these.
 D0_DIVISORS = (32, 16, 8, 4, 2)
 
 #: TrainConfig fields that say how, not what: they may differ between a run and its reuse.
 EXECUTION_FIELDS = ("out", "resume", "device", "workers", "data_path", "log_every")
-
-
-@dataclass
-class ReproduceSettings:
-    """What ``dimcollapse reproduce`` was asked to do.
-
-    The first fields are the command-line options; ``None`` means the scale's default
-    (:data:`SCALE_DEFAULTS`). The rest are knobs for tests and experiments (no command-line
-    option, except ``jobs``): they shrink or reshape the work without changing its kind.
-    """
-
-    out: str
-    scale: str = "quick"
-    dataset: str | None = None
-    data_root: str | None = None
-    epochs: int | None = None
-    subset: int | None = None
-    width: float | None = None
-    device: str = "auto"
-    seed: int = 0
-    #: how many seeds per method: seed, seed + 1, ... (None: the scale's default)
-    seeds: int | None = None
-    # knobs (Python API; the command line has hidden options for some)
-    batch_size: int | None = None
-    monitor_samples: int | None = None
-    probe_epochs: int | None = None
-    test_subset: int | None = None
-    toy_steps: int | None = None
-    d0_sweep: bool | None = None
-    #: parallel worker processes for the stages (default: by device and CPU count)
-    jobs: int | None = None
-    verbose: bool = True
-    #: the command line to print in the report (default: rebuilt from these settings)
-    command: str | None = None
-
-    def command_line(self) -> str:
-        """The ``dimcollapse reproduce`` command that asks for these settings."""
-        if self.command:
-            return self.command
-        parts = ["dimcollapse", "reproduce", "--scale", self.scale]
-        for name in ("dataset", "data_root", "epochs", "subset", "width"):
-            value = getattr(self, name)
-            if value is not None:
-                parts += ["--" + name.replace("_", "-"), str(value)]
-        if self.device != "auto":
-            parts += ["--device", self.device]
-        if self.seed != 0:
-            parts += ["--seed", str(self.seed)]
-        if self.seeds is not None:
-            parts += ["--seeds", str(self.seeds)]
-        for name in ("batch_size", "monitor_samples", "probe_epochs", "test_subset", "toy_steps"):
-            value = getattr(self, name)
-            if value is not None:
-                parts += ["--" + name.replace("_", "-"), str(value)]
-        if self.d0_sweep is not None:
-            parts += ["--d0-sweep", "on" if self.d0_sweep else "off"]
-        parts += ["--out", str(self.out)]
-        return shlex.join(parts)
 
 
 @dataclass
@@ -233,60 +90,46 @@ def resolve_plan(settings: ReproduceSettings) -> Plan:
     """Fill in the scale's defaults and check them (loads the dataset once to size it)."""
     from dimcollapse import backbones
     from dimcollapse.data.augment import use_small_stem
-    from dimcollapse.data.datasets import DATASETS
     from dimcollapse.projectors import default_d0
 
-    if settings.scale not in SCALES:
-        raise UsageError(f"unknown scale {settings.scale!r}; choose from {', '.join(SCALES)}")
-    defaults = SCALE_DEFAULTS[settings.scale]
-
-    def pick(name: str) -> Any:
-        value = getattr(settings, name)
-        return defaults[name] if value is None else value
-
-    dataset = pick("dataset")
-    if dataset not in DATASETS:
-        raise UsageError(f"unknown dataset {dataset!r}; choose from {', '.join(DATASETS)}")
-    epochs, width, batch_size = int(pick("epochs")), float(pick("width")), int(pick("batch_size"))
-    monitor, n_seeds, probe_epochs = (
-        int(pick("monitor_samples")),
-        int(pick("seeds")),
-        int(pick("probe_epochs")),
-    )
-    subset, test_subset, toy_steps = pick("subset"), pick("test_subset"), pick("toy_steps")
-    _check_values(
-        epochs, subset, width, batch_size, probe_epochs, test_subset, toy_steps, monitor, n_seeds
-    )
+    defaults = _scale_defaults(settings.scale)
+    asked = _asked_values(settings, defaults)
     subset, test_subset, batch_size, image_size, class_sizes = _fit_to_dataset(
-        dataset, settings.data_root, subset, test_subset, batch_size, settings.subset is not None
+        asked["dataset"],
+        settings.data_root,
+        asked["subset"],
+        asked["test_subset"],
+        asked["batch_size"],
+        settings.subset is not None,
     )
     # the protocol's splits take at most a third of the smallest class each
     smallest_class, num_classes = min(class_sizes), len(class_sizes)
     labelled_per_class = max(1, min(int(defaults["labelled_per_class"]), smallest_class // 3))
     val_per_class = max(1, min(int(defaults["val_per_class"]), smallest_class // 3))
-    rep_dim = backbones.rep_dim(defaults["backbone"], width)
+    rep_dim = backbones.rep_dim(defaults["backbone"], asked["width"])
     small = use_small_stem(defaults["small_stem"], image_size)
     stem = backbones.resolve_stem(defaults["stem"], small)
     sweep = settings.d0_sweep if settings.d0_sweep is not None else defaults["d0_sweep"]
+    toy_steps = asked["toy_steps"]
     return Plan(
         scale=settings.scale,
-        dataset=dataset,
+        dataset=asked["dataset"],
         data_root=settings.data_root,
         backbone=defaults["backbone"],
-        epochs=epochs,
+        epochs=asked["epochs"],
         subset=subset,
-        width=width,
+        width=asked["width"],
         small_stem=defaults["small_stem"],
         batch_size=batch_size,
-        monitor_samples=monitor,
-        probe_epochs=probe_epochs,
+        monitor_samples=asked["monitor_samples"],
+        probe_epochs=asked["probe_epochs"],
         test_subset=test_subset,
         toy_steps=None if toy_steps is None else int(toy_steps),
         seed=int(settings.seed),
         rep_dim=rep_dim,
         default_d0=int(default_d0(rep_dim)),
         d0_values=sorted({max(1, rep_dim // k) for k in D0_DIVISORS}) if sweep else [],
-        seeds=[int(settings.seed) + i for i in range(n_seeds)],
+        seeds=[int(settings.seed) + i for i in range(asked["seeds"])],
         proj_out=defaults.get("proj_out"),
         stem=stem,
         labelled_per_class=labelled_per_class,
@@ -298,6 +141,32 @@ def resolve_plan(settings: ReproduceSettings) -> Plan:
     )
 
 
+def _scale_defaults(scale: str) -> dict[str, Any]:
+    if scale not in SCALES:
+        raise UsageError(f"unknown scale {scale!r}; choose from {', '.join(SCALES)}")
+    return SCALE_DEFAULTS[scale]
+
+
+def _asked_values(settings: ReproduceSettings, defaults: dict[str, Any]) -> dict[str, Any]:
+    """The settings asked for, the scale's defaults in place of those not asked, checked."""
+    from dimcollapse.data.datasets import DATASETS
+
+    def pick(name: str) -> Any:
+        value = getattr(settings, name)
+        return defaults[name] if value is None else value
+
+    dataset = pick("dataset")
+    if dataset not in DATASETS:
+        raise UsageError(f"unknown dataset {dataset!r}; choose from {', '.join(DATASETS)}")
+    asked = {"dataset": dataset, "width": float(pick("width"))}
+    for name in ("epochs", "batch_size", "monitor_samples", "seeds", "probe_epochs"):
+        asked[name] = int(pick(name))
+    for name in ("subset", "test_subset", "toy_steps"):
+        asked[name] = pick(name)
+    _check_values(**{k: v for k, v in asked.items() if k != "dataset"})
+    return asked
+
+
 def _check_values(
     epochs: int,
     subset: int | None,
@@ -306,8 +175,8 @@ def _check_values(
     probe_epochs: int,
     test_subset: int | None,
     toy_steps: int | None,
-    monitor: int,
-    n_seeds: int,
+    monitor_samples: int,
+    seeds: int,
 ) -> None:
     """Refuse sizes no run can have, with the first problem's message."""
     for ok, message in (
@@ -318,8 +187,8 @@ def _check_values(
         (probe_epochs >= 1, f"probe epochs must be at least 1, got {probe_epochs}"),
         (test_subset is None or int(test_subset) >= 1, "test subset must be at least 1"),
         (toy_steps is None or int(toy_steps) >= 1, "toy steps must be at least 1"),
-        (monitor >= 0, "monitor samples must be >= 0"),
-        (n_seeds >= 1, f"seeds must be at least 1, got {n_seeds}"),
+        (monitor_samples >= 0, "monitor samples must be >= 0"),
+        (seeds >= 1, f"seeds must be at least 1, got {seeds}"),
     ):
         if not ok:
             raise UsageError(message)

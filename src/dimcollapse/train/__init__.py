@@ -13,7 +13,8 @@ any step continues with the same batches (``ViewLoader.set_epoch(e, start_step=k
 epoch's partial sums, so it is bit-identical to an uninterrupted run. :class:`DivergenceGuard`
 stops a run at a non-finite loss or gradient before anything is saved.
 
-Modules: ``session`` (:func:`train`: build, run, finish), ``build`` (data, augmentation, model
+Modules: ``run`` (:func:`train`: the process group, a failed run's cleanup), ``session``
+(build, run the epochs, finish), ``build`` (data, augmentation, model
 spec from the config), ``step`` (the optimisation step, shared with ``bench``; its optimiser from
 :func:`dimcollapse.optim.build_optimisation`), ``guard``
 (divergence), ``interrupt`` (signals and the checkpoint clock), ``resume`` (what a resume may
@@ -24,7 +25,8 @@ from dimcollapse.rundir import RUN_FILES, read_jsonl
 from dimcollapse.train.build import model_spec, resolve_augment, use_sync_bn
 from dimcollapse.train.guard import DivergenceGuard, divergence_advice
 from dimcollapse.train.resume import RESUME_MAY_CHANGE
-from dimcollapse.train.session import RunResult, train
+from dimcollapse.train.run import train
+from dimcollapse.train.session import RunResult
 from dimcollapse.train.step import EpochTally, Stepper
 
 __all__ = [

@@ -1,8 +1,9 @@
-"""One training run from start (or resume) to end: :func:`train` and the session it drives."""
+"""One process's training session from start (or resume) to end: built from the config (data,
+model, optimisation, a resumed checkpoint's state), then run epoch by epoch (steps, held-out
+measurements, checkpoints) to its result. :func:`dimcollapse.train.run.train` drives it."""
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import shutil
 import time
@@ -20,7 +21,7 @@ from dimcollapse.config import TrainConfig
 from dimcollapse.data.eval_loader import FEATURE_BATCH
 from dimcollapse.data.loaders import build_view_loader
 from dimcollapse.errors import UsageError
-from dimcollapse.fileio import atomic_path, plain_data, removed_on_failure
+from dimcollapse.fileio import atomic_path, plain_data
 from dimcollapse.model import build_model
 from dimcollapse.optim import build_optimisation
 from dimcollapse.rundir import RunLayout, RunWriter
@@ -55,56 +56,7 @@ class RunResult:
     checkpoint: Path
 
 
-def train(
-    cfg: TrainConfig,
-    *,
-    verbose: bool = True,
-    stop_after: int | None = None,
-    saved: Mapping[str, Any] | None = None,
-) -> RunResult:
-    """Pretrain as ``cfg`` says and return the run's metrics; see :mod:`dimcollapse.train`.
-
-    ``stop_after``: leave after this many epochs of this call (checkpointed, resumable with
-    ``cfg.resume``), e.g. to fit a run into a time-limited job slot. ``saved``: the run's saved
-    settings when the caller has read them (:func:`dimcollapse.config.layered_config`), so a
-    resume does not read its config.yaml again; None: read there.
-    """
-    cfg.validate()
-    joined = not dist.is_distributed()  # a caller's process group is left as it was
-    rank, local_rank, world = dist.setup_from_env(
-        "cuda" if cfg.device != "cpu" and torch.cuda.is_available() else "cpu"
-    )
-    layout = RunLayout(cfg.out)
-    # a failure removes what this invocation created, unless a checkpoint makes it resumable
-    cleanup = removed_on_failure(cfg.out, keep=lambda: layout.latest_checkpoint() is not None)
-    try:
-        with cleanup if rank == 0 else contextlib.nullcontext():
-            return _run_session(cfg, rank, local_rank, world, verbose, stop_after, saved)
-    finally:
-        if joined:
-            dist.cleanup()
-
-
-def _run_session(
-    cfg: TrainConfig,
-    rank: int,
-    local_rank: int,
-    world: int,
-    verbose: bool,
-    stop: int | None,
-    saved: Mapping[str, Any] | None,
-) -> RunResult:
-    """Build the session and run it; its TensorBoard writer is closed whatever happens."""
-    session = _Session(cfg, rank, local_rank, world, verbose, saved)
-    try:
-        return session.run(stop)
-    except BaseException:
-        if session.writer is not None:
-            session.writer.close()
-        raise
-
-
-class _Session:
+class Session:
     """Everything one process needs to train: built in ``__init__``, run by :meth:`run`."""
 
     def __init__(

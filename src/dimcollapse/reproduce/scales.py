@@ -1,0 +1,158 @@
+"""What a reproduction can be asked: its scales (quick, cpu, full) with their defaults
+(:data:`SCALE_DEFAULTS`, the one table that ``reproduce --help`` and the plan read) and
+:class:`ReproduceSettings`, the settings asked for (``None``: the scale's value)."""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+from typing import Any
+
+SCALES = ("quick", "cpu", "full")
+
+#: Per-scale defaults. ``small_stem`` None: the training default (on for images of at most
+#: ``data.augment.SMALL_IMAGE_MAX`` px); ``stem`` (``backbones.STEMS``) overrides it: the CPU
+#: scales use the "half" stem (layer4 sees a 2x2 map at 28 px, r averages 4 positions), the
+#: full scale what ``small_stem`` selects (the CIFAR stem at 28 or 32 px: a 4x4 layer4). ``subset`` is the number of *pretraining* images (None:
+#: every training image, unlabelled); probes follow :mod:`dimcollapse.probe.protocol`: a fixed
+#: class-balanced labelled subset of ``labelled_per_class`` images per class, weight decay
+#: chosen on ``val_per_class`` validation images per class carved from the training images,
+#: and (``all_labels_row``) a second row trained on every training label but the validation
+#: split. The choices and what they cost: docs/experiments/fashion-mnist-collapse.md.
+SCALE_DEFAULTS: dict[str, dict[str, Any]] = {
+    "quick": {
+        "dataset": "fashion-mnist",
+        "backbone": "resnet18",
+        "epochs": 2,
+        "subset": 4000,
+        "width": 0.25,
+        "small_stem": False,
+        "stem": "half",
+        "batch_size": 128,
+        "monitor_samples": 1000,
+        "probe_epochs": 30,
+        "labelled_per_class": 100,
+        "val_per_class": 200,
+        "all_labels_row": False,
+        "test_subset": None,
+        "toy_steps": 4000,
+        "d0_sweep": False,
+        "seeds": 3,
+        "proj_out": 32,
+    },
+    "cpu": {
+        "dataset": "fashion-mnist",
+        "backbone": "resnet18",
+        "epochs": 1,
+        "subset": None,
+        "width": 0.25,
+        "small_stem": False,
+        "stem": "half",
+        "batch_size": 256,
+        "monitor_samples": 1000,
+        "probe_epochs": 100,
+        "labelled_per_class": 100,
+        "val_per_class": 500,
+        "all_labels_row": True,
+        "test_subset": None,
+        "toy_steps": None,
+        "d0_sweep": False,
+        "seeds": 3,
+        "proj_out": 32,
+    },
+    "full": {
+        "dataset": "fashion-mnist",
+        "backbone": "resnet18",
+        "epochs": 100,
+        "subset": None,
+        "width": 1.0,
+        "small_stem": None,
+        "stem": None,
+        "batch_size": 512,
+        "monitor_samples": 2048,
+        "probe_epochs": 100,
+        "labelled_per_class": 100,
+        "val_per_class": 500,
+        "all_labels_row": True,
+        "test_subset": None,
+        "toy_steps": None,
+        "d0_sweep": True,
+        "seeds": 3,
+        "proj_out": 128,
+    },
+}
+
+
+def scale_values(name: str) -> str:
+    """The scales' defaults of one setting, for help texts: ``"2 quick / 2 cpu / 100 full"``
+    (``None`` written as ``all`` for ``subset``, ``auto`` otherwise)."""
+    words = []
+    for scale in SCALES:
+        value = SCALE_DEFAULTS[scale][name]
+        text = ("all" if name == "subset" else "auto") if value is None else f"{value:g}"
+        words.append(f"{text} {scale}")
+    return " / ".join(words)
+
+
+def shared_default(name: str) -> Any:
+    """The default of a setting that every scale shares (the dataset)."""
+    (value,) = {SCALE_DEFAULTS[scale][name] for scale in SCALES}
+    return value
+
+
+@dataclass
+class ReproduceSettings:
+    """What ``dimcollapse reproduce`` was asked to do.
+
+    The first fields are the command-line options; ``None`` means the scale's default
+    (:data:`SCALE_DEFAULTS`). The rest are knobs for tests and experiments (no command-line
+    option, except ``jobs``): they shrink or reshape the work without changing its kind.
+    """
+
+    out: str
+    scale: str = "quick"
+    dataset: str | None = None
+    data_root: str | None = None
+    epochs: int | None = None
+    subset: int | None = None
+    width: float | None = None
+    device: str = "auto"
+    seed: int = 0
+    #: how many seeds per method: seed, seed + 1, ... (None: the scale's default)
+    seeds: int | None = None
+    # knobs (Python API; the command line has hidden options for some)
+    batch_size: int | None = None
+    monitor_samples: int | None = None
+    probe_epochs: int | None = None
+    test_subset: int | None = None
+    toy_steps: int | None = None
+    d0_sweep: bool | None = None
+    #: parallel worker processes for the stages (default: by device and CPU count)
+    jobs: int | None = None
+    verbose: bool = True
+    #: the command line to print in the report (default: rebuilt from these settings)
+    command: str | None = None
+
+    def command_line(self) -> str:
+        """The ``dimcollapse reproduce`` command that asks for these settings."""
+        if self.command:
+            return self.command
+        parts = ["dimcollapse", "reproduce", "--scale", self.scale]
+        for name in ("dataset", "data_root", "epochs", "subset", "width"):
+            value = getattr(self, name)
+            if value is not None:
+                parts += ["--" + name.replace("_", "-"), str(value)]
+        if self.device != "auto":
+            parts += ["--device", self.device]
+        if self.seed != 0:
+            parts += ["--seed", str(self.seed)]
+        if self.seeds is not None:
+            parts += ["--seeds", str(self.seeds)]
+        for name in ("batch_size", "monitor_samples", "probe_epochs", "test_subset", "toy_steps"):
+            value = getattr(self, name)
+            if value is not None:
+                parts += ["--" + name.replace("_", "-"), str(value)]
+        if self.d0_sweep is not None:
+            parts += ["--d0-sweep", "on" if self.d0_sweep else "off"]
+        parts += ["--out", str(self.out)]
+        return shlex.join(parts)
