@@ -9,11 +9,12 @@ from typing import Any
 
 from torch import Tensor, nn
 
+from dimcollapse.data.formats import IMAGENET_NORMALIZATION
 from dimcollapse.errors import UsageError
 
 FAMILIES = ("torchvision", "timm", "hf")
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+#: The input statistics a model trained elsewhere is assumed to expect when it names none.
+IMAGENET_MEAN, IMAGENET_STD = IMAGENET_NORMALIZATION
 
 
 def parse_model_spec(spec: str) -> tuple[str, str]:

@@ -170,7 +170,7 @@ def _recompute_batchnorm(model: Any, dataset: Any, device: Any) -> None:
     import torch
     from torch import nn
 
-    from dimcollapse.data.loaders import build_eval_loader
+    from dimcollapse.data.eval_loader import FEATURE_BATCH, build_eval_loader
 
     norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     for m in norms:
@@ -178,7 +178,7 @@ def _recompute_batchnorm(model: Any, dataset: Any, device: Any) -> None:
         m.momentum = None  # cumulative average over the whole pass
     model.train()
     with torch.no_grad():
-        for x, _y in build_eval_loader(dataset, batch_size=512, device=device):
+        for x, _y in build_eval_loader(dataset, batch_size=FEATURE_BATCH, device=device):
             if x.shape[0] > 1:
                 model.encode(x)
     model.eval()
