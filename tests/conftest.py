@@ -33,6 +33,22 @@ def assert_usage_error(result: tuple[int, str, str], *fragments: str) -> None:
         assert frag in lines[0], (frag, lines[0])
 
 
+@pytest.fixture(scope="session")
+def tiny_reproduction(tmp_path_factory):
+    """One tiny reproduction (tiny_runs.TINY_REPRODUCE) per session, shared by tests/report and
+    tests/reproduce: (its --out directory, the manifest it returned, its wall seconds)."""
+    import time
+
+    from tiny_runs import TINY_REPRODUCE
+
+    from dimcollapse.reproduce import ReproduceSettings, reproduce
+
+    out = tmp_path_factory.mktemp("reproduce") / "report"
+    t0 = time.perf_counter()
+    manifest = reproduce(ReproduceSettings(out=str(out), **TINY_REPRODUCE))
+    return out, manifest, time.perf_counter() - t0
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _one_torch_thread():
     """Tiny test models run faster on one thread, and OpenMP threads oversubscribe a busy

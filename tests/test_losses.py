@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 import torch
 
-from dimcollapse import distributed
 from dimcollapse.errors import UsageError
 from dimcollapse.losses import LOSS_CONVENTIONS, info_nce
 from dimcollapse.projectors import build_head
@@ -164,19 +163,6 @@ def test_bad_input_raises_usage_error():
         info_nce(z, torch.randn(5, 3))
     with pytest.raises(UsageError, match="same shape"):
         info_nce(torch.randn(4), torch.randn(4))
-
-
-def test_distributed_helpers_do_nothing_in_one_process(monkeypatch):
-    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
-        monkeypatch.delenv(name, raising=False)
-    assert not distributed.is_distributed()
-    assert (distributed.rank(), distributed.world_size(), distributed.is_main()) == (0, 1, True)
-    t = torch.arange(3.0)
-    assert distributed.all_gather_with_grad(t) is t
-    assert distributed.all_reduce_sum(t) is t and t.tolist() == [0.0, 1.0, 2.0]
-    distributed.barrier()
-    distributed.cleanup()
-    assert distributed.setup_from_env("cpu") == (0, 0, 1)
 
 
 _WORKER = textwrap.dedent(

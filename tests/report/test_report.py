@@ -13,15 +13,17 @@ import numpy as np
 import pytest
 
 from dimcollapse.aggregate import aggregate_seeds
+from dimcollapse.errors import UsageError
 from dimcollapse.methods import PAPER_TOP1
 from dimcollapse.report import check_claims, write_report
 from dimcollapse.report.claims import SAME_FRACTION_OF_GAP, equivalence_margin, family_size
 from dimcollapse.report.numbers import count, interval, number, signed, threshold
 from dimcollapse.report.tail import counts_at, seed_counts, smallest_ratios
+from dimcollapse.reproduce.manifest import FORMAT_VERSION
 from dimcollapse.spectrum.metrics import COLLAPSE_THRESHOLDS
 from dimcollapse.stats import holm
 
-COMMITTED = Path(__file__).parents[1] / "docs" / "results" / "fashion-mnist-cpu" / "reproduce.json"
+COMMITTED = Path(__file__).parents[2] / "docs" / "results" / "fashion-mnist-cpu" / "reproduce.json"
 METHODS = ("simclr-mlp", "simclr-linear", "simclr-none", "directclr", "fixed-lowrank", "diagonal")
 
 
@@ -259,3 +261,12 @@ def test_a_reproduce_json_with_the_new_fields_renders_them(tmp_path):
     assert "5,000 training images" in text and "Not recorded by this run" not in text
     assert "r (row-normalised)" in text
     assert (tmp_path / "figures" / "collapsed_tail.png").stat().st_size > 0
+
+
+def test_the_report_refuses_a_newer_version(tmp_path):
+    from dimcollapse.report import write_report
+
+    data = {**json.loads(COMMITTED.read_text()), "version": FORMAT_VERSION + 1}
+    with pytest.raises(UsageError, match="version 2, newer"):
+        write_report(data, tmp_path, figures=False)
+    assert not (tmp_path / "report.md").exists()

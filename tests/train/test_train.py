@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import assert_usage_error
+from tiny_runs import TINY_TRAIN, train_options
 
 from dimcollapse.checkpoint import load_checkpoint, load_model
 from dimcollapse.config import TrainConfig
@@ -20,22 +21,6 @@ from dimcollapse.losses import info_nce
 from dimcollapse.model import ModelSpec, build_model
 from dimcollapse.projectors import METHODS
 from dimcollapse.train import train
-
-TINY = {
-    "dataset": "digits",
-    "epochs": 2,
-    "batch_size": 64,
-    "width": 0.125,
-    "workers": 0,
-    "monitor_samples": 128,
-    "subset": 640,
-}
-
-
-def _cli_args(**settings: object) -> list[str]:
-    """``TrainConfig`` settings as ``dimcollapse train`` options."""
-    return [arg for k, v in settings.items() for arg in ("--" + k.replace("_", "-"), str(v))]
-
 
 METRIC_KEYS = (
     "epoch",
@@ -82,9 +67,9 @@ def test_a_few_steps_lower_the_loss(method):
 
 def test_run_directory_metrics_and_exact_resume(tmp_path):
     straight = train(
-        TrainConfig(**TINY, method="fixed-lowrank", out=str(tmp_path / "a")), verbose=False
+        TrainConfig(**TINY_TRAIN, method="fixed-lowrank", out=str(tmp_path / "a")), verbose=False
     )
-    cfg = TrainConfig(**TINY, method="fixed-lowrank", out=str(tmp_path / "b"))
+    cfg = TrainConfig(**TINY_TRAIN, method="fixed-lowrank", out=str(tmp_path / "b"))
     train(cfg, verbose=False, stop_after=1)
     assert not (tmp_path / "b" / "checkpoints" / "final.pt").exists()
     resumed = train(dataclasses.replace(cfg, resume=True), verbose=False)
@@ -126,67 +111,51 @@ def test_run_directory_metrics_and_exact_resume(tmp_path):
     assert ckpt.model_spec["method"] == "fixed-lowrank"
 
 
-def test_help_lists_every_option_with_default(cli):
-    code, out, _ = cli("train", "--help")
-    assert code == 0
-    for f in dataclasses.fields(TrainConfig):
-        if f.name != "augment":
-            assert "--" + f.name.replace("_", "-") in out, f.name
-    assert "--aug-crop-scale" in out and "(default: 0.1)" in out
+#: Tiny one-epoch training options, for the runs that are refused or finished in a moment.
+TINY_OPTIONS = train_options(**{**TINY_TRAIN, "epochs": 1, "monitor_samples": 64, "subset": 128})
 
 
-def test_yaml_config_and_overrides(cli, tmp_path):
-    from dimcollapse.cli import build_parser
-    from dimcollapse.config import config_from_args
-
-    cfg_file = tmp_path / "c.yaml"
-    cfg_file.write_text(
-        "method: simclr-mlp\nepochs: 7\ntemperature: 0.2\naugment:\n  flip_prob: 0.0\n"
-    )
-    parser = build_parser()
-    args = parser.parse_args(
-        ["train", "--config", str(cfg_file), "--epochs", "3", "--aug-grayscale-prob", "0.5"]
-    )
-    cfg = config_from_args(args)
-    assert (cfg.method, cfg.epochs, cfg.temperature) == ("simclr-mlp", 3, 0.2)
-    assert cfg.augment == {"flip_prob": 0.0, "grayscale_prob": 0.5}
-    bad = tmp_path / "bad.yaml"
-    bad.write_text("methd: directclr\n")
-    assert_usage_error(cli("train", "--config", bad, "--out", tmp_path / "x"), "methd")
-
-
-def test_bad_training_input(cli, tmp_path):
+@pytest.mark.parametrize(
+    "extra, fragment",
+    [
+        pytest.param(["--method", "simclr"], "unknown method", id="method-unknown"),
+        pytest.param(["--dataset", "imagenet"], "unknown dataset", id="dataset-unknown"),
+        pytest.param(["--backbone", "vgg"], "unknown backbone", id="backbone-unknown"),
+        pytest.param(["--d0", "0"], "d0", id="d0-zero"),
+        pytest.param(["--d0", "100000"], "d0", id="d0-too-large"),
+        pytest.param(["--batch-size", "1"], "batch size", id="batch-size-one"),
+        pytest.param(["--aug-flip-prob", "2"], "probabilities", id="flip-prob-above-one"),
+    ],
+)
+def test_bad_training_input(cli, tmp_path, extra, fragment):
     out = tmp_path / "run"
-    tiny = _cli_args(**{**TINY, "epochs": 1, "monitor_samples": 64, "subset": 128})
-    cases = [
-        (["--method", "simclr"], "unknown method"),
-        (["--dataset", "imagenet"], "unknown dataset"),
-        (["--backbone", "vgg"], "unknown backbone"),
-        (["--d0", "0"], "d0"),
-        (["--d0", "100000"], "d0"),
-        (["--batch-size", "1"], "batch size"),
-        (["--aug-flip-prob", "2"], "probabilities"),
-    ]
-    for extra, fragment in cases:
-        assert_usage_error(cli("train", *tiny, *extra, "--out", out), fragment)
-        assert not out.exists(), extra
+    assert_usage_error(cli("train", *TINY_OPTIONS, *extra, "--out", out), fragment)
+    assert not out.exists(), extra
+
+
+def test_a_missing_data_root_is_named(cli, tmp_path):
+    out = tmp_path / "run"
     missing = tmp_path / "nowhere"
     assert_usage_error(
-        cli("train", *tiny[2:], "--dataset", "mnist", "--data-root", missing, "--out", out),
+        cli("train", *TINY_OPTIONS[2:], "--dataset", "mnist", "--data-root", missing, "--out", out),
         str(missing),
     )
     assert not out.exists()
+
+
+def test_a_finished_run_is_never_overwritten_nor_resumed_as_another_method(cli, tmp_path):
+    out = tmp_path / "run"
     # A finished run is never overwritten; resuming it as another method is refused.
-    code, _, err = cli("train", *tiny, "--out", out, "--quiet")
+    code, _, err = cli("train", *TINY_OPTIONS, "--out", out, "--quiet")
     assert code == 0, err
     before = (out / "checkpoints" / "final.pt").read_bytes()
-    assert_usage_error(cli("train", *tiny, "--out", out), "already holds another run")
+    assert_usage_error(cli("train", *TINY_OPTIONS, "--out", out), "already holds another run")
     assert_usage_error(
         cli("train", "--out", out, "--resume", "--method", "simclr-mlp"), "cannot resume"
     )
     assert (out / "checkpoints" / "final.pt").read_bytes() == before
     assert_usage_error(
-        cli("train", *tiny, "--out", tmp_path / "fresh", "--resume"), "nothing to resume"
+        cli("train", *TINY_OPTIONS, "--out", tmp_path / "fresh", "--resume"), "nothing to resume"
     )
 
 
@@ -201,13 +170,13 @@ def test_torchrun_two_processes_match_one(tmp_path):
     """
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     args = [
-        *_cli_args(**{**TINY, "subset": 512, "method": "directclr", "device": "cpu"}),
+        *train_options(**{**TINY_TRAIN, "subset": 512, "method": "directclr", "device": "cpu"}),
         "--quiet",
     ]
     single = train(
         TrainConfig(
             **{
-                **TINY,
+                **TINY_TRAIN,
                 "subset": 512,
                 "method": "directclr",
                 "device": "cpu",
@@ -252,7 +221,7 @@ def test_torchrun_two_processes_match_one(tmp_path):
 def test_gpu_training_uses_device_path_bf16(tmp_path):
     result = train(
         TrainConfig(
-            **{**TINY, "method": "simclr-mlp", "device": "cuda", "out": str(tmp_path / "gpu")}
+            **{**TINY_TRAIN, "method": "simclr-mlp", "device": "cuda", "out": str(tmp_path / "gpu")}
         ),
         verbose=False,
     )
@@ -290,7 +259,7 @@ def test_cli_resume_keeps_the_runs_settings(cli, tmp_path):
     import yaml
 
     out = tmp_path / "run"
-    tiny = _cli_args(**{**TINY, "epochs": 1, "monitor_samples": 64, "subset": 128})
+    tiny = train_options(**{**TINY_TRAIN, "epochs": 1, "monitor_samples": 64, "subset": 128})
     assert cli("train", *tiny, "--aug-flip-prob", "0", "--out", out, "--quiet")[0] == 0
     code, _, err = cli("train", "--out", out, "--resume", "--epochs", "2", "--quiet")
     assert code == 0, err
@@ -298,15 +267,6 @@ def test_cli_resume_keeps_the_runs_settings(cli, tmp_path):
     assert saved["epochs"] == 2 and saved["dataset"] == "digits"
     assert saved["augment"]["flip_prob"] == 0.0
     assert len((out / "metrics.jsonl").read_text().splitlines()) == 2
-
-
-@pytest.mark.parametrize("path", sorted(Path(__file__).parent.parent.glob("configs/*.yaml")))
-def test_shipped_configs_are_valid(path):
-    from dimcollapse.config import load_yaml
-
-    cfg = TrainConfig.from_dict(load_yaml(path))
-    cfg.validate()
-    assert cfg.method in METHODS and cfg.temperature == 0.1
 
 
 def test_sync_bn_defaults_on_for_cuda_only_and_the_setting_wins():
@@ -334,66 +294,6 @@ def test_diagonal_init_reaches_the_model_from_the_config(tmp_path):
         TrainConfig(method="diagonal", diagonal_init="zeros").validate()
 
 
-@pytest.mark.parametrize(
-    "yaml_text, key, expected",
-    [
-        ('epochs: "lots"\n', "epochs", "an integer"),
-        ("batch_size: [1, 2]\n", "batch_size", "an integer"),
-        ('width: "wide"\n', "width", "a number"),
-        ("compile: 3\n", "compile", "true or false"),
-        ("epochs: true\n", "epochs", "an integer"),
-    ],
-)
-def test_yaml_values_of_the_wrong_type_are_one_line_errors(tmp_path, cli, yaml_text, key, expected):
-    config = tmp_path / "bad.yaml"
-    config.write_text(yaml_text)
-    out = tmp_path / "run"
-    result = cli("train", "--config", config, "--dataset", "digits", "--out", out)
-    assert_usage_error(result, f"setting {key}", expected)
-    assert not out.exists()
-
-
-def test_yaml_accepts_an_integer_for_a_float_setting():
-    cfg = TrainConfig.from_dict({"base_lr": 1, "width": 1, "d0": None})
-    assert cfg.base_lr == 1 and cfg.width == 1
-
-
-def test_resume_after_a_torn_metrics_line_drops_it_with_a_warning(cli, tmp_path):
-    out = tmp_path / "run"
-    tiny = _cli_args(**{**TINY, "epochs": 1, "monitor_samples": 64, "subset": 128})
-    assert cli("train", *tiny, "--out", out, "--quiet")[0] == 0
-    with (out / "metrics.jsonl").open("a") as fh:
-        fh.write('{"epoch": 2, "loss": 1.')  # a crash during the append
-    code, _, err = cli("train", "--out", out, "--resume", "--epochs", "2", "--quiet")
-    assert code == 0, err
-    assert "torn last line" in err
-    rows = [json.loads(ln) for ln in (out / "metrics.jsonl").read_text().splitlines()]
-    assert [r["epoch"] for r in rows] == [1, 2]
-
-
-def test_a_run_stopped_before_its_first_checkpoint_is_no_dead_end(cli, tmp_path):
-    """Killed in epoch 1 (config.yaml written, no checkpoint): a fresh start says to --resume,
-    and --resume starts it again in place; orphan temporary files are cleaned up."""
-    import yaml
-
-    out = tmp_path / "run"
-    tiny = _cli_args(**{**TINY, "epochs": 1, "monitor_samples": 64, "subset": 128})
-    assert cli("train", *tiny, "--out", out, "--quiet")[0] == 0
-    # what a kill before the first save leaves: the run files, no checkpoint, a torn temp file
-    for p in (out / "checkpoints").iterdir():
-        p.unlink()
-    (out / "checkpoints" / ".last.pt.abc123.tmp.pt").write_bytes(b"")
-    assert_usage_error(cli("train", *tiny, "--out", out), "before its first checkpoint", "--resume")
-    code, _, err = cli("train", "--out", out, "--resume", "--quiet")
-    assert code == 0, err
-    assert "starting it again from its first step" in err
-    assert (out / "checkpoints" / "final.pt").is_file()
-    assert not list((out / "checkpoints").glob(".*.tmp*"))
-    rows = (out / "metrics.jsonl").read_text().splitlines()
-    assert [json.loads(r)["epoch"] for r in rows] == [1]
-    assert yaml.safe_load((out / "config.yaml").read_text())["config"]["dataset"] == "digits"
-
-
 def test_out_pointing_at_a_file_says_so(cli, tmp_path):
     target = tmp_path / "notes.txt"
     target.write_text("mine\n")
@@ -402,7 +302,7 @@ def test_out_pointing_at_a_file_says_so(cli, tmp_path):
 
 
 def test_a_diverging_fp32_run_stops_with_advice_that_fits_its_precision(cli, tmp_path):
-    tiny = _cli_args(**{**TINY, "epochs": 1, "monitor_samples": 64, "subset": 128})
+    tiny = train_options(**{**TINY_TRAIN, "epochs": 1, "monitor_samples": 64, "subset": 128})
     result = cli(
         "train", *tiny, "--base-lr", "1e30", "--log-every", "1", "--precision", "fp32",
         "--out", tmp_path / "run",
@@ -417,7 +317,7 @@ def test_resume_rules_refuse_changed_settings_before_writing_and_apply_the_rest(
     import yaml
 
     out = tmp_path / "run"
-    tiny = _cli_args(**{**TINY, "epochs": 1, "monitor_samples": 64, "subset": 128})
+    tiny = train_options(**{**TINY_TRAIN, "epochs": 1, "monitor_samples": 64, "subset": 128})
     assert cli("train", *tiny, "--out", out, "--quiet")[0] == 0
     before = {p.name: p.read_bytes() for p in (out, out / "checkpoints") for p in p.iterdir()
               if p.is_file()}  # fmt: skip
@@ -448,8 +348,8 @@ def test_sigterm_stops_with_one_line_and_the_resume_is_bit_identical(tmp_path):
     import signal
     import time
 
-    settings = {**TINY, "epochs": 3, "subset": 1280, "monitor_samples": 64}
-    args = [*_cli_args(**settings), "--deterministic", "true", "--quiet"]
+    settings = {**TINY_TRAIN, "epochs": 3, "subset": 1280, "monitor_samples": 64}
+    args = [*train_options(**settings), "--deterministic", "true", "--quiet"]
     cmd = [sys.executable, "-m", "dimcollapse", "train", *args]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     stopped = tmp_path / "stopped"
@@ -484,59 +384,3 @@ def test_sigterm_stops_with_one_line_and_the_resume_is_bit_identical(tmp_path):
         assert torch.equal(tensor, b.model[key]), key
     rows = [json.loads(ln) for ln in (stopped / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [1, 2, 3]
-
-
-def test_resume_with_a_config_file_keeps_the_runs_settings_it_does_not_name(cli, tmp_path):
-    """--config on a resume overrides only what it names (here the allowed epochs); every
-    other setting stays the run's, not the default (width 0.125, not 1.0)."""
-    out = tmp_path / "run"
-    tiny = _cli_args(**{**TINY, "epochs": 1, "monitor_samples": 64, "subset": 128})
-    assert cli("train", *tiny, "--out", out, "--quiet")[0] == 0
-    config = tmp_path / "more.yaml"
-    config.write_text("epochs: 2\n")
-    code, _, err = cli("train", "--out", out, "--resume", "--config", config, "--quiet")
-    assert code == 0, err
-    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
-    assert [r["epoch"] for r in rows] == [1, 2]
-
-
-def test_resume_settings_are_layered_in_one_pass_each_file_read_once(tmp_path, monkeypatch):
-    """The run's saved settings, then --config, then the typed options (the augmentation
-    too, key by key); config.yaml and the YAML file are read once each, and checkpoint_every
-    is parsed once however often the configuration is checked."""
-    import yaml
-
-    from dimcollapse import config as config_module
-    from dimcollapse.cli import build_parser
-
-    out = tmp_path / "run"
-    out.mkdir()
-    run = TrainConfig(**{**TINY, "out": str(out), "method": "simclr-mlp", "temperature": 0.2})
-    recipe = {"flip_prob": 0.5, "grayscale_prob": 0.2, "crop_scale": [0.2, 1.0]}
-    saved = {**run.to_dict(), "augment": recipe}
-    (out / "config.yaml").write_text(yaml.safe_dump({"config": saved, "run": {}}))
-    given = tmp_path / "c.yaml"
-    given.write_text("temperature: 0.3\naugment:\n  grayscale_prob: 0.0\n")
-    reads, parses = [], []
-    load_yaml, parse = config_module.load_yaml, config_module.parse_checkpoint_every
-    monkeypatch.setattr(config_module, "load_yaml", lambda p: reads.append(p) or load_yaml(p))
-    monkeypatch.setattr(
-        config_module, "parse_checkpoint_every", lambda t: parses.append(t) or parse(t)
-    )
-    args = build_parser().parse_args(
-        ["train", "--out", str(out), "--resume", "--config", str(given), "--epochs", "3",
-         "--aug-flip-prob", "0.1", "--checkpoint-every", "7"]
-    )  # fmt: skip
-    cfg, got = config_module.layered_config(args)
-    assert sorted(map(str, reads)) == sorted([str(out / "config.yaml"), str(given)])
-    assert got == saved
-    # typed > the file > the run's > the defaults
-    assert (cfg.epochs, cfg.temperature, cfg.method, cfg.width) == (3, 0.3, "simclr-mlp", 0.125)
-    assert cfg.augment == {"grayscale_prob": 0.0, "flip_prob": 0.1, "crop_scale": [0.2, 1.0]}
-    cfg.validate()
-    assert cfg.checkpoint_interval == (7, 0.0) and parses == ["7"]
-    # without --resume the run's settings are not read
-    reads.clear()
-    plain = build_parser().parse_args(["train", "--out", str(out), "--config", str(given)])
-    cfg, got = config_module.layered_config(plain)
-    assert got is None and reads == [str(given)] and cfg.width == 1.0

@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_reproduce import TINY_ARGS
+from tiny_runs import TINY_REPRODUCE_ARGS
 
 #: The tiny reproduction with one seed and two worker processes (the pool is what is tested).
-ARGS = [*TINY_ARGS]
+ARGS = [*TINY_REPRODUCE_ARGS]
 ARGS[ARGS.index("--seeds") + 1] = "1"
 ARGS[ARGS.index("--jobs") + 1] = "2"
 ARGS.remove("--quiet")

@@ -343,17 +343,6 @@ def test_under_torchrun_every_rank_stops_at_the_same_step(tmp_path):
     assert [(r["epoch"], r["step"]) for r in rows] == [(1, 20), (2, 40)]  # 20 steps per epoch
 
 
-@pytest.mark.parametrize(
-    "text, expected",
-    [("500", (500, 0.0)), ("0", (0, 0.0)), ("10m", (0, 600.0)), ("10min", (0, 600.0)),
-     ("90s", (0, 90.0)), ("1.5h", (0, 5400.0))],
-)  # fmt: skip
-def test_checkpoint_every_reads_steps_or_a_duration(text, expected):
-    from dimcollapse.config import parse_checkpoint_every
-
-    assert parse_checkpoint_every(text) == expected
-
-
 def test_the_clock_saves_after_its_minutes_and_again_after_each_save(monkeypatch):
     from dimcollapse.train import interrupt
 
@@ -367,18 +356,3 @@ def test_the_clock_saves_after_its_minutes_and_again_after_each_save(monkeypatch
     assert clock.decide(3, False) == (False, True)
     clock.saved()
     assert clock.decide(4, True) == (True, False)  # a signal stops; no save is due
-
-
-def test_a_checkpoint_from_before_the_mid_epoch_fields_loads_with_defaults(tmp_path):
-    """Files written before step_in_epoch, partial_epoch and bad_steps existed still load."""
-    from dimcollapse.checkpoint import save_checkpoint
-
-    old = {"kind": "pretrain", "model_spec": {"method": "directclr"}, "model": {}, "epoch": 3,
-           "step": 30, "config": None, "metrics": {"online_probe_top1": 0.5}}  # fmt: skip
-    save_checkpoint(tmp_path / "old.pt", old)
-    ckpt = load_checkpoint(tmp_path / "old.pt")
-    assert (ckpt.epoch, ckpt.step, ckpt.step_in_epoch, ckpt.partial_epoch) == (3, 30, 0, None)
-    assert ckpt.bad_steps == 0 and ckpt.config == {} and ckpt.online_probe_top1 == 0.5
-    save_checkpoint(tmp_path / "bare.pt", {"epoch": 1})
-    with pytest.raises(UsageError, match="without model_spec, model"):
-        load_checkpoint(tmp_path / "bare.pt")

@@ -83,8 +83,7 @@ def test_text_summary_and_overlaid_plot(cli, tmp_path, z):
     ]
 
 
-def test_bad_inputs_give_one_error_line_and_no_plot(cli, tmp_path, z):
-    plot = tmp_path / "out.png"
+def _write_bad_inputs(tmp_path, z):
     np.save(tmp_path / "ok.npy", z)
     np.save(tmp_path / "three.npy", np.zeros((4, 3, 2), np.float32))
     np.save(tmp_path / "one.npy", np.zeros((1, 3), np.float32))
@@ -97,23 +96,33 @@ def test_bad_inputs_give_one_error_line_and_no_plot(cli, tmp_path, z):
     (tmp_path / "junk.npy").write_bytes(b"not numpy")
     with open(tmp_path / "evil.pt", "wb") as fh:
         pickle.dump({"obj": object()}, fh)
-    cases = [
-        ((tmp_path / "missing.npy",), "no such file"),
-        ((tmp_path / "x.csv",), "unknown format"),
-        ((tmp_path / "three.npy",), "2-D"),
-        ((tmp_path / "one.npy",), "at least 2 rows"),
-        ((tmp_path / "nan.npy",), "2 NaN or infinite"),
-        ((tmp_path / "multi.npz",), "keys: a, b"),
-        ((tmp_path / "multi.npz", "--key", "c"), "keys there are: a, b"),
-        ((tmp_path / "junk.npy",), "npy"),
-        ((tmp_path / "evil.pt",), "unpickling"),
-        ((tmp_path / "ok.npy", "--rel-tol", "2"), "--rel-tol"),
-        ((tmp_path / "ok.npy", tmp_path / "missing.npy"), "no such file"),
-    ]
-    for args, fragment in cases:
-        assert_usage_error(cli("spectrum", *args, "--plot", plot), fragment)
-        assert not plot.exists(), args
-        assert not list(tmp_path.glob(".out.png*")), "temporary plot left behind"
+
+
+#: The arguments ({tmp}: the test's tmp_path, where the bad inputs are written) and what the
+#: error line must say.
+BAD_INPUTS = [
+    pytest.param(("{tmp}/missing.npy",), "no such file", id="missing-file"),
+    pytest.param(("{tmp}/x.csv",), "unknown format", id="csv-file"),
+    pytest.param(("{tmp}/three.npy",), "2-D", id="3d-array"),
+    pytest.param(("{tmp}/one.npy",), "at least 2 rows", id="one-row"),
+    pytest.param(("{tmp}/nan.npy",), "2 NaN or infinite", id="nan-and-inf"),
+    pytest.param(("{tmp}/multi.npz",), "keys: a, b", id="npz-several-arrays-no-key"),
+    pytest.param(("{tmp}/multi.npz", "--key", "c"), "keys there are: a, b", id="npz-unknown-key"),
+    pytest.param(("{tmp}/junk.npy",), "npy", id="junk-npy"),
+    pytest.param(("{tmp}/evil.pt",), "unpickling", id="pickle-with-an-object"),
+    pytest.param(("{tmp}/ok.npy", "--rel-tol", "2"), "--rel-tol", id="rel-tol-above-one"),
+    pytest.param(("{tmp}/ok.npy", "{tmp}/missing.npy"), "no such file", id="second-file-missing"),
+]
+
+
+@pytest.mark.parametrize("args, fragment", BAD_INPUTS)
+def test_bad_inputs_give_one_error_line_and_no_plot(cli, tmp_path, z, args, fragment):
+    plot = tmp_path / "out.png"
+    _write_bad_inputs(tmp_path, z)
+    args = tuple(a.format(tmp=tmp_path) for a in args)
+    assert_usage_error(cli("spectrum", *args, "--plot", plot), fragment)
+    assert not plot.exists(), args
+    assert not list(tmp_path.glob(".out.png*")), "temporary plot left behind"
 
 
 def test_unknown_option_is_one_error_line(cli):
