@@ -404,14 +404,16 @@ def layered_config(args: argparse.Namespace) -> tuple[TrainConfig, dict[str, Any
     """The training settings in layers, each file read once: the defaults, then (on
     ``--resume`` into ``--out``) the run's saved settings, then ``--config``'s YAML, then the
     options typed on the command line; a setting named nowhere keeps the run's value, not the
-    default. Returns the checked configuration and the run's saved settings (the ``config``
-    mapping of its config.yaml; ``{}`` when it has none, None when not resuming from the
-    command line), which the resume check compares the augmentation with."""
+    default. ``resume`` and ``out`` count wherever they are set, typed or in the YAML file.
+    Returns the checked configuration and the run's saved settings (the ``config`` mapping of
+    its config.yaml; ``{}`` when it has none, None when not resuming into a named ``out``),
+    which the resume check compares the augmentation with."""
+    given: dict[str, Any] = load_yaml(args.config) if getattr(args, "config", None) else {}
     saved: dict[str, Any] | None = None
     base: dict[str, Any] = {}
-    if getattr(args, "resume", False) and getattr(args, "out", None):
-        saved, base = _saved_settings(args.out)
-    given: dict[str, Any] = load_yaml(args.config) if getattr(args, "config", None) else {}
+    resume, out = _resume_target(args, given)
+    if resume:
+        saved, base = _saved_settings(out)
     given_augment = given.get("augment") or {}
     if not isinstance(given_augment, dict):
         raise UsageError(
@@ -439,6 +441,15 @@ def layered_config(args: argparse.Namespace) -> tuple[TrainConfig, dict[str, Any
     cfg = TrainConfig.from_dict(data)
     cfg.validate()
     return cfg, saved
+
+
+def _resume_target(args: argparse.Namespace, given: dict[str, Any]) -> tuple[bool, str]:
+    """(whether to resume, the run directory): the typed ``--resume``/``--out`` over the YAML
+    file's ``resume``/``out``; no resume without a named directory."""
+    typed_resume, typed_out = getattr(args, "resume", None), getattr(args, "out", None)
+    resume = given.get("resume") if typed_resume is None else typed_resume
+    out = given.get("out") if typed_out is None else typed_out
+    return resume is True and isinstance(out, str) and bool(out), str(out)
 
 
 def _saved_settings(out: str) -> tuple[dict[str, Any], dict[str, Any]]:
