@@ -65,6 +65,21 @@ def info_nce(
     The similarities and the cross-entropy are computed in float32 (float64 if given float64),
     with autocast disabled, since logits up to ``1 / tau`` lose precision in half precision.
     """
+    tau = _check_inputs(z1, z2, temperature, convention)
+    dtype = torch.float64 if z1.dtype == torch.float64 else torch.float32
+    with torch.autocast(device_type=z1.device.type, enabled=False):
+        z1 = z1.to(dtype)
+        z2 = z2.to(dtype)
+        if normalize:
+            z1 = F.normalize(z1, dim=1)
+            z2 = F.normalize(z2, dim=1)
+        if convention == "symmetric":
+            return _symmetric(z1, z2, tau)
+        return _ntxent(z1, z2, tau)
+
+
+def _check_inputs(z1: Tensor, z2: Tensor, temperature: float, convention: str) -> float:
+    """Refuse a bad convention, temperature or shape; return the temperature as a float."""
     if convention not in LOSS_CONVENTIONS:
         raise UsageError(
             f"unknown loss convention {convention!r}; choose one of {', '.join(LOSS_CONVENTIONS)}"
@@ -82,17 +97,7 @@ def info_nce(
         )
     if z1.shape[0] == 0:
         raise UsageError("info_nce needs at least one row per view")
-
-    dtype = torch.float64 if z1.dtype == torch.float64 else torch.float32
-    with torch.autocast(device_type=z1.device.type, enabled=False):
-        z1 = z1.to(dtype)
-        z2 = z2.to(dtype)
-        if normalize:
-            z1 = F.normalize(z1, dim=1)
-            z2 = F.normalize(z2, dim=1)
-        if convention == "symmetric":
-            return _symmetric(z1, z2, tau)
-        return _ntxent(z1, z2, tau)
+    return tau
 
 
 def _symmetric(z1: Tensor, z2: Tensor, temperature: float) -> Tensor:

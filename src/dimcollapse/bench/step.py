@@ -38,26 +38,10 @@ _CLASSES = 10
 def build_step(s: dict[str, Any], device: torch.device) -> tuple[Callable[..., None], dict]:
     """The timed training step ``step(v1, v2)`` and a description of the model."""
     from dimcollapse.config import TrainConfig
-    from dimcollapse.model import ModelSpec, build_model
     from dimcollapse.optim import build_optimisation
     from dimcollapse.train import DivergenceGuard, EpochTally, Stepper
 
-    spec = ModelSpec(
-        method=BENCH_HEAD,
-        backbone=s["backbone"],
-        width=s["width"],
-        in_channels=s["channels"],
-        small_stem=s["small_stem"],
-        stem=s.get("stem"),
-        num_classes=_CLASSES,
-        seed=s["seed"],
-    )
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(s["seed"])
-        model = build_model(spec).to(device)
-    if s["channels_last"]:
-        model = model.to(memory_format=torch.channels_last)
-    model.train()
+    model = _bench_model(s, device)
     cfg = TrainConfig(batch_size=s["batch"])
     optimisation = build_optimisation(
         model,
@@ -99,3 +83,26 @@ def build_step(s: dict[str, Any], device: torch.device) -> tuple[Callable[..., N
         "parameters": sum(p.numel() for p in model.parameters()),
     }
     return step, info
+
+
+def _bench_model(s: dict[str, Any], device: torch.device) -> Any:
+    """The benchmark's ContrastiveModel (its own seed, the global RNG untouched), in train mode."""
+    from dimcollapse.model import ModelSpec, build_model
+
+    spec = ModelSpec(
+        method=BENCH_HEAD,
+        backbone=s["backbone"],
+        width=s["width"],
+        in_channels=s["channels"],
+        small_stem=s["small_stem"],
+        stem=s.get("stem"),
+        num_classes=_CLASSES,
+        seed=s["seed"],
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(s["seed"])
+        model = build_model(spec).to(device)
+    if s["channels_last"]:
+        model = model.to(memory_format=torch.channels_last)
+    model.train()
+    return model
