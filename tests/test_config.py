@@ -134,6 +134,37 @@ def test_resume_settings_are_layered_in_one_pass_each_file_read_once(tmp_path, m
     assert got is None and reads == [str(given)] and cfg.width == 1.0
 
 
+def test_resume_in_the_yaml_file_layers_the_run_like_typed_resume(tmp_path):
+    """``resume: true`` (and ``out``) inside --config layer the resumed run's saved settings
+    under the file and the typed options, as ``--resume --out`` typed do; a typed
+    ``--resume false`` overrides the file's."""
+    import yaml
+
+    from dimcollapse.cli import build_parser
+    from dimcollapse.config import layered_config
+
+    out = tmp_path / "run"
+    out.mkdir()
+    run = TrainConfig(**{**TINY_TRAIN, "out": str(out), "method": "simclr-mlp", "temperature": 0.2})
+    saved = {**run.to_dict(), "augment": {"flip_prob": 0.5}}
+    (out / "config.yaml").write_text(yaml.safe_dump({"config": saved, "run": {}}))
+    given = tmp_path / "c.yaml"
+    given.write_text(f"resume: true\nout: {out}\nepochs: 3\n")
+    parse = build_parser().parse_args
+
+    in_file, got = layered_config(parse(["train", "--config", str(given)]))
+    typed, typed_got = layered_config(
+        parse(["train", "--resume", "--out", str(out), "--epochs", "3"])
+    )
+    assert got == saved == typed_got
+    assert in_file == typed
+    assert (in_file.method, in_file.temperature, in_file.epochs) == ("simclr-mlp", 0.2, 3)
+    assert in_file.resume and in_file.augment == {"flip_prob": 0.5}
+    # a typed --resume false wins over the file's: the run's settings are not read
+    fresh, none = layered_config(parse(["train", "--config", str(given), "--resume", "false"]))
+    assert none is None and not fresh.resume and fresh.method == TrainConfig().method
+
+
 @pytest.mark.parametrize(
     "text, expected",
     [("500", (500, 0.0)), ("0", (0, 0.0)), ("10m", (0, 600.0)), ("10min", (0, 600.0)),

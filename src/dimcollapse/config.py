@@ -1,12 +1,13 @@
 """Training configuration: the dataclass below is the one source of defaults.
 
-``dimcollapse train --help`` is generated from its fields, ``--config FILE.yaml`` loads the same
-field names, and command-line options override the file. Defaults follow the paper's code where
-the paper is specific (temperature 0.1, LARS with eta 0.001 and weight decay 1e-6, base learning
-rate 4.8 at batch 4096 = 0.3 per 256 images under the linear scaling rule, 10 warm-up epochs of
-100, cosine to 0.001 x lr, d0 = 360 of 2048). Two departures, for the built-in Fashion-MNIST
-default: ResNet-18 with the small-image stem instead of ResNet-50, and a global batch of 512
-instead of 4096 (``--backbone resnet50 --batch-size 4096`` restores the paper's).
+``dimcollapse train``'s options are generated from its fields (:mod:`dimcollapse.commands.train`),
+``--config FILE.yaml`` loads the same field names, and command-line options override the file.
+Defaults follow the paper's code where the paper is specific (temperature 0.1, LARS with eta
+0.001 and weight decay 1e-6, base learning rate 4.8 at batch 4096 = 0.3 per 256 images under the
+linear scaling rule, 10 warm-up epochs of 100, cosine to 0.001 x lr, d0 = 360 of 2048). Two
+departures, for the built-in Fashion-MNIST default: ResNet-18 with the small-image stem instead
+of ResNet-50, and a global batch of 512 instead of 4096 (``--backbone resnet50 --batch-size
+4096`` restores the paper's).
 
 Augmentation parameters live in :class:`dimcollapse.data.augment.AugmentConfig`; ``augment``
 here holds overrides of its fields (``--aug-FIELD`` on the command line), everything else comes
@@ -31,7 +32,8 @@ DATA_PATHS = ("auto", "device", "workers")
 
 
 def _setting(default: Any, help: str, **kw: Any) -> Any:
-    """A field with its ``--help`` text; ``{name}`` in it is filled in when shown (_help_facts)."""
+    """A field with its ``--help`` text; ``{name}`` in it is filled in when shown
+    (:func:`dimcollapse.commands.train._help_facts`)."""
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda: type(default)(default), metadata={"help": help, **kw})
     return field(default=default, metadata={"help": help, **kw})
@@ -257,7 +259,7 @@ def parse_checkpoint_every(text: str | int) -> tuple[int, float]:
 # ---- command-line and YAML plumbing ----------------------------------------------------------
 
 
-def _base_type(tp: Any) -> tuple[Any, bool]:
+def base_type(tp: Any) -> tuple[Any, bool]:
     """(the non-None type, whether None is allowed) of an annotation."""
     args = typing.get_args(tp)
     if typing.get_origin(tp) in (typing.Union, types.UnionType) and type(None) in args:
@@ -270,7 +272,7 @@ def _check_type(name: str, value: Any, annotation: Any) -> None:
     """One-line error for a setting of the wrong type (e.g. ``epochs: "lots"`` in a YAML file).
 
     An int is accepted for a float setting; a bool is not accepted for a number."""
-    tp, optional = _base_type(annotation)
+    tp, optional = base_type(annotation)
     if value is None:
         if optional:
             return
@@ -295,84 +297,6 @@ def _check_type(name: str, value: Any, annotation: Any) -> None:
         raise UsageError(
             f"setting {name}: expected {expected}, got {value!r} ({type(value).__name__})"
         )
-
-
-def _parse_bool(text: str) -> bool:
-    low = text.lower()
-    if low in ("1", "true", "yes", "on"):
-        return True
-    if low in ("0", "false", "no", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
-
-
-def _help_facts() -> dict[str, str]:
-    """What ``{name}`` stands for in a field's help: facts owned by modules that import torch."""
-    from dimcollapse.data.augment import SMALL_IMAGE_MAX
-    from dimcollapse.data.formats import FORMATS
-    from dimcollapse.methods import METHODS
-    from dimcollapse.rundir import RunLayout
-
-    dirs = [f"{f.name} defaults to {f.default_dir}" for f in FORMATS.values() if f.default_dir]
-    return {
-        "small_image_max": str(SMALL_IMAGE_MAX),
-        "methods": " | ".join(METHODS),
-        "datasets": " | ".join(FORMATS),
-        "default_dirs": "; ".join(dirs),
-        "last_checkpoint": RunLayout.LAST,
-    }
-
-
-def add_config_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add ``--FIELD`` for every TrainConfig field and ``--aug-FIELD`` for AugmentConfig's.
-
-    Defaults are shown from the dataclasses but the parsed value is None unless given, so that a
-    YAML file's values are overridden only by options actually typed.
-    """
-    from dimcollapse.data.augment import SMALL_IMAGE_MAX, AugmentConfig
-
-    facts = _help_facts()
-    hints = typing.get_type_hints(TrainConfig)
-    for f in dataclasses.fields(TrainConfig):
-        if f.name == "augment":
-            continue
-        tp, _ = _base_type(hints[f.name])
-        flag = "--" + f.name.replace("_", "-")
-        default = f.default
-        # the facts' modules import torch, so the field's text names them, filled in here
-        helptext = f.metadata["help"].format_map(facts)
-        if not (default is None and "default:" in helptext):
-            helptext += f" (default: {default})"
-        if tp is bool:
-            parser.add_argument(
-                flag,
-                type=_parse_bool,
-                nargs="?",
-                const=True,
-                default=argparse.SUPPRESS,
-                metavar="BOOL",
-                help=helptext,
-            )
-        else:
-            parser.add_argument(flag, type=tp, default=argparse.SUPPRESS, help=helptext)
-    aug_hints = typing.get_type_hints(AugmentConfig)
-    for f in dataclasses.fields(AugmentConfig):
-        tp, _ = _base_type(aug_hints[f.name])
-        flag = "--aug-" + f.name.replace("_", "-")
-        default = "the dataset's size" if f.name == "image_size" else f.default
-        if f.name in ("blur_prob", "solarize_prob"):
-            default = f"{default} above {SMALL_IMAGE_MAX} px, off at {SMALL_IMAGE_MAX} px or less"
-        helptext = f"augmentation: {f.name} (default: {default})"
-        if typing.get_origin(tp) is tuple:
-            parser.add_argument(
-                flag,
-                type=float,
-                nargs=len(typing.get_args(tp)),
-                default=argparse.SUPPRESS,
-                help=helptext,
-            )
-        else:
-            parser.add_argument(flag, type=tp, default=argparse.SUPPRESS, help=helptext)
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:

@@ -23,15 +23,16 @@ examples:
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import typing
 
 from dimcollapse.commands._options import refuse_data_options
+from dimcollapse.config import TrainConfig, base_type
 
 HELP = "contrastive pretraining: SimCLR variants, DirectCLR, projector ablations"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from dimcollapse.config import add_config_arguments
-
     parser.add_argument(
         "--config",
         default=None,
@@ -39,7 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="YAML file of settings (command-line options override it)",
     )
     parser.add_argument("--quiet", action="store_true", help="print nothing but errors")
-    add_config_arguments(parser)
+    _add_config_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -52,3 +53,81 @@ def run(args: argparse.Namespace) -> int:
 
     train(cfg, verbose=not args.quiet, saved=saved)
     return 0
+
+
+def _parse_bool(text: str) -> bool:
+    low = text.lower()
+    if low in ("1", "true", "yes", "on"):
+        return True
+    if low in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def _help_facts() -> dict[str, str]:
+    """What ``{name}`` stands for in a field's help: facts owned by modules that import torch."""
+    from dimcollapse.data.augment import SMALL_IMAGE_MAX
+    from dimcollapse.data.formats import FORMATS
+    from dimcollapse.methods import METHODS
+    from dimcollapse.rundir import RunLayout
+
+    dirs = [f"{f.name} defaults to {f.default_dir}" for f in FORMATS.values() if f.default_dir]
+    return {
+        "small_image_max": str(SMALL_IMAGE_MAX),
+        "methods": " | ".join(METHODS),
+        "datasets": " | ".join(FORMATS),
+        "default_dirs": "; ".join(dirs),
+        "last_checkpoint": RunLayout.LAST,
+    }
+
+
+def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add ``--FIELD`` for every TrainConfig field and ``--aug-FIELD`` for AugmentConfig's.
+
+    Defaults are shown from the dataclasses but the parsed value is None unless given, so that a
+    YAML file's values are overridden only by options actually typed.
+    """
+    from dimcollapse.data.augment import SMALL_IMAGE_MAX, AugmentConfig
+
+    facts = _help_facts()
+    hints = typing.get_type_hints(TrainConfig)
+    for f in dataclasses.fields(TrainConfig):
+        if f.name == "augment":
+            continue
+        tp, _ = base_type(hints[f.name])
+        flag = "--" + f.name.replace("_", "-")
+        default = f.default
+        # the facts' modules import torch, so the field's text names them, filled in here
+        helptext = f.metadata["help"].format_map(facts)
+        if not (default is None and "default:" in helptext):
+            helptext += f" (default: {default})"
+        if tp is bool:
+            parser.add_argument(
+                flag,
+                type=_parse_bool,
+                nargs="?",
+                const=True,
+                default=argparse.SUPPRESS,
+                metavar="BOOL",
+                help=helptext,
+            )
+        else:
+            parser.add_argument(flag, type=tp, default=argparse.SUPPRESS, help=helptext)
+    aug_hints = typing.get_type_hints(AugmentConfig)
+    for f in dataclasses.fields(AugmentConfig):
+        tp, _ = base_type(aug_hints[f.name])
+        flag = "--aug-" + f.name.replace("_", "-")
+        default = "the dataset's size" if f.name == "image_size" else f.default
+        if f.name in ("blur_prob", "solarize_prob"):
+            default = f"{default} above {SMALL_IMAGE_MAX} px, off at {SMALL_IMAGE_MAX} px or less"
+        helptext = f"augmentation: {f.name} (default: {default})"
+        if typing.get_origin(tp) is tuple:
+            parser.add_argument(
+                flag,
+                type=float,
+                nargs=len(typing.get_args(tp)),
+                default=argparse.SUPPRESS,
+                help=helptext,
+            )
+        else:
+            parser.add_argument(flag, type=tp, default=argparse.SUPPRESS, help=helptext)
