@@ -187,8 +187,12 @@ _WORKER = textwrap.dedent(
         loss.backward()
         result[convention] = (loss.detach(), a.grad, b.grad)
     result["sum"] = distributed.all_reduce_sum(torch.tensor([rank + 1.0]))
-    distributed.barrier()
+    store = torch.distributed.distributed_c10d._get_default_store()
     distributed.cleanup()
+    assert not distributed.is_distributed()
+    if rank == 0:  # the store's host leaves last: every peer has destroyed its group and left
+        counts = [store.add(f"dimcollapse/{key}", 0) for key in ("destroyed", "leaving")]
+        result["teardown"] = torch.tensor(counts)
     torch.save(result, out_path)
     """
 )
@@ -246,3 +250,4 @@ def test_two_process_gloo_matches_the_global_batch(tmp_path):
     for rank, res in enumerate(results):
         assert (res["rank"], res["local_rank"], res["world"]) == (rank, rank, world)
         assert res["sum"].item() == 3.0
+    assert results[0]["teardown"].tolist() == [world, world - 1]

@@ -39,12 +39,15 @@ def train(
     layout = RunLayout(cfg.out)
     # a failure removes what this invocation created, unless a checkpoint makes it resumable
     cleanup = removed_on_failure(cfg.out, keep=lambda: layout.latest_checkpoint() is not None)
+    finished = False
     try:
         with cleanup if rank == 0 else contextlib.nullcontext():
-            return _run_session(cfg, rank, local_rank, world, verbose, stop_after, saved)
+            result = _run_session(cfg, rank, local_rank, world, verbose, stop_after, saved)
+        finished = True
+        return result
     finally:
         if joined:
-            dist.cleanup()
+            dist.cleanup(failed=not finished)
 
 
 def _run_session(
