@@ -124,6 +124,8 @@ def figure_collapsed_tail(
     """Collapsed dimensions against the threshold (log x), per method, for the embedding z and
     the representation r: the mean over seeds, the bars spanning the seeds' range. Solid: what
     the claims read (row-normalised vectors when recorded); dashed: the raw vectors beside them."""
+    from matplotlib.ticker import FuncFormatter
+
     from dimcollapse.report.tail import measured_space, seed_counts
 
     plt = pyplot()
@@ -162,10 +164,15 @@ def figure_collapsed_tail(
                 )
         ax.set_xscale("log")
         ax.invert_xaxis()
+        # symlog: a projector that removes most dimensions by construction (the fixed low-rank
+        # one) would otherwise flatten every other method's 0-3 onto the axis
+        ax.set_yscale("symlog", linthresh=1.0, linscale=0.6)
+        ax.set_ylim(bottom=-0.1)
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
         ax.set_xlabel("threshold: a fraction of $\\sigma_1$ (log scale, stricter to the right)")
-        ax.set_ylabel(f"collapsed dimensions of {letter} (mean over seeds)")
+        ax.set_ylabel(f"collapsed dimensions of {letter} (mean over seeds; symlog)")
         ax.set_title(f"{'Embedding z' if letter == 'z' else 'Representation r'}: collapsed tail")
         ax.grid(True, which="major", alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize="x-small")
+            ax.legend(fontsize="x-small", loc="center right")
     save_and_close(fig, path)
