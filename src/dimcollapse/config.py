@@ -27,8 +27,12 @@ from typing import Any
 
 from dimcollapse.errors import UsageError
 
+#: The values of TrainConfig's fields with a fixed set of choices, checked by ``validate``
+#: (``optimizer`` and ``lr_scaling`` are built and applied by :mod:`dimcollapse.optim`).
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DATA_PATHS = ("auto", "device", "workers")
+OPTIMIZERS = ("lars", "sgd", "adamw")
+LR_SCALING_RULES = ("linear", "sqrt")
 
 
 def _setting(default: Any, help: str, **kw: Any) -> Any:
@@ -150,7 +154,6 @@ class TrainConfig:
         from dimcollapse.data.datasets import DATASETS
         from dimcollapse.losses import LOSS_CONVENTIONS
         from dimcollapse.methods import METHODS
-        from dimcollapse.optim import OPTIMIZERS
         from dimcollapse.projectors import DIAGONAL_INITS
 
         for name, value, allowed in (
@@ -161,7 +164,7 @@ class TrainConfig:
             ("loss", self.loss, LOSS_CONVENTIONS),
             ("precision", self.precision, PRECISIONS),
             ("data_path", self.data_path, DATA_PATHS),
-            ("lr_scaling", self.lr_scaling, ("linear", "sqrt")),
+            ("lr_scaling", self.lr_scaling, LR_SCALING_RULES),
             ("diagonal_init", self.diagonal_init, DIAGONAL_INITS),
             ("stem", self.stem, (None, *STEMS)),
         ):

@@ -4,7 +4,9 @@ training run (:func:`build_optimisation`, shared by ``train`` and ``bench``).
 The paper's code trains with LARS (momentum, trust coefficient eta and weight decay as in
 :class:`~dimcollapse.config.TrainConfig`, whose fields give every default here; 1-D parameters
 excluded from decay and adaptation), lr 4.8 for a global batch of 4096 (0.3 per 256 images,
-linear scaling), 10 warm-up epochs then a cosine decay to ``final_lr_ratio`` x lr.
+linear scaling), 10 warm-up epochs then a cosine decay to ``final_lr_ratio`` x lr. The names
+accepted here (:data:`OPTIMIZERS`, :data:`LR_SCALING_RULES`) are the choices of TrainConfig's
+``optimizer`` and ``lr_scaling`` fields, defined beside it in :mod:`dimcollapse.config`.
 """
 
 from __future__ import annotations
@@ -17,11 +19,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from dimcollapse.config import TrainConfig
+from dimcollapse.config import LR_SCALING_RULES, OPTIMIZERS, TrainConfig
 from dimcollapse.errors import UsageError
-
-OPTIMIZERS = ("lars", "sgd", "adamw")
-LR_SCALING_RULES = ("linear", "sqrt")
 
 
 class LARS(torch.optim.Optimizer):

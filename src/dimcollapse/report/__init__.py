@@ -14,7 +14,8 @@ Modules: :mod:`~dimcollapse.report.write` (what goes into OUT, the sections in o
 :mod:`~dimcollapse.report.run_sections`, :mod:`~dimcollapse.report.table1`,
 :mod:`~dimcollapse.report.paper_sections` and :mod:`~dimcollapse.report.protocol_sections` (one
 function per section, with its prose),
-:mod:`~dimcollapse.report.claims` and :mod:`~dimcollapse.report.collapse_claims` (the verdicts),
+:mod:`~dimcollapse.report.claims` and :mod:`~dimcollapse.report.collapse_claims` (the verdicts,
+both through :mod:`~dimcollapse.report.judge`),
 :mod:`~dimcollapse.report.tail` (the collapsed tail at several thresholds),
 :mod:`~dimcollapse.report.figures` and :mod:`~dimcollapse.report.spectrum_figures` (the PNG
 figures), :mod:`~dimcollapse.report.document` (blocks to Markdown and HTML),

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from dimcollapse.report.judge import Judge, test_record
 from dimcollapse.report.numbers import count, interval, number, ratio, threshold
 from dimcollapse.report.tail import (
     PRIMARY_THRESHOLD,
@@ -45,19 +46,17 @@ REPRESENTATION_CLAIMS = (
 )
 
 
-def collapse_claims(judge: Any) -> None:
-    """Append Fig. 2's claim and those of Figs. 7b and 9c to ``judge`` (a ``claims.Judge``)."""
-    from dimcollapse.report.claims import test_record
-
+def collapse_claims(judge: Judge) -> None:
+    """Append Fig. 2's claim and those of Figs. 7b and 9c to ``judge``."""
     thresholds = thresholds_of(judge.manifest)
     first = len(judge.claims)
-    _embedding_claim(judge, thresholds, test_record)
+    _embedding_claim(judge, thresholds)
     for claim, collapsed, healthy, paper in REPRESENTATION_CLAIMS:
-        _representation_claim(judge, thresholds, test_record, claim, collapsed, healthy, paper)
+        _representation_claim(judge, thresholds, claim, collapsed, healthy, paper)
     _note_shared_runs(judge.claims[first:])
 
 
-def _embedding_claim(judge: Any, thresholds: Sequence[float], test_record: Any) -> None:
+def _embedding_claim(judge: Judge, thresholds: Sequence[float]) -> None:
     claim = "The embedding of SimCLR (MLP projector) has collapsed dimensions (Fig. 2)"
     paper = "about 30 of 128 singular values drop to zero"
     run = judge.runs.get("simclr-mlp")
@@ -93,9 +92,8 @@ def _embedding_claim(judge: Any, thresholds: Sequence[float], test_record: Any) 
 
 
 def _representation_claim(
-    judge: Any,
+    judge: Judge,
     thresholds: Sequence[float],
-    test_record: Any,
     claim: str,
     collapsed: str,
     healthy: str,
@@ -183,7 +181,7 @@ def _absent_text(
 
 
 def _rankme_line(
-    judge: Any,
+    judge: Judge,
     ra: Mapping[str, Any],
     rb: Mapping[str, Any],
     key: str,
