@@ -111,11 +111,12 @@ def test_run_bench_tiny_cpu():
 
 
 def test_cli_json_one_channel_with_a_worker(cli):
-    code, out, err = cli("bench", *TINY_ARGS, "--workers", "1", "--channels", "1", "--json")
+    args = ("--workers", "1", "--channels", "1", "--stem", "half", "--json")
+    code, out, err = cli("bench", *TINY_ARGS, *args)
     assert code == 0, err
     res = json.loads(out)
     _check_result(res)
-    assert res["channels"] == 1 and res["workers"] == 1
+    assert res["channels"] == 1 and res["workers"] == 1 and res["stem"] == "half"
 
 
 def test_cpu_defaults_are_scaled_down_and_said():

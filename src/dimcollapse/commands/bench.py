@@ -73,6 +73,7 @@ def _defaults(key: str) -> str:
 
 
 def _add_model_and_images(parser: argparse.ArgumentParser) -> None:
+    from dimcollapse.backbones import STEMS
     from dimcollapse.data.augment import SMALL_IMAGE_MAX
 
     parser.add_argument("--backbone", default="resnet18", help="resnet18, resnet34 or resnet50")
@@ -85,6 +86,13 @@ def _add_model_and_images(parser: argparse.ArgumentParser) -> None:
         "else size x 256/224)",
     )
     parser.add_argument("--channels", type=int, default=3, help="image channels, 1 or 3")
+    parser.add_argument(
+        "--stem",
+        choices=STEMS,
+        default=None,
+        help=f"the backbone's stem (default: cifar up to {SMALL_IMAGE_MAX} px, else imagenet; "
+        "half: the CPU reproduction's 3x3 stride-2 stem)",
+    )
 
 
 def _add_steps(parser: argparse.ArgumentParser) -> None:
@@ -134,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
     fields = (
         "device", "backbone", "image_size", "channels", "batch", "steps", "warmup", "workers",
         "width", "precision", "channels_last", "compile", "spectrum_rows", "spectrum_dim",
-        "source_size", "seed", "threads",
+        "source_size", "seed", "threads", "stem",
     )  # fmt: skip
     settings = BenchSettings(**{f: getattr(args, f) for f in fields if hasattr(args, f)})
 
