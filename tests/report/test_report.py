@@ -23,12 +23,14 @@ from dimcollapse.reproduce.manifest import FORMAT_VERSION
 from dimcollapse.spectrum.metrics import COLLAPSE_THRESHOLDS
 from dimcollapse.stats import holm
 
-COMMITTED = Path(__file__).parents[2] / "docs" / "results" / "fashion-mnist-cpu" / "reproduce.json"
+# the first committed cpu-scale run (issue 9's settings), kept as a file of the oldest format
+OLD = Path(__file__).parents[1] / "fixtures" / "reproduce-v1-cpu-2026-11.json"
+TOYS = Path(__file__).parents[2] / "docs" / "results" / "fashion-mnist-cpu" / "toys"
 METHODS = ("simclr-mlp", "simclr-linear", "simclr-none", "directclr", "fixed-lowrank", "diagonal")
 
 
 def _committed() -> dict:
-    return json.loads(COMMITTED.read_text())
+    return json.loads(OLD.read_text())
 
 
 # ---- numbers --------------------------------------------------------------------------------
@@ -217,7 +219,7 @@ def test_a_zero_variance_comparison_does_not_decide_from_three_seeds():
 
 def test_the_committed_old_reproduce_json_still_renders(tmp_path):
     manifest = _committed()
-    shutil.copytree(COMMITTED.parent / "toys", tmp_path / "toys")  # the theory lab's figures
+    shutil.copytree(TOYS, tmp_path / "toys")  # the theory lab's figures
     claims = write_report(manifest, tmp_path, figures=False)
     text = (tmp_path / "report.md").read_text()
     assert (tmp_path / "report.html").is_file() and len(claims) == 12
@@ -266,7 +268,7 @@ def test_a_reproduce_json_with_the_new_fields_renders_them(tmp_path):
 def test_the_report_refuses_a_newer_version(tmp_path):
     from dimcollapse.report import write_report
 
-    data = {**json.loads(COMMITTED.read_text()), "version": FORMAT_VERSION + 1}
+    data = {**json.loads(OLD.read_text()), "version": FORMAT_VERSION + 1}
     with pytest.raises(UsageError, match="version 2, newer"):
         write_report(data, tmp_path, figures=False)
     assert not (tmp_path / "report.md").exists()

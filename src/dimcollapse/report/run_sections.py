@@ -23,9 +23,10 @@ SCALE_NOTES = {
     "network, a subset, few epochs. It shows the pipeline end to end and the effects that "
     "appear early (the spectra, the theory lab); it does not reproduce the paper's ImageNet "
     "numbers, and it cannot separate methods a point or two apart.",
-    "cpu": "This is a **cpu** run, sized for about an hour of a 2-core CPU (67 minutes measured): several "
-    "seeds per method, so that orderings can be judged; still a small network on a small "
-    "dataset, so the levels are not the paper's ImageNet numbers.",
+    "cpu": "This is a **cpu** run, sized for at most 90 minutes of a 2-core CPU (this run's own "
+    "time is in its wall-time section): several seeds per method, so that orderings can be "
+    "judged; still a small network on a small dataset after a short pretraining, so the levels "
+    "are not the paper's ImageNet numbers.",
     "full": "This is a **full** run (a whole dataset, a full-width ResNet-18, long training), "
     "still far smaller than the paper's ResNet-50 on ImageNet: absolute numbers differ; "
     "the orderings are what can be compared.",

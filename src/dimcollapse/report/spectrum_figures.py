@@ -124,7 +124,7 @@ def figure_collapsed_tail(
     """Collapsed dimensions against the threshold (log x), per method, for the embedding z and
     the representation r: the mean over seeds, the bars spanning the seeds' range. Solid: what
     the claims read (row-normalised vectors when recorded); dashed: the raw vectors beside them."""
-    from matplotlib.ticker import FuncFormatter
+    from matplotlib.ticker import FixedLocator, FuncFormatter
 
     from dimcollapse.report.tail import measured_space, seed_counts
 
@@ -168,6 +168,7 @@ def figure_collapsed_tail(
         # one) would otherwise flatten every other method's 0-3 onto the axis
         ax.set_yscale("symlog", linthresh=1.0, linscale=0.6)
         ax.set_ylim(bottom=-0.1)
+        ax.yaxis.set_major_locator(FixedLocator([0, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000]))
         ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
         ax.set_xlabel("threshold: a fraction of $\\sigma_1$ (log scale, stricter to the right)")
         ax.set_ylabel(f"collapsed dimensions of {letter} (mean over seeds; symlog)")
