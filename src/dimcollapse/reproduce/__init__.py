@@ -30,35 +30,40 @@ Student-t interval beside the main ones (``top1_ci95``, ``knn_top1_k20_ci95``, `
 :mod:`dimcollapse.aggregate`); claims are judged from the paired differences across seeds
 (:mod:`dimcollapse.report.claims`).
 
-Scales (``--epochs``, ``--subset``, ``--width``, ``--seeds`` override them). The defaults come
-from the study in ``docs/experiments/fashion-mnist-collapse.md``:
+Scales (``--epochs``, ``--subset``, ``--width``, ``--seeds`` override them; the table is
+:data:`dimcollapse.reproduce.scales.SCALE_DEFAULTS`). The CPU settings come from the 3-seed
+pilot in ``docs/experiments/fashion-mnist-collapse.md``, chosen on a validation split:
 
-* ``quick`` (the demo, at most 10 minutes on 2 cores): Fashion-MNIST, 3 seeds, 4,000 training
-  images, 6 epochs at batch 128, ResNet-18 at width 0.25 with its standard stem (stride-2 conv
-  and max-pool: a 7x7 map after the stem, ten times cheaper than the small-image stem), the
-  paper's absolute 128-d embedding (a rep/16 = 16-d one uses every dimension and cannot show
-  Fig. 2's collapse; 128 shows 5-12 collapsed dimensions in every seed), 30-epoch probes on
-  the whole test set, no d0 sweep. Batch 128 doubles the steps of so short a run (collapse is
-  a product of optimisation steps; it was tighter across seeds than at 256). Two seeds
-  already give an interval, but a wide one (t = 12.7 at one degree of freedom, 4.3 at two);
-  a difference equal in every seed decides only from 6 seeds (:mod:`dimcollapse.stats`).
-* ``cpu`` (67 minutes measured on 2 busy cores; at most 90): the same network, 3 seeds, 8,000 images, 30 epochs
-  at the paper's batch-size rule (256), 100-epoch probes on the whole test set, the theory lab
-  at its full lengths: every Table 1 claim gets an interval, which decides only where the
-  methods differ by more than the seeds do (in docs/results/fashion-mnist-cpu, 3 of the 4
-  stay inconclusive).
+* ``quick`` (the demo, at most 10 minutes on 2 cores; 5 min 4 s measured): Fashion-MNIST,
+  3 seeds, 4,000 pretraining images, 2 epochs at batch 128, ResNet-18 at width 0.25 (r is
+  128-d) with the "half" stem (a 3x3 stride-2 convolution and no max-pool: layer4 sees a 2x2
+  map at 28 px, where the ImageNet stem leaves it 1x1), a 32-d embedding (r/z = 4, the
+  paper's and the full scale's 512/128), 30-epoch probes on 100 labelled images per class
+  (weight decay chosen on 200 validation images per class), no all-labels row, no d0 sweep.
+* ``cpu`` (at most 90 minutes on 2 cores; 74 minutes measured while other work shared them): the same network, 3 seeds, one
+  epoch of all 60,000 training images at the paper's batch-size rule (256), 100-epoch probes on
+  100 labelled images per class (weight decay chosen on 500 validation images per class), a
+  second probe row trained on every label but the validation split (10x fewer epochs), the
+  theory lab at its full lengths.
 * ``full``: one GPU (or several under ``torchrun``; rank 0 probes and writes the report). All of
   Fashion-MNIST (or ``--dataset cifar10 --data-root DIR``), 3 seeds, ResNet-18 at width 1 with
-  the small-image stem, 100 epochs, 100-epoch probes on the whole test set, and the d0 sweep.
+  the small-image stem, 100 epochs, a 128-d embedding, 100-epoch probes, and the d0 sweep.
+
+The probe protocol (:mod:`dimcollapse.probe.protocol`) is the same at every scale: every row
+(each method, raw pixels, a randomly initialised network) is trained on one fixed
+class-balanced labelled subset, its weight decay chosen on a validation split carved from the
+training images; the test images are scored once.
 
 On a CPU the runs go to parallel single-threaded worker processes: on a 2-core machine two
 processes of one thread each trained 4.3 times as many images per second as one process with
 two threads (``benchmarks/bench_cpu_step.py --processes``).
 
-Modules: ``plan`` (scales, settings, the runs), ``stages`` (a stage's task, the stage cache,
-how far training got), ``run_stage``, ``baselines``, ``toys`` (the three kinds of stage),
-``execute`` (the tasks, the worker pool, :func:`reproduce`); versions and hardware come from
-:func:`dimcollapse.runtime.environment`.
+Modules: ``scales`` (the scale table, the settings asked for), ``plan`` (the resolved settings,
+the runs), ``manifest`` (``reproduce.json`` as types, the output layout), ``stages`` (a stage's
+task, the stage cache, how far training got), ``run_stage``, ``baselines``, ``toys`` (the three
+kinds of stage), ``protocol_data`` (the probe protocol's splits and features), ``workers`` (the
+stage tasks here or in a pool of worker processes), ``execute`` (:func:`reproduce`); versions
+and hardware come from :func:`dimcollapse.runtime.environment`.
 """
 
 from __future__ import annotations
