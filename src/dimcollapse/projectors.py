@@ -31,7 +31,8 @@ DIAGONAL_INITS = ("ones", "random")
 # The paper's values for a ResNet-50 (rep_dim 2048): d0 = 360, projector 2048-2048-128.
 _PAPER_REP_DIM = 2048
 _PAPER_D0 = 360
-_PAPER_OUT = 128
+PAPER_PROJ_OUT = 128
+"""The paper's embedding size (its projector's output; Fig. 2's d = 128)."""
 
 
 def default_d0(rep_dim: int) -> int:
@@ -53,7 +54,7 @@ def default_mlp_dims(rep_dim: int) -> tuple[int, int]:
     ResNet-50 (2048): (2048, 128), the paper's code; ResNet-18 (512): (512, 32).
     """
     _check_positive("rep_dim", rep_dim)
-    out = min(rep_dim, max(16, round(rep_dim * _PAPER_OUT / _PAPER_REP_DIM)))
+    out = min(rep_dim, max(16, round(rep_dim * PAPER_PROJ_OUT / _PAPER_REP_DIM)))
     return rep_dim, out
 
 

@@ -8,6 +8,9 @@ import shlex
 from dataclasses import dataclass
 from typing import Any
 
+from dimcollapse.config import TrainConfig
+from dimcollapse.projectors import PAPER_PROJ_OUT
+
 SCALES = ("quick", "cpu", "full")
 
 #: Per-scale defaults. ``small_stem`` None: the training default (on for images of at most
@@ -19,6 +22,12 @@ SCALES = ("quick", "cpu", "full")
 #: chosen on ``val_per_class`` validation images per class carved from the training images,
 #: and (``all_labels_row``) a second row trained on every training label but the validation
 #: split. The choices and what they cost: docs/experiments/fashion-mnist-collapse.md.
+_TRAINING = TrainConfig()
+_TRAINING_SETTINGS = (
+    "dataset", "backbone", "epochs", "subset", "width", "small_stem", "stem", "batch_size",
+    "monitor_samples",
+)  # fmt: skip
+
 SCALE_DEFAULTS: dict[str, dict[str, Any]] = {
     "quick": {
         "dataset": "fashion-mnist",
@@ -61,15 +70,8 @@ SCALE_DEFAULTS: dict[str, dict[str, Any]] = {
         "proj_out": 32,
     },
     "full": {
-        "dataset": "fashion-mnist",
-        "backbone": "resnet18",
-        "epochs": 100,
-        "subset": None,
-        "width": 1.0,
-        "small_stem": None,
-        "stem": None,
-        "batch_size": 512,
-        "monitor_samples": 2048,
+        # the training settings are TrainConfig's own defaults; the embedding is the paper's
+        **{name: getattr(_TRAINING, name) for name in _TRAINING_SETTINGS},
         "probe_epochs": 100,
         "labelled_per_class": 100,
         "val_per_class": 500,
@@ -78,7 +80,7 @@ SCALE_DEFAULTS: dict[str, dict[str, Any]] = {
         "toy_steps": None,
         "d0_sweep": True,
         "seeds": 3,
-        "proj_out": 128,
+        "proj_out": PAPER_PROJ_OUT,
     },
 }
 
