@@ -124,8 +124,6 @@ def figure_collapsed_tail(
     """Collapsed dimensions against the threshold (log x), per method, for the embedding z and
     the representation r: the mean over seeds, the bars spanning the seeds' range. Solid: what
     the claims read (row-normalised vectors when recorded); dashed: the raw vectors beside them."""
-    from matplotlib.ticker import FixedLocator, FuncFormatter
-
     from dimcollapse.report.tail import measured_space, seed_counts
 
     plt = pyplot()
@@ -162,18 +160,25 @@ def figure_collapsed_tail(
                     capsize=2,
                     label=None if raw_beside else method_label(run.get("method", name)),
                 )
-        ax.set_xscale("log")
-        ax.invert_xaxis()
-        # symlog: a projector that removes most dimensions by construction (the fixed low-rank
-        # one) would otherwise flatten every other method's 0-3 onto the axis
-        ax.set_yscale("symlog", linthresh=1.0, linscale=0.6)
-        ax.set_ylim(bottom=-0.1)
-        ax.yaxis.set_major_locator(FixedLocator([0, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000]))
-        ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
-        ax.set_xlabel("threshold: a fraction of $\\sigma_1$ (log scale, stricter to the right)")
-        ax.set_ylabel(f"collapsed dimensions of {letter} (mean over seeds; symlog)")
-        ax.set_title(f"{'Embedding z' if letter == 'z' else 'Representation r'}: collapsed tail")
-        ax.grid(True, which="major", alpha=0.3)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize="x-small", loc="center right")
+        _tail_axes(ax, letter)
     save_and_close(fig, path)
+
+
+def _tail_axes(ax: Any, letter: str) -> None:
+    """Scales, ticks, labels and legend of one panel of :func:`figure_collapsed_tail`."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter
+
+    ax.set_xscale("log")
+    ax.invert_xaxis()
+    # symlog: a projector that removes most dimensions by construction (the fixed low-rank
+    # one) would otherwise flatten every other method's 0-3 onto the axis
+    ax.set_yscale("symlog", linthresh=1.0, linscale=0.6)
+    ax.set_ylim(bottom=-0.1)
+    ax.yaxis.set_major_locator(FixedLocator([0, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000]))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    ax.set_xlabel("threshold: a fraction of $\\sigma_1$ (log scale, stricter to the right)")
+    ax.set_ylabel(f"collapsed dimensions of {letter} (mean over seeds; symlog)")
+    ax.set_title(f"{'Embedding z' if letter == 'z' else 'Representation r'}: collapsed tail")
+    ax.grid(True, which="major", alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize="x-small", loc="center right")
