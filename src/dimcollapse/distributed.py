@@ -7,9 +7,11 @@ losses and the training loop testable on a CPU, and lets the same script run und
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 import warnings
+from collections.abc import Iterator
 
 import torch
 import torch.distributed as dist
@@ -150,8 +152,18 @@ def cleanup(*, failed: bool = False) -> None:
             _wait_for_count(store, "dimcollapse/leaving", size - 1)
     except (RuntimeError, OSError):  # a peer already gone: nothing left to protect
         pass
-    finally:
-        del store
+
+
+@contextlib.contextmanager
+def left_on_exit() -> Iterator[None]:
+    """Run the body, then :func:`cleanup`: the teardown handshake when it finished, at once
+    (``failed=True``) when it raised, so a failing rank never waits for peers."""
+    try:
+        yield
+    except BaseException:
+        cleanup(failed=True)
+        raise
+    cleanup()
 
 
 def _wait_for_count(store: dist.Store, key: str, target: int) -> None:

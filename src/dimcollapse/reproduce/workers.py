@@ -71,12 +71,8 @@ def _one_process_group(world: int, device_type: str) -> Iterator[None]:
     from dimcollapse import distributed
 
     distributed.setup_from_env("cuda" if device_type == "cuda" else "cpu")
-    finished = False
-    try:
+    with distributed.left_on_exit():
         yield
-        finished = True
-    finally:
-        distributed.cleanup(failed=not finished)
 
 
 def _run_parallel(tasks: list[StageTask], jobs: int, results: dict[str, Any]) -> None:

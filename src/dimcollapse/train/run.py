@@ -39,15 +39,11 @@ def train(
     layout = RunLayout(cfg.out)
     # a failure removes what this invocation created, unless a checkpoint makes it resumable
     cleanup = removed_on_failure(cfg.out, keep=lambda: layout.latest_checkpoint() is not None)
-    finished = False
-    try:
-        with cleanup if rank == 0 else contextlib.nullcontext():
-            result = _run_session(cfg, rank, local_rank, world, verbose, stop_after, saved)
-        finished = True
-        return result
-    finally:
-        if joined:
-            dist.cleanup(failed=not finished)
+    with (
+        dist.left_on_exit() if joined else contextlib.nullcontext(),
+        cleanup if rank == 0 else contextlib.nullcontext(),
+    ):
+        return _run_session(cfg, rank, local_rank, world, verbose, stop_after, saved)
 
 
 def _run_session(
