@@ -1,7 +1,9 @@
 """Command-line options that several commands share, and the checks of their values.
 
 Each ``add_*`` function adds one option with its flag, type and default fixed here; the help
-text is the shared one unless a command says what the option means for it. The options of models
+text is the shared one unless a command says what the option means for it. The generic ones
+(``--out``, ``--json``, ``--seed``, ``--threads``, ``--rel-tol``) live in
+:mod:`dimcollapse.options`, which the theory lab's options use too. The options of models
 trained elsewhere (``--model``, ``--weights``, ...) live in :mod:`dimcollapse.commands._models`.
 Checks raise :class:`~dimcollapse.errors.UsageError`, which the command line prints as one
 ``error:`` line with exit status 2.
@@ -12,9 +14,10 @@ from __future__ import annotations
 import argparse
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from dimcollapse.errors import UsageError
+from dimcollapse.options import OptionHolder
 
 DEVICE_HELP = "auto | cpu | cuda | cuda:N"
 RUN_DATA_ROOT_HELP = "dataset directory or .npz file; None: the one in the run's config"
@@ -22,12 +25,6 @@ RUN_DATA_ROOT_HELP = "dataset directory or .npz file; None: the one in the run's
 SPLITS = ("train", "test")
 #: Autocast precisions of a frozen model's forward pass (``runtime.autocast``).
 AUTOCAST_PRECISIONS = ("fp32", "bf16", "fp16", "auto")
-
-
-class OptionHolder(Protocol):
-    """A parser or an argument group: anything options are added to."""
-
-    def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action: ...
 
 
 def add_run_argument(parser: OptionHolder) -> None:
@@ -40,25 +37,8 @@ def add_run_argument(parser: OptionHolder) -> None:
     )
 
 
-def add_out(parser: OptionHolder, metavar: str, help: str, **kwargs: Any) -> None:
-    """``--out``: where the command writes (``required=True`` or a ``default``)."""
-    parser.add_argument("--out", metavar=metavar, help=help, **kwargs)
-
-
 def add_device(parser: OptionHolder, default: str = "auto", help: str = DEVICE_HELP) -> None:
     parser.add_argument("--device", default=default, help=help)
-
-
-def add_json(parser: OptionHolder, help: str) -> None:
-    parser.add_argument("--json", action="store_true", help=help)
-
-
-def add_seed(parser: OptionHolder, help: str, default: Any = 0) -> None:
-    parser.add_argument("--seed", type=int, default=default, help=help)
-
-
-def add_threads(parser: OptionHolder, default: Any, help: str) -> None:
-    parser.add_argument("--threads", type=int, default=default, help=help)
 
 
 def add_quiet(parser: OptionHolder, help: str = "print nothing but errors") -> None:
@@ -88,10 +68,6 @@ def add_space(parser: OptionHolder, help: str) -> None:
 
 def add_autocast_precision(parser: OptionHolder, help: str) -> None:
     parser.add_argument("--precision", choices=AUTOCAST_PRECISIONS, default="fp32", help=help)
-
-
-def add_rel_tol(parser: OptionHolder, default: Any, help: str) -> None:
-    parser.add_argument("--rel-tol", type=float, default=default, help=help)
 
 
 def require_at_least(args: argparse.Namespace, dest: str, minimum: int) -> None:

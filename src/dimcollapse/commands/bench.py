@@ -25,7 +25,8 @@ import argparse
 import json
 import sys
 
-from dimcollapse.commands._options import add_device, add_json, add_seed, add_threads
+from dimcollapse.commands._options import add_device
+from dimcollapse.options import add_json, add_seed, add_threads
 
 HELP = "throughput: training step vs device vs CPU-worker augmentation; spectrum time"
 

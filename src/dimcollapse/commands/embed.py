@@ -24,10 +24,8 @@ from dimcollapse.commands._options import (
     add_autocast_precision,
     add_device,
     add_force,
-    add_out,
     add_run_argument,
     add_run_data_root,
-    add_seed,
     add_space,
     add_split,
     refuse_data_options,
@@ -35,6 +33,7 @@ from dimcollapse.commands._options import (
     refuse_overwrite,
     require_at_least,
 )
+from dimcollapse.options import add_out, add_seed
 
 HELP = "write a run's representation or embedding vectors of a split to .npy/.safetensors"
 

@@ -25,14 +25,13 @@ import json
 from dimcollapse.commands._options import (
     add_autocast_precision,
     add_device,
-    add_json,
     add_run_argument,
     add_run_data_root,
-    add_seed,
     refuse_data_options,
     refuse_data_options_for_run,
     require_at_least,
 )
+from dimcollapse.options import add_json, add_seed
 
 HELP = "offline linear and kNN probe of a trained run (full r or DirectCLR's r[:, :d0])"
 

@@ -32,7 +32,8 @@ from __future__ import annotations
 
 import argparse
 
-from dimcollapse.commands._options import add_device, add_out, add_quiet, add_seed
+from dimcollapse.commands._options import add_device, add_quiet
+from dimcollapse.options import add_out, add_seed
 from dimcollapse.reproduce.scales import scale_values, shared_default
 
 HELP = "run every experiment of the paper and write a report (Markdown + HTML)"

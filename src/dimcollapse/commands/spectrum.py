@@ -32,11 +32,8 @@ import json
 from typing import Any
 
 from dimcollapse.commands._options import (
-    OptionHolder,
     add_device,
     add_force,
-    add_json,
-    add_rel_tol,
     add_run_data_root,
     add_space,
     add_split,
@@ -44,6 +41,7 @@ from dimcollapse.commands._options import (
     refuse_overwrite,
     require_at_least,
 )
+from dimcollapse.options import OptionHolder, add_json, add_rel_tol
 
 HELP = "singular-value spectrum and collapse metrics of embeddings files (Eq. 1)"
 

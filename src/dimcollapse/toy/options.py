@@ -12,20 +12,15 @@ from __future__ import annotations
 import argparse
 import math
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
 from dimcollapse.errors import UsageError
+from dimcollapse.options import OptionHolder, add_json, add_out, add_rel_tol, add_seed, add_threads
 from dimcollapse.toy.config import check_dim, input_variances, parse_noise_dims
 from dimcollapse.toy.scenarios import SCENARIO_NAMES, SCENARIOS, Scenario
 
 #: What ``dimcollapse toy`` can run: every scenario, then ``all`` of them.
 CHOICES = (*SCENARIO_NAMES, "all")
-
-
-class OptionHolder(Protocol):
-    """A parser or an argument group: anything options are added to."""
-
-    def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action: ...
 
 
 SCENARIO_HELP = {
@@ -73,15 +68,14 @@ def _each(sc: Scenario | None) -> str:
 def _add_output_options(group: OptionHolder, sc: Scenario | None) -> None:
     from dimcollapse.spectrum import DEFAULT_REL_TOL
 
-    group.add_argument("--out", metavar="DIR", help="where files go", default="toy-output")
-    group.add_argument("--json", action="store_true", help="print one JSON object per run")
+    add_out(group, "DIR", "where files go", default="toy-output")
+    add_json(group, "print one JSON object per run")
     group.add_argument("--no-figures", action="store_true", help="write the JSON files only")
     tol = DEFAULT_REL_TOL if sc is None or sc.rel_tol is None else sc.rel_tol
-    group.add_argument(
-        "--rel-tol",
-        type=float,
-        default=argparse.SUPPRESS if sc is None else tol,
-        help="a dimension is collapsed when sigma_k < REL_TOL * sigma_1 of the Eq. 1 covariance"
+    add_rel_tol(
+        group,
+        argparse.SUPPRESS if sc is None else tol,
+        "a dimension is collapsed when sigma_k < REL_TOL * sigma_1 of the Eq. 1 covariance"
         + _each(sc),
     )
 
@@ -144,9 +138,7 @@ def _add_init_options(group: OptionHolder, sc: Scenario | None) -> None:
         metavar="V[,V...]",
         help="variances of the Gaussian inputs: one for every dimension, or d of them" + each,
     )
-    group.add_argument(
-        "--seed", type=int, default=_default(sc, "seed"), help="the runs' seed" + each
-    )
+    add_seed(group, "the runs' seed" + each, default=_default(sc, "seed"))
     group.add_argument(
         "--dtype",
         choices=("float32", "float64"),
@@ -170,12 +162,11 @@ def _add_tracking_options(group: OptionHolder, sc: Scenario | None) -> None:
         default=_default(sc, "eval_samples"),
         help="fresh clean samples for each embedding spectrum" + each,
     )
-    group.add_argument(
-        "--threads",
-        type=int,
-        default=1,
-        help="torch CPU threads while this command runs (the toy's matrices are too small "
-        "to gain from more)",
+    add_threads(
+        group,
+        1,
+        "torch CPU threads while this command runs (the toy's matrices are too small to gain "
+        "from more)",
     )
 
 
