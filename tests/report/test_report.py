@@ -272,3 +272,19 @@ def test_the_report_refuses_a_newer_version(tmp_path):
     with pytest.raises(UsageError, match="version 2, newer"):
         write_report(data, tmp_path, figures=False)
     assert not (tmp_path / "report.md").exists()
+
+
+def test_only_fashion_mnist_points_to_its_study_when_pixels_lead(tmp_path):
+    from dimcollapse.report.write import build_document
+
+    texts = {}
+    for dataset in ("fashion-mnist", "cifar10"):
+        manifest = _committed()  # the raw pixels lead the best backbone in it
+        manifest["settings"]["dataset"] = dataset
+        doc = build_document(manifest, tmp_path, {}, check_claims(manifest))
+        texts[dataset] = doc.markdown()
+    assert "No pretrained backbone beats" in texts["cifar10"]
+    assert "fashion-mnist-collapse.md" in texts["fashion-mnist"]
+    assert "linearly separable" in texts["fashion-mnist"]
+    assert "fashion-mnist-collapse.md" not in texts["cifar10"]
+    assert "linearly separable" not in texts["cifar10"]
