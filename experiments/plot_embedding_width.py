@@ -28,7 +28,7 @@ def main() -> None:
 
     from dimcollapse.plots import pyplot, save_figure
 
-    cells: dict[tuple[int, int], list[list[int]]] = defaultdict(list)
+    cells: dict[tuple[int, int, int], list[list[int]]] = defaultdict(list)
     for path in args.lines:
         for text in Path(path).read_text().splitlines():
             row = json.loads(text) if text.strip() else None
@@ -41,16 +41,18 @@ def main() -> None:
             ):
                 continue
             counts = row["embedding"]["normalized"]["collapsed"]
-            cells[(row["emb_dim"], row["epochs"])].append([counts[t] for t in THRESHOLDS])
+            cells[(row["emb_dim"], row["rep_dim"], row["epochs"])].append(
+                [counts[t] for t in THRESHOLDS]
+            )
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     xs = [float(t) for t in THRESHOLDS]
-    widths = sorted({w for w, _ in cells})
-    for (width, epochs), seeds in sorted(cells.items()):
-        colour = f"C{widths.index(width)}"
+    widths = sorted({(w, r) for w, r, _ in cells})
+    for (width, rep, epochs), seeds in sorted(cells.items()):
+        colour = f"C{widths.index((width, rep))}"
         style, marker = {1: ("--", "o"), 3: ("-.", "s")}.get(epochs, ("-", "^"))
         means = [sum(s[j] for s in seeds) / len(seeds) for j in range(len(xs))]
-        label = f"z {width} (r 128), {epochs} epoch{'s' * (epochs > 1)}, {len(seeds)} seeds"
+        label = f"z {width} (r {rep}), {epochs} epoch{'s' * (epochs > 1)}, {len(seeds)} seeds"
         ax.plot(xs, means, style, color=colour, marker=marker, label=label)
         for s in seeds:
             ax.plot(xs, s, ".", color=colour, alpha=0.5)
