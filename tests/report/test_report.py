@@ -130,7 +130,7 @@ def _manifest(*, normalized: bool, mlp=(0.80, 0.83, 0.81), none=(0.70, 0.715, 0.
         settings.update(
             feature_maps={"input": 28, "conv1": 14, "layer1": 14, "layer2": 7, "layer3": 4,
                           "layer4": 2},
-            probe_labels=1000, val_size=5000,
+            probe_labels=1000, val_size=5000, channels_last=True,
         )  # fmt: skip
     return {"settings": settings, "runs": runs, "baselines": {}, "paper": {"top1": PAPER_TOP1},
             "timing": {}, "toys": {}}  # fmt: skip
@@ -224,7 +224,7 @@ def test_the_committed_old_reproduce_json_still_renders(tmp_path):
     text = (tmp_path / "report.md").read_text()
     assert (tmp_path / "report.html").is_file() and len(claims) == 12
     assert "predates the probe protocol" in text and "Not recorded by this run" in text
-    assert "feature map after each stage" not in text
+    assert "feature map after each stage" not in text and "memory format" not in text
     assert "after Holm" in text and "at 95% per claim" in text
     assert "sum of 3 seeds" in text
     for bad in ("15.333333333333334", "18.666666666666668", "-0.0 [", "opposite"):
@@ -262,6 +262,7 @@ def test_a_reproduce_json_with_the_new_fields_renders_them(tmp_path):
     assert "0.0001, 0.001, 0.0001" in text  # the chosen weight decay per seed
     assert "5,000 training images" in text and "Not recorded by this run" not in text
     assert "r (row-normalised)" in text
+    assert "| pretraining memory format | channels_last (asked for, on the CPU too) |" in text
     assert (tmp_path / "figures" / "collapsed_tail.png").stat().st_size > 0
 
 
@@ -288,3 +289,18 @@ def test_only_fashion_mnist_points_to_its_study_when_pixels_lead(tmp_path):
     assert "linearly separable" in texts["fashion-mnist"]
     assert "fashion-mnist-collapse.md" not in texts["cifar10"]
     assert "linearly separable" not in texts["cifar10"]
+
+
+def test_spectrum_figures_plot_the_spectrum_the_claims_read():
+    from dimcollapse.report.spectrum_figures import _spectrum_series, _vectors_text
+
+    run = _manifest(normalized=True)["runs"]["simclr-none"]
+    text, values = _spectrum_series(run, "representation")
+    assert values == run["representation_normalized"]["singular_values"]
+    assert values != run["representation"]["singular_values"]
+    assert f"RankMe {run['representation_normalized']['rankme']:.1f}" in text
+    assert _vectors_text([run], "representation") == "row-normalised vectors"
+    raw = _manifest(normalized=False)["runs"]["simclr-none"]
+    assert _spectrum_series(raw, "representation")[1] == raw["representation"]["singular_values"]
+    assert _vectors_text([raw], "representation") == "raw vectors"
+    assert _vectors_text([run, raw], "representation") == "row-normalised vectors where recorded"

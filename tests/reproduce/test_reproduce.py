@@ -179,6 +179,16 @@ def test_only_the_projector_heads_get_the_plans_proj_out(tmp_path):
     assert proj_out == {m: want if m in ("simclr-mlp", "simclr-linear") else None for m in METHODS}
 
 
+def test_the_cpu_scale_alone_turns_channels_last_on_for_the_cpu(tmp_path):
+    """The committed quick results ran with the training default (off on a CPU); the cpu scale
+    asks for channels_last, and every run's TrainConfig gets the plan's choice."""
+    for scale, want in (("quick", None), ("cpu", True), ("full", None)):
+        plan = resolve_plan(ReproduceSettings(out=str(tmp_path), scale=scale, dataset="digits"))
+        assert plan.channels_last is want and plan.key()["channels_last"] is want
+        configs = [train_config(plan, r, tmp_path, "cpu", cpu=True) for r in plan_runs(plan)]
+        assert {c.channels_last for c in configs} == {want}
+
+
 def test_help_lists_the_options(cli):
     code, out, _ = cli("reproduce", "--help")
     assert code == 0

@@ -47,20 +47,23 @@ def embedding_collapse(doc: Document, manifest: Manifest, drawn: Mapping[str, st
         doc.image(
             drawn["fig2"],
             "Fig. 2 analogue: singular values of the covariance of the "
-            "embedding z of SimCLR with its MLP projector, sorted, log scale.",
+            "embedding z of SimCLR with its MLP projector, sorted, log scale; of the "
+            "row-normalised z when the run recorded it (the claims' measure), as the figure "
+            "says.",
         )
         text = (
             f"Here: {count(embedding['collapsed_dims'])}"
             f"{interval(embedding.get('collapsed_dims_ci95'))} of {embedding['dim']} dimensions "
             f"of the raw z are collapsed (mean over seeds, below {threshold(embedding['rel_tol'])}"
-            f" x sigma_1, the dotted line); RankMe {number(embedding['rankme'])} of "
+            f" x sigma_1); RankMe {number(embedding['rankme'])} of "
             f"{embedding['dim']}; 90% of the variance lies in {count(embedding['dims_90'])} "
             "dimensions (mean over seeds)."
         )
         if has_normalized(run, "embedding"):
             normalized = run["embedding_normalized"]
             text += (
-                f" On the row-normalised z (the paper's measure): "
+                f" On the row-normalised z (the paper's measure, plotted above; the dotted "
+                "line is its threshold): "
                 f"{count(normalized['collapsed_dims'])} collapsed, RankMe "
                 f"{number(normalized['rankme'])}."
             )

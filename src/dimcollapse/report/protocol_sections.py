@@ -5,7 +5,8 @@ when ``reproduce.json`` records it (older files lack them, and the report says s
   (``settings.probe_labels``), the validation split that chooses its weight decay
   (``settings.val_size``), and the weight decay chosen for each row, seed by seed;
 * the side of the square feature map after each stage of the backbone
-  (``settings.feature_maps``).
+  (``settings.feature_maps``), and pretraining's memory format when the scale asked for one
+  (``settings.channels_last``).
 """
 
 from __future__ import annotations
@@ -72,7 +73,15 @@ def setup_rows(settings: Settings) -> list[list[Any]]:
     maps = feature_maps_text(settings)
     if maps:
         rows.append(["feature map after each stage", maps])
+    if settings.channels_last is not None:
+        rows.append(["pretraining memory format", _MEMORY_FORMATS[settings.channels_last]])
     return rows
+
+
+_MEMORY_FORMATS = {
+    True: "channels_last (asked for, on the CPU too)",
+    False: "contiguous (channels_last off, on a GPU too)",
+}
 
 
 def _weight_decays(row: Mapping[str, Any] | None) -> str:

@@ -2,7 +2,9 @@
 
 Each panel reuses :func:`dimcollapse.plots.draw_spectra` (log scale, sorted singular values of
 the Eq. 1 covariance, the paper's convention), then gives every method its colour from
-:mod:`dimcollapse.methods`. A run is one plain dict of ``reproduce.json``: its
+:mod:`dimcollapse.methods`. Each panel plots the spectrum the claims and tables read
+(:func:`dimcollapse.report.tail.measured_space`: of row-normalised vectors when the run
+recorded them, the paper's measure; of the raw vectors otherwise) and says which. A run is one plain dict of ``reproduce.json``: its
 ``representation`` and ``embedding`` hold spectrum summaries with ``singular_values``. The
 report's other figures are in :mod:`dimcollapse.report.figures`.
 """
@@ -16,6 +18,7 @@ from typing import Any
 from dimcollapse.methods import METHOD_INFO, method_color, method_label
 from dimcollapse.plots import draw_spectra, pyplot
 from dimcollapse.report.figures import save_and_close
+from dimcollapse.report.tail import measured_space
 
 
 def figure_embedding_spectrum(
@@ -23,7 +26,7 @@ def figure_embedding_spectrum(
 ) -> None:
     """Fig. 2 analogue: the embedding-space spectrum of SimCLR with its MLP projector."""
     fig, ax = pyplot().subplots(figsize=(7.4, 4.6))
-    rel_tol = run["embedding"]["rel_tol"]
+    rel_tol = run[measured_space(run, "embedding")]["rel_tol"]
     draw_spectra(
         ax,
         [_spectrum_series(run, "embedding", "embedding z of SimCLR (MLP projector)")],
@@ -31,7 +34,7 @@ def figure_embedding_spectrum(
         title=f"Fig. 2 analogue: embedding spectrum, {dataset} test images",
     )
     _color_lines(ax, [method_color("simclr-mlp")], loc="lower left")
-    _threshold_note(ax, rel_tol, top=True)
+    _threshold_note(ax, rel_tol, [run], "embedding", top=True)
     save_and_close(fig, path)
 
 
@@ -43,12 +46,12 @@ def figure_representation_spectra(
 ) -> None:
     """Representation-space spectra of several runs overlaid (Fig. 7b analogue, ablations)."""
     fig, ax = pyplot().subplots(figsize=(6.6, 4.4))
-    rel_tol = runs[0]["representation"]["rel_tol"]
+    rel_tol = runs[0][measured_space(runs[0], "representation")]["rel_tol"]
     draw_spectra(
         ax, [_spectrum_series(r, "representation") for r in runs], rel_tol=rel_tol, title=title
     )
     _color_lines(ax, [method_color(r["method"], "k") for r in runs])
-    _threshold_note(ax, rel_tol)
+    _threshold_note(ax, rel_tol, runs, "representation")
     save_and_close(fig, path)
 
 
@@ -57,7 +60,7 @@ def figure_fig9(runs: Mapping[str, Mapping[str, Any]], path: str | os.PathLike[s
     others = [m for m in ("simclr-mlp", "simclr-linear", "simclr-none") if m in runs]
     fig, axes = pyplot().subplots(1, len(others), figsize=(5.2 * len(others), 4.4), sharey=True)
     axes = list(axes) if len(others) > 1 else [axes]
-    rel_tol = runs["directclr"]["representation"]["rel_tol"]
+    rel_tol = runs["directclr"][measured_space(runs["directclr"], "representation")]["rel_tol"]
     for ax, letter, other in zip(axes, "abc", others):
         draw_spectra(
             ax,
@@ -72,13 +75,17 @@ def figure_fig9(runs: Mapping[str, Mapping[str, Any]], path: str | os.PathLike[s
         ax.title.set_fontsize("medium")
     for ax in axes[1:]:
         ax.set_ylabel("")
-    fig.suptitle("Fig. 9 analogue: representation spectra (backbone output r, test images)")
+    which = _vectors_text([runs["directclr"], *(runs[o] for o in others)], "representation")
+    fig.suptitle(
+        f"Fig. 9 analogue: representation spectra (backbone output r, test images; {which})"
+    )
     save_and_close(fig, path)
 
 
 def _spectrum_series(run: Mapping[str, Any], space: str, label: str | None = None) -> tuple:
-    """``(legend text, singular values)`` of one run's ``representation`` or ``embedding``."""
-    spectrum = run[space]
+    """``(legend text, singular values)`` of one run's ``representation`` or ``embedding``, as
+    the claims read it (:func:`~dimcollapse.report.tail.measured_space`)."""
+    spectrum = run[measured_space(run, space)]
     method = run.get("method", "")
     name = label or (METHOD_INFO[method].label if method in METHOD_INFO else run.get("name", "?"))
     num_seeds = len(run.get("seeds") or [run])
@@ -103,11 +110,22 @@ def _color_lines(
         ax.legend(fontsize=fontsize, loc=loc)
 
 
-def _threshold_note(ax: Any, rel_tol: float, *, top: bool = True) -> None:
+def _vectors_text(runs: Sequence[Mapping[str, Any]], space: str) -> str:
+    """Which vectors the plotted spectra are of: ``row-normalised vectors``, ``raw vectors``,
+    or (runs of both kinds) ``row-normalised vectors where recorded``."""
+    normalized = {measured_space(r, space) != space for r in runs}
+    if normalized == {True}:
+        return "row-normalised vectors"
+    return "raw vectors" if normalized == {False} else "row-normalised vectors where recorded"
+
+
+def _threshold_note(
+    ax: Any, rel_tol: float, runs: Sequence[Mapping[str, Any]], space: str, *, top: bool = True
+) -> None:
     ax.text(
         0.99,
         0.99 if top else 0.01,
-        f"dotted: collapse threshold {rel_tol:g} x $\\sigma_1$",
+        f"{_vectors_text(runs, space)}; dotted: collapse threshold {rel_tol:g} x $\\sigma_1$",
         transform=ax.transAxes,
         ha="right",
         va="top" if top else "bottom",

@@ -4,7 +4,7 @@
 builds and writes it, :mod:`dimcollapse.report` reads its fields (never string keys).
 :meth:`Manifest.from_dict` reads every version this code knows, older files included (they
 lack the newer settings: ``stem``, ``feature_maps``, ``probe_labels``, ``val_size``,
-``all_labels_row``, all optional here), and refuses another format or a newer version with one
+``all_labels_row``, ``channels_last``, all optional here), and refuses another format or a newer version with one
 :class:`~dimcollapse.errors.UsageError`. :meth:`Manifest.to_dict` gives back the same JSON, key
 for key and in the same order, so a file read and written again is byte-identical.
 
@@ -172,6 +172,11 @@ class Settings:
     @property
     def all_labels_row(self) -> bool | None:
         return self.recorded.get("all_labels_row")
+
+    @property
+    def channels_last(self) -> bool | None:
+        """Pretraining's memory format as asked (None: the training default, on for a GPU)."""
+        return self.recorded.get("channels_last")
 
 
 @dataclass

@@ -59,6 +59,8 @@ class Plan:
     val_size: int | None = None
     #: the side (px) of the map after each stage, from the input to layer4 (r averages layer4's)
     feature_maps: dict[str, int] = field(default_factory=dict)
+    #: channels_last memory format for pretraining (None: the training default, on for a GPU)
+    channels_last: bool | None = None
 
     def __post_init__(self) -> None:
         if not self.seeds:
@@ -138,6 +140,7 @@ def resolve_plan(settings: ReproduceSettings) -> Plan:
         probe_labels=labelled_per_class * num_classes,
         val_size=val_per_class * num_classes,
         feature_maps=backbones.feature_map_sizes(stem, image_size),
+        channels_last=defaults["channels_last"],
     )
 
 
@@ -267,6 +270,7 @@ def train_config(plan: Plan, run: RunPlan, out: Path, device: str, cpu: bool) ->
         epochs=plan.epochs,
         batch_size=plan.batch_size,
         monitor_samples=plan.monitor_samples,
+        channels_last=plan.channels_last,
         seed=run.seed,
         device=device,
         # on a CPU the batched "device" augmentation in-process beats per-image transforms

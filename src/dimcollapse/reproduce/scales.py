@@ -16,12 +16,15 @@ SCALES = ("quick", "cpu", "full")
 #: Per-scale defaults. ``small_stem`` None: the training default (on for images of at most
 #: ``data.augment.SMALL_IMAGE_MAX`` px); ``stem`` (``backbones.STEMS``) overrides it: the CPU
 #: scales use the "half" stem (layer4 sees a 2x2 map at 28 px, r averages 4 positions), the
-#: full scale what ``small_stem`` selects (the CIFAR stem at 28 or 32 px: a 4x4 layer4). ``subset`` is the number of *pretraining* images (None:
-#: every training image, unlabelled); probes follow :mod:`dimcollapse.probe.protocol`: a fixed
-#: class-balanced labelled subset of ``labelled_per_class`` images per class, weight decay
-#: chosen on ``val_per_class`` validation images per class carved from the training images,
-#: and (``all_labels_row``) a second row trained on every training label but the validation
-#: split. The choices and what they cost: docs/experiments/fashion-mnist-collapse.md.
+#: full scale what ``small_stem`` selects (the CIFAR stem at 28 or 32 px: a 4x4 layer4).
+#: ``subset`` is the number of *pretraining* images (None: every training image, unlabelled);
+#: probes follow :mod:`dimcollapse.probe.protocol`: a fixed class-balanced labelled subset of
+#: ``labelled_per_class`` images per class, weight decay chosen on ``val_per_class``
+#: validation images per class carved from the training images, and (``all_labels_row``) a
+#: second row trained on every training label but the validation split. ``channels_last``
+#: None: the training default (on for a GPU); the cpu scale turns it on for the CPU too (3
+#: seeds on validation: no change beyond the seed noise, 1.2-1.3x faster). The choices and
+#: what they cost: docs/experiments/fashion-mnist-collapse.md.
 _TRAINING = TrainConfig()
 _TRAINING_SETTINGS = (
     "dataset", "backbone", "epochs", "subset", "width", "small_stem", "stem", "batch_size",
@@ -48,11 +51,12 @@ SCALE_DEFAULTS: dict[str, dict[str, Any]] = {
         "d0_sweep": False,
         "seeds": 3,
         "proj_out": 32,
+        "channels_last": None,
     },
     "cpu": {
         "dataset": "fashion-mnist",
         "backbone": "resnet18",
-        "epochs": 1,
+        "epochs": 3,
         "subset": None,
         "width": 0.25,
         "small_stem": False,
@@ -68,6 +72,7 @@ SCALE_DEFAULTS: dict[str, dict[str, Any]] = {
         "d0_sweep": False,
         "seeds": 3,
         "proj_out": 32,
+        "channels_last": True,
     },
     "full": {
         # the training settings are TrainConfig's own defaults; the embedding is the paper's
@@ -81,6 +86,7 @@ SCALE_DEFAULTS: dict[str, dict[str, Any]] = {
         "d0_sweep": True,
         "seeds": 3,
         "proj_out": PAPER_PROJ_OUT,
+        "channels_last": None,
     },
 }
 
