@@ -3,10 +3,11 @@
 Each panel reuses :func:`dimcollapse.plots.draw_spectra` (log scale, sorted singular values of
 the Eq. 1 covariance, the paper's convention), then gives every method its colour from
 :mod:`dimcollapse.methods`. Each panel plots the spectrum the claims and tables read
-(:func:`dimcollapse.report.tail.measured_space`: of row-normalised vectors when the run
-recorded them, the paper's measure; of the raw vectors otherwise) and says which. A run is one plain dict of ``reproduce.json``: its
-``representation`` and ``embedding`` hold spectrum summaries with ``singular_values``. The
-report's other figures are in :mod:`dimcollapse.report.figures`.
+(:func:`dimcollapse.report.tail.measured_summary`: of row-normalised vectors when the run
+recorded them, the paper's measure; of the raw vectors otherwise) and says which. A run is one
+plain dict of ``reproduce.json``: its ``representation`` and ``embedding`` hold spectrum
+summaries with ``singular_values``. The report's other figures are in
+:mod:`dimcollapse.report.figures`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 from dimcollapse.methods import METHOD_INFO, method_color, method_label
 from dimcollapse.plots import draw_spectra, pyplot
 from dimcollapse.report.figures import save_and_close
-from dimcollapse.report.tail import measured_space
+from dimcollapse.report.tail import measured_space, measured_summary
 
 
 def figure_embedding_spectrum(
@@ -26,7 +27,7 @@ def figure_embedding_spectrum(
 ) -> None:
     """Fig. 2 analogue: the embedding-space spectrum of SimCLR with its MLP projector."""
     fig, ax = pyplot().subplots(figsize=(7.4, 4.6))
-    rel_tol = run[measured_space(run, "embedding")]["rel_tol"]
+    rel_tol = measured_summary(run, "embedding")["rel_tol"]
     draw_spectra(
         ax,
         [_spectrum_series(run, "embedding", "embedding z of SimCLR (MLP projector)")],
@@ -46,7 +47,7 @@ def figure_representation_spectra(
 ) -> None:
     """Representation-space spectra of several runs overlaid (Fig. 7b analogue, ablations)."""
     fig, ax = pyplot().subplots(figsize=(6.6, 4.4))
-    rel_tol = runs[0][measured_space(runs[0], "representation")]["rel_tol"]
+    rel_tol = measured_summary(runs[0], "representation")["rel_tol"]
     draw_spectra(
         ax, [_spectrum_series(r, "representation") for r in runs], rel_tol=rel_tol, title=title
     )
@@ -60,7 +61,7 @@ def figure_fig9(runs: Mapping[str, Mapping[str, Any]], path: str | os.PathLike[s
     others = [m for m in ("simclr-mlp", "simclr-linear", "simclr-none") if m in runs]
     fig, axes = pyplot().subplots(1, len(others), figsize=(5.2 * len(others), 4.4), sharey=True)
     axes = list(axes) if len(others) > 1 else [axes]
-    rel_tol = runs["directclr"][measured_space(runs["directclr"], "representation")]["rel_tol"]
+    rel_tol = measured_summary(runs["directclr"], "representation")["rel_tol"]
     for ax, letter, other in zip(axes, "abc", others):
         draw_spectra(
             ax,
@@ -84,8 +85,8 @@ def figure_fig9(runs: Mapping[str, Mapping[str, Any]], path: str | os.PathLike[s
 
 def _spectrum_series(run: Mapping[str, Any], space: str, label: str | None = None) -> tuple:
     """``(legend text, singular values)`` of one run's ``representation`` or ``embedding``, as
-    the claims read it (:func:`~dimcollapse.report.tail.measured_space`)."""
-    spectrum = run[measured_space(run, space)]
+    the claims read it (:func:`~dimcollapse.report.tail.measured_summary`)."""
+    spectrum = measured_summary(run, space)
     method = run.get("method", "")
     name = label or (METHOD_INFO[method].label if method in METHOD_INFO else run.get("name", "?"))
     num_seeds = len(run.get("seeds") or [run])
@@ -142,7 +143,7 @@ def figure_collapsed_tail(
     """Collapsed dimensions against the threshold (log x), per method, for the embedding z and
     the representation r: the mean over seeds, the bars spanning the seeds' range. Solid: what
     the claims read (row-normalised vectors when recorded); dashed: the raw vectors beside them."""
-    from dimcollapse.report.tail import measured_space, seed_counts
+    from dimcollapse.report.tail import seed_counts
 
     plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(11.6, 4.4))

@@ -22,7 +22,7 @@ from dimcollapse.report.numbers import (
 from dimcollapse.report.protocol_sections import has_all_labels_row, labels_text
 from dimcollapse.report.tail import (
     PRIMARY_THRESHOLD,
-    measured_space,
+    measured_summary,
 )
 from dimcollapse.reproduce.manifest import Manifest
 
@@ -107,7 +107,7 @@ def _method_rows(manifest: Manifest) -> list[list[Any]]:
 
 def _rep_cells(owner: Mapping[str, Any]) -> list[str]:
     """Collapsed dims and RankMe of r: the row-normalised summary when recorded."""
-    rep = owner[measured_space(owner, "representation")]
+    rep = measured_summary(owner, "representation")
     return [f"{count(rep['collapsed_dims'])}/{rep['dim']}", number_with_interval(rep, "rankme")]
 
 

@@ -65,6 +65,11 @@ def measured_space(run: Mapping[str, Any], space: str) -> str:
     return f"{space}_normalized" if has_normalized(run, space) else space
 
 
+def measured_summary(run: Mapping[str, Any], space: str) -> Mapping[str, Any]:
+    """The spectrum summary the paper's measure reads (:func:`measured_space`'s)."""
+    return run[measured_space(run, space)]
+
+
 def seed_counts(
     run: Mapping[str, Any], key: str, thresholds: Sequence[float]
 ) -> list[list[int | None]] | None:

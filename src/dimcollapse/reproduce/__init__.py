@@ -43,8 +43,8 @@ pilot in ``docs/experiments/fashion-mnist-collapse.md``, chosen on a validation 
   (weight decay chosen on 200 validation images per class), no all-labels row, no d0 sweep.
 * ``cpu`` (at most 90 minutes on 2 cores; 75 minutes measured on quiet cores): the same
   network, 3 seeds, 3 epochs of all 60,000 training images at the paper's batch-size rule
-  (256) in channels_last memory format, 100-epoch probes on 100 labelled images per class (weight decay
-  chosen on 500 validation images per class), a second probe row trained on every label but
+  (256) in channels_last memory format, 100-epoch probes on 100 labelled images per class
+  (weight decay chosen on 500 validation images per class), a second probe row trained on every label but
   the validation split (10x fewer epochs), the theory lab at its full lengths.
 * ``full``: one GPU (or several under ``torchrun``; rank 0 probes and writes the report). All of
   Fashion-MNIST (or ``--dataset cifar10 --data-root DIR``), 3 seeds, ResNet-18 at width 1 with

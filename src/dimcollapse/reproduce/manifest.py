@@ -4,8 +4,8 @@
 builds and writes it, :mod:`dimcollapse.report` reads its fields (never string keys).
 :meth:`Manifest.from_dict` reads every version this code knows, older files included (they
 lack the newer settings: ``stem``, ``feature_maps``, ``probe_labels``, ``val_size``,
-``all_labels_row``, ``channels_last``, all optional here), and refuses another format or a newer version with one
-:class:`~dimcollapse.errors.UsageError`. :meth:`Manifest.to_dict` gives back the same JSON, key
+``all_labels_row``, ``channels_last``, all optional here), and refuses another format or a
+newer version with one :class:`~dimcollapse.errors.UsageError`. :meth:`Manifest.to_dict` gives back the same JSON, key
 for key and in the same order, so a file read and written again is byte-identical.
 
 What stays plain data: the settings are :meth:`dimcollapse.reproduce.plan.Plan.key` as

@@ -28,7 +28,7 @@ SCALES = ("quick", "cpu", "full")
 _TRAINING = TrainConfig()
 _TRAINING_SETTINGS = (
     "dataset", "backbone", "epochs", "subset", "width", "small_stem", "stem", "batch_size",
-    "monitor_samples",
+    "monitor_samples", "channels_last",
 )  # fmt: skip
 
 SCALE_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -86,7 +86,6 @@ SCALE_DEFAULTS: dict[str, dict[str, Any]] = {
         "d0_sweep": True,
         "seeds": 3,
         "proj_out": PAPER_PROJ_OUT,
-        "channels_last": None,
     },
 }
 
