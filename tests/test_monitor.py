@@ -37,6 +37,8 @@ def test_plain_loop_matches_one_shot_summary_and_numpy():
     assert set(flat_metrics({"z": got})) == {
         "collapse/z/rankme",
         "collapse/z/collapsed_dims",
+        "collapse/z/dead_dims",
+        "collapse/z/cliff_decades",
         "collapse/z/entropy_rank",
         "collapse/z/dims_90",
     }

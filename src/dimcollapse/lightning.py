@@ -6,7 +6,7 @@
 
     trainer = lightning.Trainer(callbacks=[CollapseCallback({"r": "backbone", "z": "projector"})])
 
-Each epoch it logs ``collapse/<name>/{rankme, collapsed_dims, entropy_rank, dims_90}`` through
+Each epoch it logs ``collapse/<name>/{rankme, collapsed_dims, dead_dims, cliff_decades, entropy_rank, dims_90}`` through
 ``LightningModule.log`` (so to whatever logger the Trainer has: TensorBoard, CSV, W&B, ...), for
 each watched submodule (names as in ``model.named_modules()``). Two sources of rows:
 

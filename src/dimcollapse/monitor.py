@@ -40,7 +40,14 @@ from dimcollapse.errors import UsageError
 from dimcollapse.spectrum import DEFAULT_REL_TOL, SpectrumAccumulator
 
 #: The metrics a logger gets by default (``collapse/<name>/<metric>``).
-LOGGED_METRICS = ("rankme", "collapsed_dims", "entropy_rank", "dims_90")
+LOGGED_METRICS = (
+    "rankme",
+    "collapsed_dims",
+    "dead_dims",
+    "cliff_decades",
+    "entropy_rank",
+    "dims_90",
+)
 
 
 def as_rows(x: Tensor) -> Tensor:
@@ -62,7 +69,9 @@ def as_rows(x: Tensor) -> Tensor:
 class CollapseMonitor:
     """Named streams of feature rows and their collapse metrics (merged across ranks).
 
-    ``rel_tol``: the collapse threshold relative to sigma_1 (the paper's figures: 1e-5 here).
+    ``collapsed_dims`` is the cliff rule (:func:`dimcollapse.spectrum.metrics.cliff_collapse`),
+    dead coordinates apart in ``dead_dims``. ``rel_tol``: the secondary threshold count
+    (``below_rel_tol``) and alpha-ReQ's cut, relative to sigma_1.
     ``normalize``: L2-normalise rows first (as the paper's ``spectrum.py``). ``max_rows``: stop
     adding rows to a name after this many (per process), to bound the cost of monitoring
     training outputs. ``device``: where the sums live (default: each tensor's own device).
@@ -214,6 +223,8 @@ def flat_metrics(
     for name, summary in computed.items():
         for metric in metrics:
             value = summary.get(metric)
+            if isinstance(value, (list, tuple)):  # dead_dims: their count
+                value = len(value)
             if value is not None:
                 out[f"collapse/{name}/{metric}"] = float(value)
     return out

@@ -157,7 +157,13 @@ def test_summary_fields():
     rng = np.random.default_rng(6)
     z = rng.normal(size=(500, 8)) @ np.diag([4, 3, 2, 1, 1, 1, 0, 0])
     s = summarize(z).to_dict()
-    assert s["n"] == 500 and s["dim"] == 8 and s["collapsed_dims"] == 2
+    # the two zero columns are dead coordinates (constant), not collapse
+    assert s["n"] == 500 and s["dim"] == 8 and s["collapsed_dims"] == 0
+    assert s["dead_dims"] == [6, 7]
+    # rotated, the same two zero directions are no longer coordinates: collapsed, not dead
+    q, _ = np.linalg.qr(rng.normal(size=(8, 8)))
+    r = summarize(z @ q).to_dict()
+    assert r["collapsed_dims"] == 2 and r["dead_dims"] == [] and r["cliff_after"] == 6
     assert 1 <= s["rankme"] <= 8 and 1 <= s["entropy_rank"] <= 6
     assert s["dims_90"] <= s["dims_99"] <= 6
 

@@ -78,7 +78,10 @@ def _add_file_options(parser: argparse.ArgumentParser) -> None:
         help="L2-normalise each row first (as the paper's spectrum.py does)",
     )
     add_rel_tol(
-        parser, DEFAULT_REL_TOL, help="a dimension is collapsed when sigma_k < REL_TOL * sigma_1"
+        parser,
+        DEFAULT_REL_TOL,
+        help="count the live values with sigma_k < REL_TOL * sigma_1 beside the cliff rule, "
+        "and cut alpha-ReQ's fit there",
     )
     parser.add_argument(
         "--plot",
@@ -121,8 +124,11 @@ def _summary_text(rec: dict) -> str:
         f"{rec['file']}" + (f" [{rec['key']}]" if rec.get("key") else ""),
         f"  rows {rec['n']:,}  dim {rec['dim']}"
         + ("  (rows L2-normalised)" if rec["normalize"] else ""),
-        f"  collapsed dimensions  {rec['collapsed_dims']} of {rec['dim']}"
-        f"  (sigma_k < {rec['rel_tol']:g} x sigma_1)",
+        f"  collapsed dimensions  {rec['collapsed_dims']} of {rec['dim']}  ({_cliff_text(rec)})",
+        f"  dead coordinates      {_dead_text(rec['dead_dims'])}",
+        f"  under {rec['rel_tol']:g} x sigma_1   {rec['below_rel_tol']} (live values)",
+        "  tail counts           "
+        + ", ".join(f"{t:g}: {c}" for t, c in zip(rec["tail_thresholds"], rec["tail_counts"])),
         f"  RankMe                {rec['rankme']:.2f}",
         f"  entropy rank          {rec['entropy_rank']:.2f}",
         f"  alpha-ReQ             {'n/a' if alpha is None else f'{alpha:.3f}'}",
@@ -130,6 +136,27 @@ def _summary_text(rec: dict) -> str:
         f"  sigma_1 .. sigma_d    {sv[0]:.4g} .. {sv[-1]:.4g}",
     ]
     return "\n".join(lines)
+
+
+def _cliff_text(rec: dict) -> str:
+    """Where the largest drop falls and how deep it is."""
+    from dimcollapse.spectrum.metrics import CLIFF_DECADES  # numpy: not at --help time
+
+    if rec.get("cliff_decades") is None:
+        return "no drop to measure"
+    text = (
+        f"largest drop {rec['cliff_decades']:.1f} decades after value {rec['cliff_after']}; "
+        f"a cliff is >= {CLIFF_DECADES:g}"
+    )
+    return text + f", floor {rec['floor']:.1e} x sigma_1"
+
+
+def _dead_text(dead: list[int]) -> str:
+    """``0`` or ``3 (indices 3, 50, 77)``, the indices cut after ten."""
+    if not dead:
+        return "0"
+    shown = ", ".join(str(i) for i in dead[:10]) + (", ..." if len(dead) > 10 else "")
+    return f"{len(dead)} (indices {shown}; constant, not counted as collapsed)"
 
 
 def run(args: argparse.Namespace) -> int:

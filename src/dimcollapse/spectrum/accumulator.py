@@ -17,12 +17,18 @@ import torch
 from dimcollapse.errors import UsageError
 from dimcollapse.spectrum.metrics import (
     DEFAULT_REL_TOL,
+    FLOAT32_EPS,
+    TAIL_THRESHOLDS,
     SpectrumSummary,
     alpha_req,
+    cliff_collapse,
     collapsed_dims,
+    dead_coordinates,
     dims_for_variance,
     entropy_rank,
+    numerical_floor,
     rankme,
+    tail_counts,
 )
 
 #: Precisions of the per-batch outer products (see :class:`SpectrumAccumulator`).
@@ -82,6 +88,9 @@ class SpectrumAccumulator:
         self.n = 0
         self.nonfinite = 0
         self.dim: int | None = None
+        #: the coarsest unit roundoff of the rows fed (float64's for integers): the precision
+        #: that sets the numerical floor and the dead-coordinate test (None before any row)
+        self.eps: float | None = None
         self._shift: torch.Tensor | None = None  # (d,) float64
         self._s1: torch.Tensor | None = None  # (d,) sum of (x - shift)
         self._s2: torch.Tensor | None = None  # (d, d) sum of (x - shift)(x - shift)^T
@@ -99,6 +108,8 @@ class SpectrumAccumulator:
             raise UsageError(f"batch has {t.shape[1]} columns, expected {self.dim}")
         if t.shape[0] == 0:
             return
+        eps = _unit_roundoff(t.dtype)
+        self.eps = eps if self.eps is None else max(self.eps, eps)
         use64 = self.precision != "float32"
         x = t.to(device=self.device, dtype=torch.float64 if use64 else torch.float32)
         if self._shift is None:
@@ -145,6 +156,7 @@ class SpectrumAccumulator:
             "n": self.n,
             "nonfinite": self.nonfinite,
             "dim": self.dim,
+            "eps": self.eps,
             **{k: None if v is None else v.detach().cpu() for k, v in sums.items()},
         }
 
@@ -155,6 +167,7 @@ class SpectrumAccumulator:
         """An accumulator on the CPU holding the rows a :meth:`state_dict` describes."""
         acc = cls(normalize=normalize, device="cpu")
         acc.n, acc.nonfinite, acc.dim = state["n"], state["nonfinite"], state["dim"]
+        acc.eps = state.get("eps")
         acc._shift, acc._s1, acc._s2 = state["shift"], state["s1"], state["s2"]
         return acc
 
@@ -181,6 +194,8 @@ class SpectrumAccumulator:
         )
         self._s1 += o1 + other.n * delta
         self.n += other.n
+        if other.eps is not None:
+            self.eps = other.eps if self.eps is None else max(self.eps, other.eps)
         self.nonfinite += other.nonfinite
 
     def _require_rows(self) -> None:
@@ -219,21 +234,48 @@ class SpectrumAccumulator:
         return np.sqrt(eig[: min(self.n, eig.shape[0])])
 
     def summary(self, rel_tol: float = DEFAULT_REL_TOL) -> SpectrumSummary:
-        """All metrics of the rows seen so far."""
-        sv = self.singular_values()
+        """All metrics of the rows seen so far (``collapsed_dims`` by the cliff rule,
+        :func:`~dimcollapse.spectrum.metrics.cliff_collapse`, dead coordinates apart)."""
+        cov = self._covariance_tensor()
+        gram = self._gram_tensor()
+        sv = symmetric_singular_values(cov)
+        eps = self.eps if self.eps is not None else FLOAT32_EPS
+        mean_squares = (torch.diagonal(gram) / self.n).cpu().numpy()
+        dead = dead_coordinates(torch.diagonal(cov).cpu().numpy(), mean_squares, eps)
+        floor = numerical_floor(eps, float(mean_squares.sum()), float(sv[0]) if sv.size else 0.0)
+        cliff = cliff_collapse(sv, dead=len(dead), floor=floor)
+        raw = symmetric_singular_values(gram)
+        raw = np.sqrt(raw[: min(self.n, raw.shape[0])])
         return SpectrumSummary(
             n=self.n,
             dim=int(self.dim or 0),
             normalize=self.normalize,
             rel_tol=rel_tol,
             singular_values=sv.tolist(),
-            collapsed_dims=collapsed_dims(sv, rel_tol),
-            rankme=rankme(self.raw_singular_values()),
+            # every coordinate constant is complete collapse (to a point), not dead channels
+            collapsed_dims=cliff.collapsed if len(dead) < sv.size else int(sv.size),
+            rankme=rankme(raw),
             entropy_rank=entropy_rank(sv),
             alpha_req=alpha_req(sv, rel_tol),
             dims_90=dims_for_variance(sv, 0.90),
             dims_99=dims_for_variance(sv, 0.99),
+            dead_dims=dead,
+            cliff_decades=cliff.drop_decades,
+            cliff_after=cliff.drop_after,
+            floor=floor,
+            tail_thresholds=list(TAIL_THRESHOLDS),
+            tail_counts=tail_counts(sv, len(dead)),
+            below_rel_tol=collapsed_dims(sv[: sv.size - len(dead)], rel_tol),
         )
+
+
+def _unit_roundoff(dtype: torch.dtype) -> float:
+    """The unit roundoff of a tensor dtype; integers are exact (float64's)."""
+    return (
+        float(torch.finfo(dtype).eps)
+        if dtype.is_floating_point
+        else float(np.finfo(np.float64).eps)
+    )
 
 
 def symmetric_singular_values(m: np.ndarray | torch.Tensor) -> np.ndarray:

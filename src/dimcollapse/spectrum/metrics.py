@@ -2,8 +2,14 @@
 
 Each metric names the spectrum it takes (users often confuse RankMe's sigma with PCA's sigma^2):
 
-* :func:`collapsed_dims`: covariance singular values below ``rel_tol * sigma_1``
-  (:func:`collapsed_counts`: at each of :data:`COLLAPSE_THRESHOLDS`; :func:`smallest_ratio`);
+* :func:`cliff_collapse`: **the collapsed dimensions** as the paper sees them, a cliff: the
+  values past the first drop of at least :data:`CLIFF_DECADES` orders of magnitude between
+  neighbouring covariance singular values, or under the numerical floor of the input's
+  precision; dead (constant) coordinates are found apart (:func:`dead_coordinates`) and never
+  counted as collapse;
+* :func:`collapsed_dims`: covariance singular values below ``rel_tol * sigma_1``, the secondary
+  threshold table (:func:`collapsed_counts`: at each of :data:`COLLAPSE_THRESHOLDS`;
+  :func:`smallest_ratio`);
 * :func:`rankme`: Garrido et al. (2023), singular values of the *raw uncentred* matrix Z;
 * :func:`entropy_rank`: Roy & Vetterli (2007) on the *covariance eigenvalues* (= sigma of C);
 * :func:`alpha_req`: the power-law exponent of the covariance eigenspectrum (Agrawal et al. 2022);
@@ -13,7 +19,7 @@ Each metric names the spectrum it takes (users often confuse RankMe's sigma with
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -37,13 +43,44 @@ DEFAULT_REL_TOL = 1e-5
 #: the leading standard deviation) down to 1e-7 (near float32 rounding of the covariance).
 COLLAPSE_THRESHOLDS = (1e-4, 1e-5, 1e-6, 1e-7)
 
+#: The secondary table of :class:`SpectrumSummary` (``tail_counts``): the live spectrum counted
+#: under each of these fractions of sigma_1, down to 1e-10 (meaningful for float64 inputs).
+TAIL_THRESHOLDS = (1e-4, 1e-5, 1e-6, 1e-7, 1e-8, 1e-9, 1e-10)
+
+#: A cliff: the drop between two neighbouring covariance singular values, in orders of
+#: magnitude (decades), from which on every value counts as collapsed. Why 3:
+#:
+#: * the paper's Fig. 2 (its ``spectrum.py``: natural log of the covariance singular values of
+#:   row-normalised z) has the live values within about e^-2.6 of the largest and the collapsed
+#:   ones near e^-25, a drop of about 9 decades: 3 still sees it if it is spread over up to
+#:   three neighbours;
+#: * a healthy power-law spectrum ``sigma_k ~ k^-alpha`` drops most between k = 1 and 2, by
+#:   ``alpha log10 2``: 0.9 decades even at alpha = 3 (measured spectra of trained networks have
+#:   alpha around 1), and a smooth decay over 8 decades across 128 values drops 0.06 per step;
+#: * bf16 training leaves a collapsed direction near 1e-5..1e-6 of sigma_1 and float32 near
+#:   1e-10..1e-14, while the last live values of the paper's figure sit near 1e-2: at least 3
+#:   decades apart.
+#:
+#: So no smooth slope, however steep overall, is a cliff, and a count under a threshold no
+#: longer moves with the threshold.
+CLIFF_DECADES = 3.0
+
+#: float32's unit roundoff: the default precision of an input whose dtype is unknown.
+FLOAT32_EPS = float(np.finfo(np.float32).eps)
+
+#: Values this many decades under sigma_1 are all "drop to zero" for the drop computation
+#: (exact zeros get a finite logarithm).
+_LOG_FLOOR_DECADES = 40.0
+
 #: RankMe's epsilon added to each normalised singular value (Garrido et al. 2023).
 RANKME_EPS = 1e-7
 
 
 @dataclass
 class SpectrumSummary:
-    """Metrics of one set of embeddings; ``singular_values`` are those of the Eq. 1 covariance."""
+    """Metrics of one set of embeddings; ``singular_values`` are those of the Eq. 1 covariance
+    (dead coordinates included, as the paper plots them); ``collapsed_dims`` is the cliff rule
+    (:func:`cliff_collapse`) on the live spectrum, ``rel_tol`` only sets alpha-ReQ's cut."""
 
     n: int
     dim: int
@@ -56,6 +93,21 @@ class SpectrumSummary:
     alpha_req: float
     dims_90: int
     dims_99: int
+    #: indices of the dead (constant) coordinates, apart from :attr:`collapsed_dims`
+    dead_dims: list[int] = field(default_factory=list)
+    #: the largest drop between neighbouring live values, in decades, and after which value
+    #: (1-based: the drop is between values ``cliff_after`` and ``cliff_after + 1``)
+    cliff_decades: float | None = None
+    cliff_after: int | None = None
+    #: the numerical floor of the input's precision, as a fraction of sigma_1
+    floor: float | None = None
+    #: how :attr:`collapsed_dims` was counted ("cliff": :func:`cliff_collapse`)
+    collapse_rule: str = "cliff"
+    #: live values under ``rel_tol * sigma_1`` (the threshold count, secondary)
+    below_rel_tol: int = 0
+    #: the secondary table: live values under each of :data:`TAIL_THRESHOLDS` x sigma_1
+    tail_thresholds: list[float] = field(default_factory=lambda: list(TAIL_THRESHOLDS))
+    tail_counts: list[int] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (NaN alpha becomes None)."""
@@ -158,3 +210,97 @@ def dims_for_variance(eigenvalues: Any, fraction: float) -> int:
         return 0
     cum = np.cumsum(lam) / total
     return int(np.searchsorted(cum, fraction - 1e-12) + 1)
+
+
+@dataclass(frozen=True)
+class Cliff:
+    """The collapsed tail of a spectrum by the cliff rule (:func:`cliff_collapse`).
+
+    ``collapsed``: live values past the first drop of at least ``decades`` orders of magnitude
+    between neighbours, or under ``floor * sigma_1`` (whichever is more); ``drop_decades`` and
+    ``drop_after``: the largest drop between neighbouring live values and the 1-based index of
+    the value before it (None with fewer than 2 live values); ``under_floor``: live values under
+    the floor; ``live``: how many values are left once the dead coordinates' zeros are set apart.
+    """
+
+    collapsed: int
+    drop_decades: float | None
+    drop_after: int | None
+    under_floor: int
+    live: int
+
+
+def cliff_collapse(
+    singular_values: Any,
+    *,
+    dead: int = 0,
+    floor: float = 0.0,
+    decades: float = CLIFF_DECADES,
+) -> Cliff:
+    """Collapsed dimensions as the paper sees them: the values that "drop to zero" (Fig. 2).
+
+    ``singular_values``: the (d,) Eq. 1 covariance singular values (any order). ``dead``: how
+    many coordinates are constant (:func:`dead_coordinates`); a constant coordinate is a zero
+    row and column of the covariance, so its eigenvalue is an exact zero that is set apart here
+    (the ``dead`` smallest values are dropped) and never counted. ``floor``: the numerical floor
+    of the input's precision as a fraction of sigma_1 (:func:`numerical_floor`); values under it
+    are collapsed whatever the drop. ``decades``: the smallest drop between neighbouring values
+    that is a cliff (:data:`CLIFF_DECADES`).
+    """
+    sv = np.sort(np.asarray(singular_values, dtype=np.float64))[::-1]
+    if dead < 0 or dead > sv.size:
+        raise UsageError(f"dead must be between 0 and {sv.size}, got {dead}")
+    live = sv[: sv.size - dead]
+    m = int(live.size)
+    if m == 0 or live[0] <= 0:
+        return Cliff(collapsed=m, drop_decades=None, drop_after=None, under_floor=m, live=m)
+    logs = np.log10(np.maximum(live, live[0] * 10.0**-_LOG_FLOOR_DECADES))
+    under = int(np.sum(live < floor * live[0]))
+    if m < 2:
+        return Cliff(collapsed=under, drop_decades=None, drop_after=None, under_floor=under, live=m)
+    drops = logs[:-1] - logs[1:]
+    cliffs = np.flatnonzero(drops >= decades)
+    past = m - int(cliffs[0]) - 1 if cliffs.size else 0
+    largest = int(np.argmax(drops))
+    return Cliff(
+        collapsed=max(past, under),
+        drop_decades=float(drops[largest]),
+        drop_after=largest + 1,
+        under_floor=under,
+        live=m,
+    )
+
+
+def numerical_floor(eps: float, mean_square_norm: float, sigma_1: float) -> float:
+    """The rounding floor of a covariance spectrum, as a fraction of sigma_1.
+
+    Inputs stored at unit roundoff ``eps`` (float32: 1.2e-7) carry a rounding error of about
+    ``eps * |x_j|`` per entry; all of its variance, ``eps^2 E||x||^2`` (``mean_square_norm`` =
+    E||x||^2 of the raw rows), could land in one direction, so a covariance value under
+    ``eps^2 E||x||^2`` is indistinguishable from zero. For unit rows in float32 and sigma_1
+    near 1/100 that is about 1e-12 of sigma_1; for float64 inputs about 1e-30.
+    """
+    if sigma_1 <= 0:
+        return 0.0
+    return float(eps * eps * max(mean_square_norm, 0.0) / sigma_1)
+
+
+def dead_coordinates(variances: Any, mean_squares: Any, eps: float = FLOAT32_EPS) -> list[int]:
+    """Indices of the constant ("dead") coordinates: variance within rounding of zero.
+
+    ``variances``: (d,) diagonal of the Eq. 1 covariance; ``mean_squares``: (d,) E[x_j^2] of
+    the raw rows. A coordinate is dead when ``var_j <= eps^2 E[x_j^2]``: it does not vary by
+    more than the input's rounding (a ReLU channel that is 0 on every image has variance and
+    mean square exactly 0). It gives an exact zero singular value that is not collapse in the
+    paper's sense (nothing was learned along it, nothing shrank), so it is reported apart.
+    """
+    var = np.asarray(variances, dtype=np.float64)
+    m2 = np.asarray(mean_squares, dtype=np.float64)
+    return [int(i) for i in np.flatnonzero(var <= eps * eps * np.maximum(m2, 0.0))]
+
+
+def tail_counts(singular_values: Any, dead: int = 0) -> list[int]:
+    """The live spectrum's count under each of :data:`TAIL_THRESHOLDS` x sigma_1 (the dead
+    coordinates' zeros, the ``dead`` smallest values, set apart)."""
+    sv = np.sort(np.asarray(singular_values, dtype=np.float64))[::-1]
+    return collapsed_counts(sv[: sv.size - dead], TAIL_THRESHOLDS)

@@ -61,10 +61,14 @@ class HeldOutMonitor:
         metrics = {
             "representation_rankme": rs.rankme,
             "representation_collapsed_dims": rs.collapsed_dims,
+            "representation_dead_dims": len(rs.dead_dims),
+            "representation_cliff_decades": rs.cliff_decades,
             "representation_entropy_rank": rs.entropy_rank,
             "representation_dim": rs.dim,
             "embedding_rankme": es.rankme,
             "embedding_collapsed_dims": es.collapsed_dims,
+            "embedding_dead_dims": len(es.dead_dims),
+            "embedding_cliff_decades": es.cliff_decades,
             "embedding_dim": es.dim,
             "online_probe_top1": float(correct) / max(total, 1),
         }

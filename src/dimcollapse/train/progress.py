@@ -48,8 +48,16 @@ def epoch_text(m: dict[str, Any], epochs: int) -> str:
         text += (
             f"  | r: RankMe {m['representation_rankme']:.1f}, collapsed "
             f"{m['representation_collapsed_dims']}/{m['representation_dim']}"
+            f"{_dead(m, 'representation')}"
             f"  z: RankMe {m['embedding_rankme']:.1f}, collapsed "
             f"{m['embedding_collapsed_dims']}/{m['embedding_dim']}"
+            f"{_dead(m, 'embedding')}"
             f"  | online probe top-1 {100 * m['online_probe_top1']:.1f}%"
         )
     return text
+
+
+def _dead(m: dict[str, Any], space: str) -> str:
+    """`` (2 dead)`` when the metrics line counts dead coordinates of ``space``."""
+    dead = m.get(f"{space}_dead_dims")
+    return f" ({dead} dead)" if dead else ""
