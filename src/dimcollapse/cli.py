@@ -117,11 +117,10 @@ def _resume_hint(args: object, exc: BaseException) -> str:
         )
     if command != "train" or not getattr(args, "out", None):
         return ""
+    from dimcollapse.rundir import RunLayout
+
     saved = str(exc) if isinstance(exc, (Terminated, Interrupted)) and str(exc) else ""
-    return (
-        f"; {saved or 'the run keeps its last checkpoint'}: "
-        f"resume with: dimcollapse train --out {args.out} --resume"
-    )
+    return "; " + RunLayout(args.out).restart_hint(saved)
 
 
 #: Operating-system errors that are the user's situation, not a bug: one line, exit status 2.

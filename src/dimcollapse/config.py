@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from dimcollapse.errors import UsageError
+from dimcollapse.options import seed_problem
 
 #: The values of TrainConfig's fields with a fixed set of choices, checked by ``validate``
 #: (``optimizer`` and ``lr_scaling`` are built and applied by :mod:`dimcollapse.optim`).
@@ -189,6 +190,7 @@ class TrainConfig:
             (self.max_bad_steps >= 0, f"max-bad-steps must be >= 0, got {self.max_bad_steps}"),
             (self.d0 is None or self.d0 >= 1, f"d0 must be at least 1, got {self.d0}"),
             (self.subset is None or self.subset >= 2, "subset must be at least 2 images"),
+            (seed_problem(self.seed) is None, f"seed {seed_problem(self.seed)}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -225,15 +227,29 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        """Build from a dict of field values, refusing unknown keys."""
+    def check_settings(cls, data: Any, source: str | None = None) -> None:
+        """Refuse a mapping of settings with a key that is no field or a value of the wrong
+        type (every one, including those a later layer overrides); ``source``: the file or
+        checkpoint they come from, named first in the message."""
+        where = f"{source}: " if source else ""
+        if not isinstance(data, dict):
+            raise UsageError(f"{where}expected a mapping of settings, got {type(data).__name__}")
         names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
+        unknown = sorted(str(k) for k in set(data) - names)
         if unknown:
-            raise UsageError(f"unknown training setting(s): {', '.join(unknown)}")
+            raise UsageError(f"{where}unknown training setting(s): {', '.join(unknown)}")
         hints = typing.get_type_hints(cls)
         for name, value in data.items():
-            _check_type(name, value, hints[name])
+            try:
+                _check_type(name, value, hints[name])
+            except UsageError as exc:
+                raise UsageError(f"{where}{exc}") from None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str | None = None) -> TrainConfig:
+        """Build from a dict of field values, refusing unknown keys and wrong types
+        (:meth:`check_settings`)."""
+        cls.check_settings(data, source)
         return cls(**data)
 
 
@@ -336,6 +352,8 @@ def layered_config(args: argparse.Namespace) -> tuple[TrainConfig, dict[str, Any
     its config.yaml; ``{}`` when it has none, None when not resuming into a named ``out``),
     which the resume check compares the augmentation with."""
     given: dict[str, Any] = load_yaml(args.config) if getattr(args, "config", None) else {}
+    # every value of the file is checked, also those an option typed here overrides
+    TrainConfig.check_settings(given, getattr(args, "config", None))
     saved: dict[str, Any] | None = None
     base: dict[str, Any] = {}
     resume, out = _resume_target(args, given)
@@ -388,6 +406,8 @@ def _saved_settings(out: str) -> tuple[dict[str, Any], dict[str, Any]]:
     if not path.is_file():
         return {}, {}
     saved = load_yaml(path).get("config", {})
-    base = TrainConfig.from_dict(dict(saved)).to_dict()
+    if not isinstance(saved, dict):
+        raise UsageError(f"{path}: its config is a {type(saved).__name__}, not a mapping")
+    base = TrainConfig.from_dict(dict(saved), str(path)).to_dict()
     base.pop("augment")
     return saved, base

@@ -224,11 +224,50 @@ def _existing_ancestor(path: Path) -> Path:
     return path
 
 
+#: The longest name of one file or folder, and of a whole path, where the system does not say
+#: (Linux's NAME_MAX and PATH_MAX).
+NAME_MAX, PATH_MAX = 255, 4096
+
+
+def check_name_lengths(path: str | os.PathLike[str], option: str = "--out") -> None:
+    """Refuse a path with a name longer than its file system takes (``File name too long`` from
+    every call that touches it), naming the name's length and the limit."""
+    absolute = os.fsencode(os.path.abspath(path))
+    try:
+        base = _existing_ancestor_of_names(Path(os.path.abspath(path)))
+        name_max = os.pathconf(base, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        name_max = NAME_MAX
+    longest = max(absolute.split(b"/"), key=len)
+    if len(longest) > name_max:
+        shown = os.fsdecode(longest)
+        shown = shown if len(shown) <= 40 else shown[:20] + "..." + shown[-10:]
+        raise UsageError(
+            f"{option}: the name {shown!r} is {len(longest)} bytes long; the file system "
+            f"takes names of at most {name_max} bytes"
+        )
+    if len(absolute) >= PATH_MAX:
+        raise UsageError(
+            f"{option}: the path is {len(absolute)} bytes long; the system takes paths of "
+            f"fewer than {PATH_MAX} bytes"
+        )
+
+
+def _existing_ancestor_of_names(path: Path) -> Path:
+    """The nearest ancestor of ``path`` that exists, asking only of names short enough to ask
+    about (``os.stat`` of a too-long name raises instead of answering)."""
+    for parent in (path, *path.parents):
+        if all(len(os.fsencode(p)) <= NAME_MAX for p in parent.parts) and parent.exists():
+            return parent
+    return Path("/")
+
+
 def check_output_dir(path: str | os.PathLike[str], option: str = "--out") -> Path:
     """Refuse, before any work, a directory outputs cannot go to: one under a file, on a special
     file system (/proc, /sys, /dev), read-only, or not writable. It need not exist yet (its
     nearest existing ancestor is checked); returns it as a Path."""
     target = Path(path)
+    check_name_lengths(target, option)
     base = _existing_ancestor(target)
     if not base.is_dir():
         what = "is" if base == Path(os.path.abspath(target)) else f"lies under {base}, which is"
@@ -253,6 +292,7 @@ def check_output_file(path: str | os.PathLike[str], option: str = "--out") -> Pa
     """Refuse an output file that cannot be written as a regular file: its directory fails
     :func:`check_output_dir`, or it exists as a directory or a special file (a device, a pipe)."""
     target = Path(path)
+    check_name_lengths(target, option)
     if target.is_dir():
         raise UsageError(f"{option} {target}: is a directory")
     if target.exists() and not target.is_file():
@@ -274,17 +314,23 @@ def free_space_text(path: str | os.PathLike[str]) -> str:
 
 @contextlib.contextmanager
 def removed_on_failure(
-    root: str | os.PathLike[str], keep: Callable[[], bool] | None = None
+    root: str | os.PathLike[str],
+    keep: Callable[[], bool] | None = None,
+    created: str | os.PathLike[str] | None = None,
 ) -> Iterator[None]:
     """On an exception in the block, remove what the block created at or under ``root`` (and
     the folders made above it), unless ``keep()`` says the outputs are worth keeping; what was
     there before is never touched. A signal (``Terminated``, ``KeyboardInterrupt``) keeps all:
-    a stopped run is continued, not restarted."""
+    a stopped run is continued, not restarted. ``created``: the highest folder made for
+    ``root`` just before the block (by :func:`dimcollapse.outlock.folder_lock`), removed as if
+    the block had made it."""
     root = Path(os.path.abspath(root))
     top = root
     while not top.parent.exists() and top.parent != top.parent.parent:
         top = top.parent
     existed = root.exists()
+    if created is not None:
+        top, existed = Path(os.path.abspath(created)), False
     before = {p for p in root.rglob("*")} if root.is_dir() else set()
     try:
         yield

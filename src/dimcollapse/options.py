@@ -28,8 +28,32 @@ def add_json(parser: OptionHolder, help: str) -> None:
     parser.add_argument("--json", action="store_true", help=help)
 
 
+#: The seeds every command takes: 0 .. 2**32 - 1, what NumPy's and torch's generators both
+#: accept as they are (torch's reach 2**64 - 1, NumPy's legacy seeding 2**32 - 1).
+SEED_MAX = 2**32 - 1
+
+
+def seed_problem(seed: int) -> str | None:
+    """Why ``seed`` is no seed a command takes (outside 0 .. :data:`SEED_MAX`); None if it is."""
+    if 0 <= seed <= SEED_MAX:
+        return None
+    return f"must be an integer from 0 to {SEED_MAX} (2**32 - 1), got {seed}"
+
+
+def seed_value(text: str) -> int:
+    """``--seed``'s type: an integer in 0 .. :data:`SEED_MAX`; argparse's one-line error else."""
+    try:
+        seed = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+    problem = seed_problem(seed)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
+    return seed
+
+
 def add_seed(parser: OptionHolder, help: str, default: Any = 0) -> None:
-    parser.add_argument("--seed", type=int, default=default, help=help)
+    parser.add_argument("--seed", type=seed_value, default=default, help=help)
 
 
 def add_threads(parser: OptionHolder, default: Any, help: str) -> None:

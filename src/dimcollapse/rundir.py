@@ -85,6 +85,21 @@ class RunLayout:
             return False
         return not (self.checkpoints.is_dir() and any(self.checkpoints.glob("*.pt")))
 
+    def restart_hint(self, saved: str = "") -> str:
+        """What to run after a signal stopped ``train`` into this directory, by what it holds
+        now: a checkpoint (``saved``: where the stop saved one) is resumed; a run without one
+        is started again in place by ``--resume``; with nothing saved, ``--resume`` would find
+        nothing, so the same command is run again."""
+        resume = f"dimcollapse train --out {self.root} --resume"
+        if self.latest_checkpoint() is not None:
+            return f"{saved or 'the run keeps its last checkpoint'}: resume with: {resume}"
+        if self.without_checkpoint():
+            return (
+                "no checkpoint was saved yet: start the run again from its first step with: "
+                f"{resume}"
+            )
+        return "nothing was saved yet: run the same command again (without --resume) to start"
+
     def clear(self) -> None:
         """Remove the run files (only those), to start the run again in place."""
         import shutil

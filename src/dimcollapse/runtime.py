@@ -31,7 +31,11 @@ def resolve_device(name: str = "auto", local_rank: int = 0) -> torch.device:
 
 
 def seed_everything(seed: int) -> None:
-    """Seed Python's, NumPy's and torch's global generators (all devices)."""
+    """Seed Python's, NumPy's and torch's global generators (all devices); a UsageError for a
+    seed torch does not take (outside 0 .. 2**64 - 1; commands take 0 .. 2**32 - 1,
+    :data:`dimcollapse.options.SEED_MAX`, so that ``seed + rank`` stays inside)."""
+    if not 0 <= seed < 2**64:
+        raise UsageError(f"seed must be an integer from 0 to 2**64 - 1, got {seed}")
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)

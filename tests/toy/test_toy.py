@@ -399,17 +399,17 @@ def test_a_toy_too_large_for_memory_is_refused_before_allocating(cli):
     assert_usage_error(cli("toy", "two-layer", "--dim", "100000"), "--dim 100000", "GiB")
 
 
-def test_checks_that_come_out_nan_are_warned_about(cli, tmp_path):
+def test_a_run_whose_checks_come_out_nan_diverged_and_writes_nothing(cli, tmp_path):
     """An absurd --lr that stays finite in the weights turns Eq. 11's check to NaN: the run
-    finishes (its files are written, NaN as null) with one warning line naming the check."""
-    code, out, err = cli("toy", "two-layer", "--lr", "1e9", "--steps", "20", "--no-figures",
-                         "--out", tmp_path / "toys")  # fmt: skip
-    assert code == 0, err
-    warnings = [ln for ln in err.splitlines() if ln.startswith("warning:")]
-    assert len(warnings) == 1, err
-    assert "eq11_rel_err" in warnings[0] and "lower --lr" in warnings[0]
-    record = json.loads((tmp_path / "toys" / "two-layer.json").read_text())["runs"][0]
-    assert record["eq11_rel_err"] is None
+    diverged, so the command fails with one error line naming the check (exit status 2) and
+    writes nothing, not even its output folder; a calm run beside it writes its files."""
+    from conftest import assert_usage_error
+
+    result = cli("toy", "two-layer", "--lr", "1e9", "--steps", "20", "--no-figures",
+                 "--out", tmp_path / "toys")  # fmt: skip
+    assert_usage_error(result, "diverged", "eq11_rel_err", "lower --lr", "nothing written")
+    assert not any(tmp_path.iterdir())
     code, _, err = cli("toy", "two-layer", "--steps", "20", "--no-figures",
                        "--out", tmp_path / "calm")  # fmt: skip
-    assert code == 0 and "warning:" not in err, err
+    assert code == 0 and "warning:" not in err and "error:" not in err, err
+    assert (tmp_path / "calm" / "two-layer.json").is_file()

@@ -16,7 +16,8 @@ scenarios:
   all         every scenario (trained together) plus one combined figure
 
 Each writes OUT/<scenario>.png and OUT/<scenario>.json; --json prints one JSON object per training
-run on stdout. `dimcollapse toy SCENARIO --help` lists a scenario's defaults.
+run on stdout. A run whose checks come out NaN or infinite diverged: one error: line (exit status
+2) and nothing is written. One toy command writes into an OUT at a time. `dimcollapse toy SCENARIO --help` lists a scenario's defaults.
 
 examples:
   dimcollapse toy strong-aug
@@ -64,27 +65,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from dimcollapse.outlock import folder_lock
     from dimcollapse.runtime import torch_threads
-    from dimcollapse.toy.output import describe, json_safe, nan_warnings, write_results
+    from dimcollapse.toy.output import describe, divergence_error, json_safe, write_results
     from dimcollapse.toy.scenario_runs import run_scenarios
     from dimcollapse.toy.scenarios import SCENARIO_NAMES
 
     names = list(SCENARIO_NAMES) if args.scenario == "all" else [args.scenario]
     settings = _check_options(args)
     t0 = time.perf_counter()
-    with torch_threads(args.threads):
-        results = run_scenarios(names, **settings)
-    train_s = time.perf_counter() - t0
-    with removed_on_failure(args.out):  # a failed write leaves none of this run's files
-        written = write_results(
-            results, Path(args.out), combined=args.scenario == "all", figures=not args.no_figures
-        )
+    with folder_lock(args.out) as lock:  # one writer per folder, from the start
+        with torch_threads(args.threads):
+            results = run_scenarios(names, **settings)
+        train_s = time.perf_counter() - t0
+        diverged = divergence_error(results)
+        if diverged:
+            raise UsageError(diverged)
+        # a failed write leaves none of this run's files
+        with removed_on_failure(args.out, created=lock.created):
+            written = write_results(
+                results,
+                Path(args.out),
+                combined=args.scenario == "all",
+                figures=not args.no_figures,
+            )
     total_s = time.perf_counter() - t0
     for res in results:
         for rec in res.records():
             print(json.dumps(json_safe(rec), allow_nan=False) if args.json else describe(rec))
-    for line in nan_warnings(results):
-        print(line, file=sys.stderr, flush=True)
     note = sys.stderr if args.json else sys.stdout
     print(
         f"trained in {train_s:.1f} s, {total_s:.1f} s in all; wrote "

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from dimcollapse.errors import UsageError
+from dimcollapse.options import seed_problem
 
 #: Loss forms: ``distance`` is Eq. 2 (logits -|z_i - z_j|^2 / (2 tau), no normalisation; tau = 1 is
 #: the paper's equation); ``cosine`` L2-normalises the embeddings and uses z_i^T z_j / tau.
@@ -100,8 +101,9 @@ class ToyConfig:
             raise UsageError(f"--init-decay must be finite, got {self.init_decay}")
         if self.dtype not in DTYPES:
             raise UsageError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
-        if self.seed < 0:
-            raise UsageError(f"--seed must be >= 0, got {self.seed}")
+        problem = seed_problem(self.seed)
+        if problem:
+            raise UsageError(f"--seed {problem}")
         if self.track_every < 1:
             raise UsageError(f"--track-every must be at least 1, got {self.track_every}")
         if self.eval_samples < 2:

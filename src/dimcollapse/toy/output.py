@@ -1,5 +1,5 @@
 """The theory lab's outputs: each scenario's JSON summary and figure, one line per run, and the
-warnings for checks that came out NaN.
+error for checks that came out NaN (a diverged run).
 
 One writer for every caller (``dimcollapse toy`` and the reproduction's theory-lab stage), with
 one NaN policy (a non-finite number is written as JSON ``null``) and one resolution
@@ -92,17 +92,22 @@ def _fmt(value: Any, spec: str = ".2g") -> str:
     return "n/a" if value is None else format(value, spec)
 
 
-def nan_warnings(results: Sequence[ScenarioResult]) -> list[str]:
-    """One ``warning:`` line per run whose checks came out NaN or infinite: the training
-    diverged (or a check could not be computed), so those numbers say nothing."""
-    lines = []
+def divergence_error(results: Sequence[ScenarioResult]) -> str | None:
+    """The one-line error for runs whose checks came out NaN or infinite (the training
+    diverged: the numbers would say nothing), naming the first such run, its checks and its
+    learning rate; None when every check is finite. ``dimcollapse toy`` then writes nothing."""
+    bad_runs = []
     for res in results:
         for rec in res.records():
             bad = [k for k in CHECKS if isinstance(rec.get(k), float) and not math.isfinite(rec[k])]
             if bad:
                 name = f"{rec.get('scenario')} {rec.get('run', '')}".strip()
-                lines.append(
-                    f"warning: {name}: {', '.join(bad)} came out {rec[bad[0]]} (written as null): "
-                    f"the training likely diverged (lr {rec.get('lr')}); lower --lr"
-                )
-    return lines
+                bad_runs.append((name, bad, rec[bad[0]], rec.get("lr")))
+    if not bad_runs:
+        return None
+    name, bad, value, lr = bad_runs[0]
+    more = f" (and {len(bad_runs) - 1} more run(s))" if len(bad_runs) > 1 else ""
+    return (
+        f"{name}{more}: the training diverged: {', '.join(bad)} came out {value} (lr {lr}); "
+        "nothing written; lower --lr"
+    )

@@ -74,8 +74,28 @@ def _resume_from(
     ckpt = Checkpoint.load(layout.last)
     if ckpt.kind != "pretrain":
         raise UsageError(f"{layout.last}: not a pretraining checkpoint")
+    # the checkpoint's settings and model_spec are held to the rules config.yaml is held to:
+    # an unknown key or a value of the wrong type is refused, never ignored or rewritten
+    TrainConfig.check_settings(ckpt.config, f"{layout.last} (its config)")
+    ckpt.spec()
     check_resume_settings(layout, ckpt.config, cfg, saved)
     return ckpt
+
+
+def check_resumed_spec(ckpt: Checkpoint, built: Any, path: str) -> None:
+    """Refuse a resume whose checkpoint's ``model_spec`` is not the model the run's settings
+    build (``built``, a :class:`~dimcollapse.model.ModelSpec`): an edited checkpoint, or one of
+    another run, whose spec would otherwise be silently rewritten from the settings."""
+    import dataclasses
+
+    recorded = dataclasses.asdict(ckpt.spec())
+    for key, value in dataclasses.asdict(built).items():
+        if plain_data(recorded.get(key)) != plain_data(value):
+            raise UsageError(
+                f"{path}: its model_spec has {key}={recorded.get(key)!r}, but the run's settings "
+                f"build {key}={value!r}: the checkpoint was edited or comes from another run; "
+                "resume a run's own checkpoint, or start a new run"
+            )
 
 
 def check_resume_settings(

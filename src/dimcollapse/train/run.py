@@ -1,6 +1,7 @@
 """A training run in its process: :func:`train` joins (or finds) the process group, removes what
 a failed first attempt created (a run with a checkpoint stays resumable) and runs the
-:class:`~dimcollapse.train.session.Session`."""
+:class:`~dimcollapse.train.session.Session`, holding the run folder's lock
+(:func:`~dimcollapse.outlock.folder_lock`: one run per folder) all along."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import torch
 from dimcollapse import distributed as dist
 from dimcollapse.config import TrainConfig
 from dimcollapse.fileio import removed_on_failure
+from dimcollapse.outlock import folder_lock
 from dimcollapse.rundir import RunLayout
 from dimcollapse.train.session import RunResult, Session
 
@@ -37,11 +39,18 @@ def train(
         "cuda" if cfg.device != "cpu" and torch.cuda.is_available() else "cpu"
     )
     layout = RunLayout(cfg.out)
-    # a failure removes what this invocation created, unless a checkpoint makes it resumable
-    cleanup = removed_on_failure(cfg.out, keep=lambda: layout.latest_checkpoint() is not None)
     with (
         dist.left_on_exit() if joined else contextlib.nullcontext(),
-        cleanup if rank == 0 else contextlib.nullcontext(),
+        # one run per folder: a second writer is refused before it writes anything
+        folder_lock(cfg.out) if rank == 0 else contextlib.nullcontext() as lock,
+        # a failure removes what this invocation created, unless a checkpoint makes it resumable
+        removed_on_failure(
+            cfg.out,
+            keep=lambda: layout.latest_checkpoint() is not None,
+            created=lock.created,
+        )
+        if lock is not None
+        else contextlib.nullcontext(),
     ):
         return _run_session(cfg, rank, local_rank, world, verbose, stop_after, saved)
 

@@ -43,7 +43,7 @@ from dimcollapse.train.guard import DivergenceGuard
 from dimcollapse.train.heldout import HeldOutMonitor, HeldOutNotFinite
 from dimcollapse.train.interrupt import CheckpointClock, StopSignals
 from dimcollapse.train.progress import Progress, epoch_text
-from dimcollapse.train.resume import prepare_out_dir
+from dimcollapse.train.resume import check_resumed_spec, prepare_out_dir
 from dimcollapse.train.step import EpochTally, Stepper
 
 
@@ -165,6 +165,7 @@ class Session:
         if ckpt is None:
             return
         opt = self.optimisation
+        check_resumed_spec(ckpt, self.spec, str(self.layout.last))
         load_model_state(self.model, ckpt.model, str(self.layout.last))
         opt.optimizer.load_state_dict(ckpt.optimizer)
         opt.scheduler.load_state_dict(ckpt.scheduler)
