@@ -22,6 +22,7 @@ import math
 from torch import nn
 from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
 
+from dimcollapse.choices import STEMS
 from dimcollapse.errors import UsageError
 
 BACKBONES = ("resnet18", "resnet34", "resnet50")
@@ -33,8 +34,6 @@ _SPECS: dict[str, tuple[type[BasicBlock] | type[Bottleneck], list[int]]] = {
 }
 _STAGE_PLANES = (64, 128, 256, 512)
 
-#: The stems :func:`build_backbone` offers (module docstring).
-STEMS = ("imagenet", "cifar", "half")
 #: The stages whose output side :func:`feature_map_sizes` reports, in order.
 STAGES = ("input", "conv1", "maxpool", "layer1", "layer2", "layer3", "layer4")
 

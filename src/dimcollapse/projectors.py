@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from dimcollapse.choices import PAPER_PROJ_OUT
 from dimcollapse.errors import UsageError
 from dimcollapse.methods import METHODS
 
@@ -31,8 +32,6 @@ DIAGONAL_INITS = ("ones", "random")
 # The paper's values for a ResNet-50 (rep_dim 2048): d0 = 360, projector 2048-2048-128.
 _PAPER_REP_DIM = 2048
 _PAPER_D0 = 360
-PAPER_PROJ_OUT = 128
-"""The paper's embedding size (its projector's output; Fig. 2's d = 128)."""
 
 
 def default_d0(rep_dim: int) -> int:

@@ -32,38 +32,34 @@ Modules: :mod:`.settings` (what is measured, the device's defaults), :mod:`.step
 training step: a private copy of the model, to be replaced by the trainer's), :mod:`.timing` (the
 three paths and the spectrum), :mod:`.run`
 (:func:`run_bench`), :mod:`.goals` (the H200 goals) and :mod:`.report` (the readable table).
+
+Names are imported when first used, so that :mod:`.defaults` (read by ``bench --help``) can be
+imported without torch.
 """
 
-from dimcollapse.bench.goals import GOALS_LARGE, GOALS_SMALL, evaluate_goals
-from dimcollapse.bench.report import format_report
-from dimcollapse.bench.run import run_bench
-from dimcollapse.bench.settings import (
-    BENCH_PRECISIONS,
-    CPU_DEFAULTS,
-    GPU_DEFAULTS,
-    GPU_LARGE_IMAGE_BATCH,
-    BenchSettings,
-    resolve_settings,
-)
-from dimcollapse.bench.step import BENCH_HEAD
-from dimcollapse.bench.timing import SPECTRUM_CHUNK_ROWS, _worker_rate
-from dimcollapse.runtime import cpu_model, device_name
+from __future__ import annotations
 
-__all__ = [
-    "BENCH_HEAD",
-    "BENCH_PRECISIONS",
-    "CPU_DEFAULTS",
-    "GOALS_LARGE",
-    "GOALS_SMALL",
-    "GPU_DEFAULTS",
-    "GPU_LARGE_IMAGE_BATCH",
-    "SPECTRUM_CHUNK_ROWS",
-    "BenchSettings",
-    "_worker_rate",
-    "cpu_model",
-    "device_name",
-    "evaluate_goals",
-    "format_report",
-    "resolve_settings",
-    "run_bench",
-]
+from dimcollapse.lazy import lazy_exports
+
+#: Each public name and the module that defines it, imported when the name is first read.
+_EXPORTS = {
+    "BENCH_HEAD": "dimcollapse.bench.step",
+    "BENCH_PRECISIONS": "dimcollapse.bench.settings",
+    "CPU_DEFAULTS": "dimcollapse.bench.defaults",
+    "GOALS_LARGE": "dimcollapse.bench.goals",
+    "GOALS_SMALL": "dimcollapse.bench.goals",
+    "GPU_DEFAULTS": "dimcollapse.bench.defaults",
+    "GPU_LARGE_IMAGE_BATCH": "dimcollapse.bench.defaults",
+    "SPECTRUM_CHUNK_ROWS": "dimcollapse.bench.timing",
+    "BenchSettings": "dimcollapse.bench.settings",
+    "_worker_rate": "dimcollapse.bench.timing",
+    "cpu_model": "dimcollapse.runtime",
+    "device_name": "dimcollapse.runtime",
+    "evaluate_goals": "dimcollapse.bench.goals",
+    "format_report": "dimcollapse.bench.report",
+    "resolve_settings": "dimcollapse.bench.settings",
+    "run_bench": "dimcollapse.bench.run",
+}
+
+__all__ = list(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from dimcollapse.bench.defaults import GPU_DEFAULTS
 from dimcollapse.bench.goals import goal_text
-from dimcollapse.bench.settings import GPU_DEFAULTS
 
 
 def format_report(result: Mapping[str, Any]) -> str:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dimcollapse.backbones import resolve_stem
+from dimcollapse.bench.defaults import CPU_DEFAULTS, GPU_DEFAULTS, GPU_LARGE_IMAGE_BATCH
 from dimcollapse.data.augment import SMALL_IMAGE_MAX, resized_side, use_small_stem
 from dimcollapse.errors import UsageError
 from dimcollapse.runtime import usable_cpus
@@ -16,29 +17,6 @@ from dimcollapse.spectrum import check_covariance_memory
 
 #: Precisions the benchmark accepts (fp16 would need a GradScaler, which the step does not time).
 BENCH_PRECISIONS = ("auto", "fp32", "bf16")
-
-#: Defaults by device type; ``None`` fields of :class:`BenchSettings` take these.
-GPU_DEFAULTS: dict[str, Any] = {
-    "batch": 1024,
-    "steps": 50,
-    "warmup": 10,
-    "workers": 16,
-    "width": 1.0,
-    "spectrum_rows": 1_000_000,
-    "spectrum_dim": 2048,
-}
-#: The GPU's default batch for views larger than ``SMALL_IMAGE_MAX`` px (the anchors' ResNet-50
-#: 224 px setting).
-GPU_LARGE_IMAGE_BATCH = 256
-CPU_DEFAULTS: dict[str, Any] = {
-    "batch": 64,
-    "steps": 2,
-    "warmup": 1,
-    "workers": 2,
-    "width": 0.25,
-    "spectrum_rows": 100_000,
-    "spectrum_dim": 512,
-}
 
 
 @dataclass

@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from dimcollapse.choices import SPACES
 from dimcollapse.errors import UsageError
 from dimcollapse.options import OptionHolder
 
@@ -61,8 +62,6 @@ def add_split(parser: OptionHolder, **kwargs: Any) -> None:
 
 def add_space(parser: OptionHolder, help: str) -> None:
     """``--space``: the backbone's output r or the head's output z."""
-    from dimcollapse.probe import SPACES
-
     parser.add_argument("--space", choices=SPACES, default="representation", help=help)
 
 

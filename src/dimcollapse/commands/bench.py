@@ -62,7 +62,7 @@ def _by_device(parser: argparse.ArgumentParser, flag: str, kind: type, text: str
 
 def _device_defaults() -> tuple[dict, dict]:
     """(GPU defaults, CPU defaults) of ``bench.settings``: help text reads them, never retypes."""
-    from dimcollapse.bench.settings import CPU_DEFAULTS, GPU_DEFAULTS
+    from dimcollapse.bench.defaults import CPU_DEFAULTS, GPU_DEFAULTS
 
     return GPU_DEFAULTS, CPU_DEFAULTS
 
@@ -74,8 +74,8 @@ def _defaults(key: str) -> str:
 
 
 def _add_model_and_images(parser: argparse.ArgumentParser) -> None:
-    from dimcollapse.backbones import STEMS
-    from dimcollapse.data.augment import SMALL_IMAGE_MAX
+    from dimcollapse.choices import STEMS
+    from dimcollapse.data.augment_config import SMALL_IMAGE_MAX
 
     parser.add_argument("--backbone", default="resnet18", help="resnet18, resnet34 or resnet50")
     parser.add_argument("--image-size", type=int, default=32, help="side of the views in pixels")
@@ -98,8 +98,8 @@ def _add_model_and_images(parser: argparse.ArgumentParser) -> None:
 
 def _add_steps(parser: argparse.ArgumentParser) -> None:
     """The training step: its batch, how many are timed, the workers feeding it, the model."""
-    from dimcollapse.bench.settings import CPU_DEFAULTS, GPU_DEFAULTS, GPU_LARGE_IMAGE_BATCH
-    from dimcollapse.data.augment import SMALL_IMAGE_MAX
+    from dimcollapse.bench.defaults import CPU_DEFAULTS, GPU_DEFAULTS, GPU_LARGE_IMAGE_BATCH
+    from dimcollapse.data.augment_config import SMALL_IMAGE_MAX
 
     _by_device(
         parser,

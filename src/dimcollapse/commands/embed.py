@@ -20,6 +20,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from dimcollapse.choices import FEATURE_BATCH
 from dimcollapse.commands._options import (
     add_autocast_precision,
     add_device,
@@ -42,7 +43,6 @@ SUFFIXES = (".npy", ".safetensors")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from dimcollapse.commands._models import add_foreign_options
-    from dimcollapse.data.eval_loader import FEATURE_BATCH
 
     add_run_argument(parser)
     add_split(parser, required=True, help="dataset split")

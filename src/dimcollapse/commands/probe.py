@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from dimcollapse.choices import FEATURE_SETS
 from dimcollapse.commands._options import (
     add_autocast_precision,
     add_device,
@@ -50,8 +51,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _add_what_to_probe(parser: argparse.ArgumentParser) -> None:
     """The run, which of its features, and which probes."""
-    from dimcollapse.probe import FEATURE_SETS
-
     add_run_argument(parser)
     parser.add_argument(
         "--features",

@@ -58,7 +58,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _add_file_options(parser: argparse.ArgumentParser) -> None:
     """The files, how they are read and the metrics and outputs of their spectra."""
-    from dimcollapse.spectrum import DEFAULT_REL_TOL, PRECISIONS
+    from dimcollapse.choices import DEFAULT_REL_TOL
+    from dimcollapse.choices import SPECTRUM_PRECISIONS as PRECISIONS
 
     parser.add_argument(
         "files",

@@ -65,8 +65,8 @@ def _parse_bool(text: str) -> bool:
 
 
 def _help_facts() -> dict[str, str]:
-    """What ``{name}`` stands for in a field's help: facts owned by modules that import torch."""
-    from dimcollapse.data.augment import SMALL_IMAGE_MAX
+    """What ``{name}`` stands for in a field's help: facts owned by other modules."""
+    from dimcollapse.data.augment_config import SMALL_IMAGE_MAX
     from dimcollapse.data.formats import FORMATS
     from dimcollapse.methods import METHODS
     from dimcollapse.rundir import RunLayout
@@ -87,7 +87,7 @@ def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
     Defaults are shown from the dataclasses but the parsed value is None unless given, so that a
     YAML file's values are overridden only by options actually typed.
     """
-    from dimcollapse.data.augment import SMALL_IMAGE_MAX, AugmentConfig
+    from dimcollapse.data.augment_config import SMALL_IMAGE_MAX, AugmentConfig
 
     facts = _help_facts()
     hints = typing.get_type_hints(TrainConfig)
@@ -97,7 +97,7 @@ def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
         tp, _ = base_type(hints[f.name])
         flag = "--" + f.name.replace("_", "-")
         default = f.default
-        # the facts' modules import torch, so the field's text names them, filled in here
+        # the facts belong to other modules, so the field's text names them, filled in here
         helptext = f.metadata["help"].format_map(facts)
         if not (default is None and "default:" in helptext):
             helptext += f" (default: {default})"

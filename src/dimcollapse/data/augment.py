@@ -28,120 +28,15 @@ torch's global RNG; the loaders seed it per sample so that a (seed, epoch) repea
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
 
 import torch
 from torch import Tensor
 
+from dimcollapse.data.augment_config import SMALL_IMAGE_MAX as SMALL_IMAGE_MAX
+from dimcollapse.data.augment_config import AugmentConfig
+from dimcollapse.data.augment_config import blur_kernel_size as blur_kernel_size
+from dimcollapse.data.augment_config import use_small_stem as use_small_stem
 from dimcollapse.errors import UsageError
-
-#: The side (px) up to which an image is small: no blur or solarize, bilinear crops, CIFAR stem.
-SMALL_IMAGE_MAX = 64
-
-
-def use_small_stem(setting: bool | None, image_size: int) -> bool:
-    """The backbone's stem: the setting, or by default the CIFAR stem (3x3, stride 1, no
-    max-pool) for images of at most :data:`SMALL_IMAGE_MAX` px."""
-    return bool(setting) if setting is not None else image_size <= SMALL_IMAGE_MAX
-
-
-def blur_kernel_size(image_size: int) -> int:
-    """Gaussian blur kernel size for an output of ``image_size`` pixels: 10 %, odd, at least 3."""
-    k = int(0.1 * image_size)
-    if k % 2 == 0:
-        k += 1
-    return max(k, 3)
-
-
-@dataclass
-class AugmentConfig:
-    """Parameters of the two-view augmentation; ``*_prob`` pairs are (view 1, view 2)."""
-
-    image_size: int
-    crop_scale: tuple[float, float] = (0.08, 1.0)
-    crop_ratio: tuple[float, float] = (3 / 4, 4 / 3)
-    flip_prob: float = 0.5
-    jitter: tuple[float, float, float, float] = (0.4, 0.4, 0.2, 0.1)
-    jitter_prob: float = 0.8
-    grayscale_prob: float = 0.2
-    blur_prob: tuple[float, float] = (1.0, 0.1)
-    blur_sigma: tuple[float, float] = (0.1, 2.0)
-    solarize_prob: tuple[float, float] = (0.0, 0.2)
-    interpolation: str = field(default="auto")
-
-    def __post_init__(self) -> None:
-        self.crop_scale = tuple(float(x) for x in self.crop_scale)  # type: ignore[assignment]
-        self.crop_ratio = tuple(float(x) for x in self.crop_ratio)  # type: ignore[assignment]
-        self.jitter = tuple(float(x) for x in self.jitter)  # type: ignore[assignment]
-        self.blur_prob = tuple(float(x) for x in self.blur_prob)  # type: ignore[assignment]
-        self.blur_sigma = tuple(float(x) for x in self.blur_sigma)  # type: ignore[assignment]
-        self.solarize_prob = tuple(float(x) for x in self.solarize_prob)  # type: ignore[assignment]
-        self.validate()
-
-    def validate(self) -> None:
-        """Raise :class:`UsageError` for impossible settings."""
-        if int(self.image_size) < 1:
-            raise UsageError(f"augmentation image size must be positive, got {self.image_size}")
-        lo, hi = self.crop_scale
-        if not 0 < lo <= hi <= 1:
-            raise UsageError(f"crop scale must satisfy 0 < min <= max <= 1, got {self.crop_scale}")
-        rlo, rhi = self.crop_ratio
-        if not 0 < rlo <= rhi:
-            raise UsageError(f"crop ratio must satisfy 0 < min <= max, got {self.crop_ratio}")
-        b, c, s, h = self.jitter
-        if min(b, c, s) < 0 or not 0 <= h <= 0.5:
-            raise UsageError(f"jitter must be non-negative with hue <= 0.5, got {self.jitter}")
-        if b > 1 or c > 1 or s > 1:
-            # factors are drawn from U(1 - x, 1 + x); above 1 they would go negative
-            raise UsageError(
-                f"brightness/contrast/saturation jitter must be <= 1, got {self.jitter}"
-            )
-        probs = [self.flip_prob, self.jitter_prob, self.grayscale_prob, *self.blur_prob]
-        probs += list(self.solarize_prob)
-        if any(not 0 <= p <= 1 for p in probs):
-            raise UsageError("augmentation probabilities must lie in [0, 1]")
-        slo, shi = self.blur_sigma
-        if not 0 < slo <= shi:
-            raise UsageError(f"blur sigma must satisfy 0 < min <= max, got {self.blur_sigma}")
-        if self.interpolation not in ("auto", "bilinear", "bicubic"):
-            raise UsageError(
-                f"interpolation must be auto, bilinear or bicubic, got {self.interpolation!r}"
-            )
-
-    @property
-    def resolved_interpolation(self) -> str:
-        """``bicubic`` above :data:`SMALL_IMAGE_MAX` px (the paper's code at 224 px), ``bilinear``
-        for small images."""
-        if self.interpolation != "auto":
-            return self.interpolation
-        return "bicubic" if self.image_size > SMALL_IMAGE_MAX else "bilinear"
-
-    @property
-    def blur_kernel_size(self) -> int:
-        """The Gaussian blur kernel size: 10 % of ``image_size``, odd."""
-        return blur_kernel_size(self.image_size)
-
-    def for_channels(self, channels: int) -> AugmentConfig:
-        """This config with the colour operations that ``channels``-channel images allow."""
-        if channels not in (1, 3):
-            raise UsageError(f"augmentation supports 1- or 3-channel images, got {channels}")
-        if channels == 3:
-            return self
-        b, c, _, _ = self.jitter
-        return replace(self, jitter=(b, c, 0.0, 0.0), grayscale_prob=0.0)
-
-    @classmethod
-    def for_dataset(cls, image_size: int, channels: int) -> AugmentConfig:
-        """The paper's recipe for this image size and channel count.
-
-        Blur and solarize are off for small images (:data:`SMALL_IMAGE_MAX` px or less, the
-        CIFAR-style SimCLR recipe) and asymmetric (1.0/0.1 and 0/0.2) for larger ones;
-        one-channel images get only brightness and contrast jitter and no grayscale.
-        """
-        cfg = cls(image_size=int(image_size))
-        if image_size <= SMALL_IMAGE_MAX:
-            cfg = replace(cfg, blur_prob=(0.0, 0.0), solarize_prob=(0.0, 0.0))
-        return cfg.for_channels(channels)
 
 
 def _interp_mode(name: str):

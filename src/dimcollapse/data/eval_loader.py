@@ -12,13 +12,10 @@ from collections.abc import Iterator
 import torch
 from torch import Tensor
 
+from dimcollapse.choices import FEATURE_BATCH as FEATURE_BATCH
 from dimcollapse.data.augment import EvalTransform
 from dimcollapse.data.image_dataset import ImageDataset
 from dimcollapse.data.sharding import check_loader_args
-
-#: Images per forward pass wherever frozen features are taken (probes, embed, the held-out
-#: spectra of each epoch, the baselines).
-FEATURE_BATCH = 512
 
 
 class _EvalDataset(torch.utils.data.Dataset):

@@ -19,11 +19,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from dimcollapse.data.eval_loader import FEATURE_BATCH
+from dimcollapse.choices import FEATURE_BATCH, SPACES
 from dimcollapse.errors import UsageError
 
-#: Where :func:`extract_features` reads: the backbone output r or the head output z.
-SPACES = ("representation", "embedding")
 #: Dimensions whose train std is below this fraction of the largest are only centred.
 STD_REL_FLOOR = 1e-6
 

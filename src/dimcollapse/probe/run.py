@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from dimcollapse.checkpoint import Checkpoint
-from dimcollapse.data.eval_loader import FEATURE_BATCH
+from dimcollapse.choices import FEATURE_BATCH, FEATURE_SETS
 from dimcollapse.errors import UsageError
 from dimcollapse.methods import METHOD_INFO
 from dimcollapse.probe.augmented import augmented_linear_probe
@@ -27,9 +27,6 @@ from dimcollapse.probe.features import extract_features
 from dimcollapse.probe.linear import BATCH_SIZE, EPOCHS
 from dimcollapse.probe.offline import offline_result, probe_features
 from dimcollapse.rundir import RunLayout
-
-#: What :func:`probe_run` can probe: the whole representation r, or DirectCLR's r[:, :d0].
-FEATURE_SETS = ("full", "subvector")
 
 
 @dataclass(frozen=True)

@@ -65,57 +65,42 @@ task, the stage cache, how far training got), ``run_stage``, ``baselines``, ``to
 kinds of stage), ``protocol_data`` (the probe protocol's splits and features), ``workers`` (the
 stage tasks here or in a pool of worker processes), ``execute`` (:func:`reproduce`); versions
 and hardware come from :func:`dimcollapse.runtime.environment`.
+
+Names are imported when first used, so that :mod:`.scales` (read by ``reproduce --help``) can be
+imported without torch.
 """
 
 from __future__ import annotations
 
-from dimcollapse.methods import (
-    ABLATION_METHODS,
-    METHODS,
-    PAPER_SUBVECTOR_TOP1,
-    PAPER_TOP1,
-    TABLE1_METHODS,
-)
-from dimcollapse.reproduce.execute import reproduce
-from dimcollapse.reproduce.manifest import FORMAT, FORMAT_VERSION, Manifest, ReproduceLayout
-from dimcollapse.reproduce.plan import (
-    D0_DIVISORS,
-    SCALE_DEFAULTS,
-    SCALES,
-    Plan,
-    ReproduceSettings,
-    RunPlan,
-    plan_runs,
-    resolve_plan,
-    run_names,
-    train_config,
-)
-from dimcollapse.reproduce.stages import STAGE_FILE, STAGE_FORMAT
-from dimcollapse.reproduce.toys import TOY_SCENARIOS, run_toys
+from dimcollapse.lazy import lazy_exports
 
-__all__ = [
-    "ABLATION_METHODS",
-    "D0_DIVISORS",
-    "FORMAT",
-    "FORMAT_VERSION",
-    "METHODS",
-    "Manifest",
-    "PAPER_SUBVECTOR_TOP1",
-    "PAPER_TOP1",
-    "SCALES",
-    "SCALE_DEFAULTS",
-    "STAGE_FILE",
-    "STAGE_FORMAT",
-    "TABLE1_METHODS",
-    "TOY_SCENARIOS",
-    "Plan",
-    "ReproduceLayout",
-    "ReproduceSettings",
-    "RunPlan",
-    "plan_runs",
-    "reproduce",
-    "resolve_plan",
-    "run_names",
-    "run_toys",
-    "train_config",
-]
+#: Each public name and the module that defines it, imported when the name is first read.
+_EXPORTS = {
+    "ABLATION_METHODS": "dimcollapse.methods",
+    "D0_DIVISORS": "dimcollapse.reproduce.plan",
+    "FORMAT": "dimcollapse.reproduce.manifest",
+    "FORMAT_VERSION": "dimcollapse.reproduce.manifest",
+    "METHODS": "dimcollapse.methods",
+    "Manifest": "dimcollapse.reproduce.manifest",
+    "PAPER_SUBVECTOR_TOP1": "dimcollapse.methods",
+    "PAPER_TOP1": "dimcollapse.methods",
+    "SCALES": "dimcollapse.reproduce.plan",
+    "SCALE_DEFAULTS": "dimcollapse.reproduce.plan",
+    "STAGE_FILE": "dimcollapse.reproduce.stages",
+    "STAGE_FORMAT": "dimcollapse.reproduce.stages",
+    "TABLE1_METHODS": "dimcollapse.methods",
+    "TOY_SCENARIOS": "dimcollapse.reproduce.toys",
+    "Plan": "dimcollapse.reproduce.plan",
+    "ReproduceLayout": "dimcollapse.reproduce.manifest",
+    "ReproduceSettings": "dimcollapse.reproduce.plan",
+    "RunPlan": "dimcollapse.reproduce.plan",
+    "plan_runs": "dimcollapse.reproduce.plan",
+    "reproduce": "dimcollapse.reproduce.execute",
+    "resolve_plan": "dimcollapse.reproduce.plan",
+    "run_names": "dimcollapse.reproduce.plan",
+    "run_toys": "dimcollapse.reproduce.toys",
+    "train_config": "dimcollapse.reproduce.plan",
+}
+
+__all__ = list(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

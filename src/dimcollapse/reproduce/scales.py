@@ -8,8 +8,8 @@ import shlex
 from dataclasses import dataclass
 from typing import Any
 
+from dimcollapse.choices import PAPER_PROJ_OUT
 from dimcollapse.config import TrainConfig
-from dimcollapse.projectors import PAPER_PROJ_OUT
 
 SCALES = ("quick", "cpu", "full")
 

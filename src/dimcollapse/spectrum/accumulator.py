@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 import torch
 
+# precisions of the per-batch outer products (see SpectrumAccumulator)
+from dimcollapse.choices import SPECTRUM_PRECISIONS as PRECISIONS
 from dimcollapse.errors import UsageError
 from dimcollapse.spectrum.metrics import (
     DEFAULT_REL_TOL,
@@ -30,9 +32,6 @@ from dimcollapse.spectrum.metrics import (
     rankme,
     tail_counts,
 )
-
-#: Precisions of the per-batch outer products (see :class:`SpectrumAccumulator`).
-PRECISIONS = ("auto", "float32", "float64")
 
 
 def _to_tensor(batch: Any) -> torch.Tensor:

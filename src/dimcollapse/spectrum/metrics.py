@@ -24,16 +24,9 @@ from typing import Any
 
 import numpy as np
 
+# sigma_k < DEFAULT_REL_TOL * sigma_1: collapsed; why 1e-5 is said where --help reads it
+from dimcollapse.choices import DEFAULT_REL_TOL
 from dimcollapse.errors import UsageError
-
-#: Default relative tolerance for a collapsed dimension: sigma_k < DEFAULT_REL_TOL * sigma_1.
-#: sigma here are eigenvalues of the covariance, i.e. *variances*, so 1e-5 means a direction whose
-#: standard deviation is below 0.3% of the leading one. Why this value: a dimension that truly
-#: collapsed in a float32 network sits near float32 rounding noise (~1e-12 relative variance) and
-#: one from bf16 training near bf16 rounding noise (~1e-6 relative variance), both well below 1e-5;
-#: while healthy representations with a power-law spectrum (alpha ~ 1, d = 2048) keep their last
-#: eigenvalue near 5e-4 of the first, well above it. ``--rel-tol`` changes it.
-DEFAULT_REL_TOL = 1e-5
 
 #: The thresholds (fractions of sigma_1, the sigma being covariance eigenvalues) at which the
 #: report counts the collapsed tail. The paper draws no line: its Figs. 2, 7b and 9 show

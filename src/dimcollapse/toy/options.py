@@ -66,7 +66,7 @@ def _each(sc: Scenario | None) -> str:
 
 
 def _add_output_options(group: OptionHolder, sc: Scenario | None) -> None:
-    from dimcollapse.spectrum import DEFAULT_REL_TOL
+    from dimcollapse.choices import DEFAULT_REL_TOL
 
     add_out(group, "DIR", "where files go", default="toy-output")
     add_json(group, "print one JSON object per run")

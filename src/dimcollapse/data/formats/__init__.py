@@ -36,14 +36,28 @@ Every reader raises :class:`~dimcollapse.errors.UsageError` for missing or malfo
 
 from __future__ import annotations
 
-from dimcollapse.data.formats.cifar import cifar_dataset
-from dimcollapse.data.formats.digits import digits_dataset
+import importlib
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
 from dimcollapse.data.formats.download import download_with_torchvision
-from dimcollapse.data.formats.idx import idx_dataset
-from dimcollapse.data.formats.imagefolder import imagefolder_dataset
-from dimcollapse.data.formats.npz import npz_dataset
 from dimcollapse.data.formats.record import DatasetFormat, Normalization, Request
-from dimcollapse.data.formats.stl10 import stl10_dataset
+
+if TYPE_CHECKING:
+    from dimcollapse.data.image_dataset import ImageDataset
+
+
+def _reader(module: str) -> Callable[[DatasetFormat, Request], ImageDataset]:
+    """The reader ``<module>_dataset`` of :mod:`dimcollapse.data.formats.<module>`, imported when
+    first called: the table is read by ``--help``, and the readers import torch."""
+
+    def read(fmt: DatasetFormat, request: Request) -> ImageDataset:
+        reader = getattr(importlib.import_module(f"{__name__}.{module}"), f"{module}_dataset")
+        return reader(fmt, request)
+
+    read.__name__ = read.__qualname__ = f"{module}_dataset"
+    return read
+
 
 #: ImageNet's ``(mean, std)``: image folders, and models trained elsewhere on ImageNet.
 IMAGENET_NORMALIZATION: Normalization = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
@@ -54,7 +68,7 @@ FORMATS: dict[str, DatasetFormat] = {
     for f in (
         DatasetFormat(
             "fashion-mnist",
-            idx_dataset,
+            _reader("idx"),
             "Fashion-MNIST idx files; without a root, the Debian package's",
             ((0.2860,), (0.3530,)),
             torchvision="FashionMNIST",
@@ -63,47 +77,47 @@ FORMATS: dict[str, DatasetFormat] = {
         ),
         DatasetFormat(
             "mnist",
-            idx_dataset,
+            _reader("idx"),
             "MNIST idx files",
             ((0.1307,), (0.3081,)),
             torchvision="MNIST",
         ),
         DatasetFormat(
             "cifar10",
-            cifar_dataset,
+            _reader("cifar"),
             "CIFAR-10's python pickles (cifar-10-batches-py)",
             ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
             torchvision="CIFAR10",
         ),
         DatasetFormat(
             "cifar100",
-            cifar_dataset,
+            _reader("cifar"),
             "CIFAR-100's python pickles (cifar-100-python)",
             ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
             torchvision="CIFAR100",
         ),
         DatasetFormat(
             "stl10",
-            stl10_dataset,
+            _reader("stl10"),
             "STL-10's binaries (stl10_binary), the labelled 5,000-image train split",
             ((0.4467, 0.4398, 0.4066), (0.2603, 0.2566, 0.2713)),
             torchvision="STL10",
         ),
         DatasetFormat(
             "imagefolder",
-            imagefolder_dataset,
+            _reader("imagefolder"),
             "root/<split>/<class>/<image> (ImageNet layout), decoded on access",
             IMAGENET_NORMALIZATION,
         ),
         DatasetFormat(
             "npz",
-            npz_dataset,
+            _reader("npz"),
             ".npz files of uint8 images and labels, normalised by the train file's statistics",
             needs_root="a .npz file",
         ),
         DatasetFormat(
             "digits",
-            digits_dataset,
+            _reader("digits"),
             "scikit-learn's 8x8 digits, a fixed 80/20 split",
             needs_root=None,
         ),
