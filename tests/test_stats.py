@@ -86,9 +86,12 @@ def test_the_sign_rule_needs_six_agreeing_seeds_at_95_percent():
         assert j.p == pytest.approx(2.0 ** -(k - 1))
     assert judge_greater([1.0] * 6).verdict == "holds"
     assert judge_greater([-0.5] * 7).verdict == "fails"
-    # a count that is zero in every seed: no collapse, but 3 seeds cannot say it fails
-    assert judge_greater([0.0, 0.0, 0.0]).verdict == "inconclusive"
-    assert judge_greater([0.0] * 6).verdict == "fails"
+    # ties carry no sign: a difference (or count) that is 0 in every seed is no evidence
+    # either way, p = 1, however many seeds (the report says the effect does not appear)
+    for k in (3, 6, 10):
+        j = judge_greater([0.0] * k)
+        assert (j.verdict, j.p, j.rule) == ("inconclusive", 1.0, "sign")
+    assert judge_same([0.0] * 6, 1.0).p == 1.0
     # the same rule for "about the same", both ways
     assert judge_same([0.2] * 3, 1.0).verdict == "inconclusive"
     assert judge_same([0.2] * 6, 1.0).verdict == "holds"

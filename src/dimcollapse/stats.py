@@ -21,7 +21,10 @@ test**, whose only evidence is that all K seeds agree. Under the null hypothesis
 difference as likely above as below the line) that happens by chance with probability
 ``2 ** -(K - 1)`` (two-sided), which is at most ``1 - CONFIDENCE = 0.05`` only from
 :data:`SIGN_TEST_SEEDS` = 6 seeds (5 seeds: 0.0625). So with fewer than 6 seeds a zero-variance
-comparison is ``inconclusive``; with 6 or more it decides like the interval would.
+comparison is ``inconclusive``; with 6 or more it decides like the interval would. Ties carry
+no sign: when every difference is exactly 0 (e.g. two methods with 0 collapsed dimensions in
+every seed) the sign test has no evidence at all, p = 1, and the verdict is ``inconclusive``
+whatever the number of seeds.
 
 **Levels.** Every verdict is read at the 95% level *per claim*. Each judgement also carries the
 two-sided p-value of the decision it states (:class:`Judgement`; decisive exactly when
@@ -85,7 +88,10 @@ def is_constant(values: Sequence[float]) -> bool:
 
 
 def _sign_judgement(value: float, k: int, holds: bool) -> Judgement:
-    """Zero variance: K agreeing seeds decide only from :data:`SIGN_TEST_SEEDS` on."""
+    """Zero variance: K agreeing seeds decide only from :data:`SIGN_TEST_SEEDS` on. Ties carry
+    no sign: when every difference is 0 there is no evidence either way (p = 1)."""
+    if value == 0.0:
+        return Judgement("inconclusive", [value, value], 1.0, "sign")
     p = 2.0 ** -(k - 1)
     if k < SIGN_TEST_SEEDS:
         return Judgement("inconclusive", [value, value], p, "sign")

@@ -24,7 +24,7 @@ figures), :mod:`~dimcollapse.report.document` (blocks to Markdown and HTML),
 
 from __future__ import annotations
 
-from dimcollapse.report.claims import SAME_FRACTION_OF_GAP, check_claims
+from dimcollapse.report.claims import SAME_MARGIN_POINTS, check_claims
 from dimcollapse.report.write import draw_figures, write_report
 
-__all__ = ["SAME_FRACTION_OF_GAP", "check_claims", "draw_figures", "write_report"]
+__all__ = ["SAME_MARGIN_POINTS", "check_claims", "draw_figures", "write_report"]

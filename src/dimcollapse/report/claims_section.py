@@ -94,20 +94,11 @@ def _detail(claim: Mapping[str, Any]) -> str:
 
 
 def _margin_text(margin: Mapping[str, Any]) -> str:
-    if margin["gap"] is None:
-        return (
-            "No margin for 'about the same': the no-projector gap was not measured. " + MARGIN_WHY
-        )
-    gap = f"{signed(margin['gap'])}{interval(margin['gap_ci95'])} points"
-    if margin["margin"] is None:
-        return (
-            f"No margin for 'about the same': the no-projector gap is {gap}, not positive, so "
-            "there is no effect for it to resolve and those claims stay inconclusive. " + MARGIN_WHY
-        )
-    return (
-        f"Margin of 'about the same' here: {margin['fraction']:.3f} x the no-projector gap "
-        f"{gap} = +-{number(margin['margin'], 2)} points. " + MARGIN_WHY
-    )
+    text = f"Margin of 'about the same': +-{number(margin['margin'], 2)} points. " + MARGIN_WHY
+    if margin["gap"] is not None:
+        gap = f"{signed(margin['gap'])}{interval(margin['gap_ci95'])} points"
+        text += f" For scale, this run's no-projector gap (simclr-mlp - simclr-none) is {gap}."
+    return text
 
 
 def _shared_runs(claims: Sequence[Mapping[str, Any]]) -> list[str]:

@@ -1,14 +1,15 @@
 """The paper's collapse claims (Figs. 2, 7b, 9c), judged on the collapsed tail.
 
 The paper reads collapse off the right end of a log-scale spectrum: singular values of the
-covariance that "drop to zero". So these claims are decided by how many singular values fall
-below a threshold times sigma_1, counted per seed (:mod:`dimcollapse.report.tail`), on the
-row-normalised vectors when recorded (as the paper's ``spectrum.py`` does), at the headline
-threshold :data:`~dimcollapse.report.tail.PRIMARY_THRESHOLD`; the other thresholds are shown
-beside it (Fig. 2: at how many of them the claim holds), and RankMe is a second line that does
-not decide. When the method that should collapse shows no collapsed dimension in any seed, the
-text says that the effect does not appear, with the depth its spectrum reached
-(smallest sigma_k / sigma_1), rather than reading the comparison as a reversal.
+covariance that "drop to zero", a cliff of many orders. So these claims are decided by the
+cliff rule (:func:`dimcollapse.spectrum.metrics.cliff_collapse`: the values past a drop of at
+least 3 decades between neighbours, or under the input's rounding floor), counted per seed
+(:mod:`dimcollapse.report.tail`) with dead (constant) coordinates apart, on the row-normalised
+vectors when recorded (as the paper's ``spectrum.py`` does). The counts under thresholds
+(1e-4 ... ) are a secondary line, RankMe another; neither decides. When the method that should
+collapse shows no collapsed dimension in any seed, the text says that the effect does not
+appear, with the largest drop its spectrum has, rather than reading the comparison as a
+reversal.
 """
 
 from __future__ import annotations
@@ -19,9 +20,11 @@ from typing import Any
 from dimcollapse.report.judge import Judge, test_record
 from dimcollapse.report.numbers import count, interval, number, ratio, threshold
 from dimcollapse.report.tail import (
-    PRIMARY_THRESHOLD,
     counts_at,
+    dead_counts,
     has_normalized,
+    largest_drops,
+    rule_counts,
     smallest_ratios,
     space_text,
     thresholds_of,
@@ -61,7 +64,7 @@ def _embedding_claim(judge: Judge, thresholds: Sequence[float]) -> None:
     paper = "about 30 of 128 singular values drop to zero"
     run = judge.runs.get("simclr-mlp")
     key = _key([run] if run else [], "embedding")
-    counts = None if run is None else counts_at(run, key, thresholds, PRIMARY_THRESHOLD)
+    counts = None if run is None else rule_counts(run, key)
     if run is None or counts is None:
         judge.unavailable(claim, paper)
         return
@@ -69,26 +72,19 @@ def _embedding_claim(judge: Judge, thresholds: Sequence[float]) -> None:
     dim = (run.get(key) or run.get("embedding") or {}).get("dim", "?")
     per = ", ".join(count(c) for c in counts)
     ours = (
-        f"at {threshold(PRIMARY_THRESHOLD)} x sigma_1: {count(mean(counts))}{interval(judgement.ci95)} "
-        f"of {dim} collapsed in {space_text(key)} (per seed: {per})"
+        f"by the cliff rule: {count(mean(counts))}{interval(judgement.ci95)} of {dim} collapsed "
+        f"in {space_text(key)} (per seed: {per})"
     )
-    held, judged, parts = 0, 0, []
-    for t in thresholds:
-        values = counts_at(run, key, thresholds, t)
-        if values is None:
-            continue
-        judged += 1
-        held += judge_greater(values).verdict == "holds"
-        parts.append(f"{threshold(t)}: {count(mean(values))}")
-    if judged > 1:
-        ours += f"; holds at {held} of {judged} thresholds ({', '.join(parts)})"
+    ours += _drops_text(run, key)
     if all(c == 0 for c in counts):
-        ours += "; " + _absent_text(run, key, "simclr-mlp", "z", thresholds)
-    notes = _raw_beside(run, key, thresholds, "simclr-mlp")
-    test = test_record(
-        f"collapsed dims of z at {threshold(PRIMARY_THRESHOLD)} > 0", judgement, ("simclr-mlp",)
-    )
-    judge.add(claim, paper, ours, [test], notes=notes)
+        ours += "; " + _absent_text(run, key, "simclr-mlp", "z")
+    notes = [
+        _thresholds_line(run, key, thresholds, "simclr-mlp"),
+        _dead_line(run, key, "simclr-mlp"),
+    ]
+    notes += _raw_beside(run, key, "simclr-mlp")
+    test = test_record("collapsed dims of z (cliff rule) > 0", judgement, ("simclr-mlp",))
+    judge.add(claim, paper, ours, [test], notes=[n for n in notes if n])
 
 
 def _representation_claim(
@@ -101,30 +97,67 @@ def _representation_claim(
 ) -> None:
     ra, rb = judge.runs.get(collapsed), judge.runs.get(healthy)
     key = _key([r for r in (ra, rb) if r], "representation")
-    ca = None if ra is None else counts_at(ra, key, thresholds, PRIMARY_THRESHOLD)
-    cb = None if rb is None else counts_at(rb, key, thresholds, PRIMARY_THRESHOLD)
+    ca = None if ra is None else rule_counts(ra, key)
+    cb = None if rb is None else rule_counts(rb, key)
     if ca is None or cb is None or len(ca) != len(cb):
         judge.unavailable(claim, paper)
         return
     diffs = paired_differences(ca, cb)
     judgement = judge_greater(diffs)
     ours = (
-        f"collapsed dims of {space_text(key)} at {threshold(PRIMARY_THRESHOLD)} x sigma_1: "
+        f"collapsed dims of {space_text(key)} by the cliff rule: "
         f"{count(mean(ca))} ({collapsed}) vs {count(mean(cb))} ({healthy}); {collapsed} - "
         f"{healthy}: {number(mean(diffs))}{interval(judgement.ci95)}"
     )
-    others = _other_thresholds(ra, rb, key, thresholds, collapsed, healthy)  # type: ignore[arg-type]
-    if others:
-        ours += f"; at the other thresholds: {others}"
+    ours += _drops_text(ra, key, collapsed)  # type: ignore[arg-type]
     if all(c == 0 for c in ca):
-        ours += "; " + _absent_text(ra, key, collapsed, "r", thresholds)  # type: ignore[arg-type]
-    notes = [_rankme_line(judge, ra, rb, key, collapsed, healthy)]  # type: ignore[arg-type]
+        ours += "; " + _absent_text(ra, key, collapsed, "r")  # type: ignore[arg-type]
+    others = _other_thresholds(ra, rb, key, thresholds, collapsed, healthy)  # type: ignore[arg-type]
+    notes = [f"secondary, counts under thresholds (do not decide): {others}" if others else None]
+    notes += [_dead_line(ra, key, collapsed), _dead_line(rb, key, healthy)]  # type: ignore[arg-type]
+    notes.append(_rankme_line(judge, ra, rb, key, collapsed, healthy))  # type: ignore[arg-type]
     test = test_record(
-        f"collapsed dims of r at {threshold(PRIMARY_THRESHOLD)}: {collapsed} > {healthy}",
+        f"collapsed dims of r (cliff rule): {collapsed} > {healthy}",
         judgement,
         (collapsed, healthy),
     )
     judge.add(claim, paper, ours, [test], notes=[n for n in notes if n])
+
+
+def _drops_text(run: Mapping[str, Any], key: str, name: str | None = None) -> str:
+    """``; largest drop per seed: 0.4, 0.5, 9.1 decades`` (a cliff is >= 3)."""
+    drops = largest_drops(run, key)
+    if not drops:
+        return ""
+    who = f" of {name}" if name else ""
+    per = ", ".join(f"{d:.1f}" for d in drops)
+    return f"; largest drop between neighbours{who} per seed: {per} decades (a cliff is >= 3)"
+
+
+def _dead_line(run: Mapping[str, Any] | None, key: str, name: str) -> str | None:
+    """Dead (constant) coordinates, set apart: never counted as collapse."""
+    dead = None if run is None else dead_counts(run, key)
+    if not dead or not any(dead):
+        return None
+    return (
+        f"{name}: dead (constant) coordinates of {space_text(key)}, set apart and not counted "
+        f"as collapsed, per seed: {', '.join(str(d) for d in dead)}"
+    )
+
+
+def _thresholds_line(
+    run: Mapping[str, Any], key: str, thresholds: Sequence[float], name: str
+) -> str | None:
+    """The secondary table: mean counts under each threshold (including dead coordinates'
+    zeros when the spectrum was recorded with them)."""
+    parts = []
+    for t in thresholds:
+        values = counts_at(run, key, thresholds, t)
+        if values is not None:
+            parts.append(f"{threshold(t)}: {count(mean(values))}")
+    if not parts:
+        return None
+    return f"secondary, {name} counts under thresholds (do not decide): {', '.join(parts)}"
 
 
 def _key(runs: Sequence[Mapping[str, Any]], space: str) -> str:
@@ -142,8 +175,6 @@ def _other_thresholds(
 ) -> str:
     parts = []
     for t in thresholds:
-        if abs(t - PRIMARY_THRESHOLD) <= 1e-9 * t:
-            continue
         ca, cb = counts_at(ra, key, thresholds, t), counts_at(rb, key, thresholds, t)
         if ca is None or cb is None:
             continue
@@ -152,31 +183,15 @@ def _other_thresholds(
     return ", ".join(parts)
 
 
-def _absent_text(
-    run: Mapping[str, Any],
-    key: str,
-    name: str,
-    letter: str,
-    thresholds: Sequence[float] = (),
-) -> str:
-    """ "the effect does not appear: ..." with the depth the spectrum reached."""
+def _absent_text(run: Mapping[str, Any], key: str, name: str, letter: str) -> str:
+    """ "the effect does not appear: ..." with the largest drop and depth the spectrum has."""
     text = (
-        f"the effect does not appear: no seed of {name} has a collapsed dimension of {letter} "
-        f"at {threshold(PRIMARY_THRESHOLD)}"
+        f"the effect does not appear: no seed of {name} has a cliff in the spectrum of "
+        f"{letter} (a drop of >= 3 decades between neighbours)"
     )
     ratios = smallest_ratios(run, key)
     if ratios:
-        text += f" (smallest sigma_k/sigma_1 over its seeds: {ratio(min(ratios))})"
-    if thresholds:
-        collapsing = [
-            t for t in thresholds if any(c > 0 for c in counts_at(run, key, thresholds, t) or [])
-        ]
-        if not collapsing:
-            text += f", nor at any threshold from {threshold(max(thresholds))} down to "
-            text += threshold(min(thresholds))
-        elif min(collapsing) > PRIMARY_THRESHOLD:
-            looser = ", ".join(threshold(t) for t in sorted(collapsing, reverse=True))
-            text += f"; it counts some only at the looser {looser}"
+        text += f"; smallest sigma_k/sigma_1 over its seeds: {ratio(min(ratios))}"
     return text
 
 
@@ -201,18 +216,16 @@ def _rankme_line(
     )
 
 
-def _raw_beside(
-    run: Mapping[str, Any], key: str, thresholds: Sequence[float], name: str
-) -> list[str]:
+def _raw_beside(run: Mapping[str, Any], key: str, name: str) -> list[str]:
     """When the normalised vectors decide, the raw ones' count beside them."""
     if not key.endswith("_normalized"):
         return []
     raw_key = key.removesuffix("_normalized")
-    raw = counts_at(run, raw_key, thresholds, PRIMARY_THRESHOLD)
+    raw = rule_counts(run, raw_key)
     if raw is None:
         return []
     return [
-        f"{name}, {space_text(raw_key)} at {threshold(PRIMARY_THRESHOLD)}: {count(mean(raw))} collapsed "
+        f"{name}, {space_text(raw_key)} by the cliff rule: {count(mean(raw))} collapsed "
         f"(per seed: {', '.join(count(c) for c in raw)})"
     ]
 

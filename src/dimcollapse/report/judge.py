@@ -118,7 +118,20 @@ class Judge:
             tests.append(test_record(label, judgement, (names[i], names[j])))
             parts.append(f"{names[i]} - {names[j]}: {diff_text(diffs, judgement.ci95)}")
         means = " vs ".join(number(mean(v)) for v in vals)  # type: ignore[arg-type]
-        self.add(claim, paper, f"{means}; {'; '.join(parts)}", tests)
+        notes = [self._all_labels_greater(names[i], names[j]) for i, j in pairs]
+        self.add(claim, paper, f"{means}; {'; '.join(parts)}", tests, notes=_present(notes))
+
+    def _all_labels_greater(self, a: str, b: str) -> str | None:
+        """``a > b`` on the all-labels probe, a line beside the verdict (outside Holm)."""
+        va, vb = self.top1(a, "all_labels"), self.top1(b, "all_labels")
+        if va is None or vb is None or len(va) != len(vb):
+            return None
+        diffs = paired_differences(va, vb)
+        judgement = judge_greater(diffs)
+        return (
+            f"all labels (beside, does not decide): {a} - {b}: "
+            f"{diff_text(diffs, judgement.ci95)}, {judgement.verdict}"
+        )
 
     def same(self, claim: str, a: str, b: str, margin: float | None) -> None:
         paper = f"{self.paper.get(a, 'n/a')} vs {self.paper.get(b, 'n/a')}"
@@ -134,4 +147,19 @@ class Judge:
             return
         judgement = judge_same(diffs, margin)
         text += f"{diff_text(diffs, judgement.ci95)} (margin +-{number(margin, 2)})"
-        self.add(claim, paper, text, [test_record(f"|{a} - {b}| < margin", judgement, (a, b))])
+        notes = []
+        fa, fb = self.top1(a, "all_labels"), self.top1(b, "all_labels")
+        if fa is not None and fb is not None and len(fa) == len(fb):
+            all_diffs = paired_differences(fa, fb)
+            beside = judge_same(all_diffs, margin)
+            notes.append(
+                f"all labels (beside, does not decide): {a} - {b}: "
+                f"{diff_text(all_diffs, beside.ci95)}, {beside.verdict}"
+            )
+        test = test_record(f"|{a} - {b}| < margin", judgement, (a, b))
+        self.add(claim, paper, text, [test], notes=notes)
+
+
+def _present(lines: Sequence[str | None]) -> list[str]:
+    """The lines that exist."""
+    return [line for line in lines if line]

@@ -1,10 +1,13 @@
 """The collapsed tail of a run's spectra, counted as the paper looks at it.
 
 The paper's Figs. 2, 7b and 9 show covariance singular values that "drop to zero" on a log
-axis; its code (``spectrum.py``) L2-normalises each vector first. So a run's collapse is counted
-here
+axis: a cliff; its code (``spectrum.py``) L2-normalises each vector first. So a run's collapse
+is counted here
 
-* at several thresholds (fractions of sigma_1, :data:`dimcollapse.spectrum.metrics.
+* by the cliff rule (:func:`rule_counts`, :func:`dimcollapse.spectrum.metrics.cliff_collapse`),
+  with dead (constant) coordinates apart (:func:`dead_counts`): what the claims are decided on;
+
+* at several thresholds, a secondary table (fractions of sigma_1, :data:`dimcollapse.spectrum.metrics.
   COLLAPSE_THRESHOLDS`, or those ``reproduce.json`` recorded), from each seed's own
   ``singular_values``;
 * on the row-normalised vectors (``representation_normalized``, ``embedding_normalized``) when
@@ -107,6 +110,55 @@ def counts_at(
         return None
     values = [row[index] for row in per_seed]
     return None if any(v is None for v in values) else [float(v) for v in values]  # type: ignore[arg-type]
+
+
+def _cliff_of(summary: Mapping[str, Any]) -> tuple[int, int, float | None] | None:
+    """(collapsed, dead, largest drop in decades) of one seed's summary by the cliff rule: as
+    recorded when the summary was counted by it, else recomputed from its singular values (an
+    older ``reproduce.json``: dead coordinates unknown, taken as none; float32's floor). A
+    summary without singular values gives its own ``collapsed_dims``."""
+    from dimcollapse.spectrum.metrics import FLOAT32_EPS, cliff_collapse, numerical_floor
+
+    recorded = summary.get("collapse_rule") == "cliff" or not summary.get("singular_values")
+    if recorded and summary.get("collapsed_dims") is not None:  # hand-made: its own count
+        dead = len(summary.get("dead_dims") or [])
+        return int(summary["collapsed_dims"]), dead, summary.get("cliff_decades")
+    sv = summary.get("singular_values")
+    if not sv:
+        return None
+    floor = numerical_floor(FLOAT32_EPS, float(sum(sv)), float(max(sv)))
+    cliff = cliff_collapse(sv, floor=floor)
+    return cliff.collapsed, 0, cliff.drop_decades
+
+
+def _per_seed_cliff(run: Mapping[str, Any], key: str, index: int) -> list[Any] | None:
+    out = []
+    for seed in seeds_of(run):
+        summary = seed.get(key)
+        got = _cliff_of(summary) if isinstance(summary, Mapping) else None
+        if got is None:
+            return None
+        out.append(got[index])
+    return out
+
+
+def rule_counts(run: Mapping[str, Any], key: str) -> list[float] | None:
+    """Per seed, the collapsed dimensions of summary ``key`` by the cliff rule (dead apart);
+    None when a seed lacks them."""
+    got = _per_seed_cliff(run, key, 0)
+    return None if got is None else [float(v) for v in got]
+
+
+def dead_counts(run: Mapping[str, Any], key: str) -> list[int] | None:
+    """Per seed, how many dead (constant) coordinates summary ``key`` has."""
+    got = _per_seed_cliff(run, key, 1)
+    return None if got is None else [int(v) for v in got]
+
+
+def largest_drops(run: Mapping[str, Any], key: str) -> list[float] | None:
+    """Per seed, the largest drop between neighbouring live singular values, in decades."""
+    got = _per_seed_cliff(run, key, 2)
+    return None if got is None or any(v is None for v in got) else [float(v) for v in got]
 
 
 def smallest_ratios(run: Mapping[str, Any], key: str) -> list[float] | None:
