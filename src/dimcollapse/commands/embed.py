@@ -6,7 +6,8 @@ unaugmented; the dataset and its root come from the run's config unless --data-r
 
 Output: float32 N x D, key "embeddings" in .safetensors (plus "labels" with --labels), a plain
 array in .npy (with --labels, the labels go to a sibling FILE.labels.npy: emb.npy ->
-emb.labels.npy). Written atomically; an existing file is kept unless --force.
+emb.labels.npy). Written atomically; an existing file is kept unless --force, and a second
+embed into the same file while one is writing it is refused.
 
 examples:
   dimcollapse embed runs/dclr --split test --out r.npy
@@ -75,6 +76,15 @@ def labels_path(out: Path) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
+    from dimcollapse.outlock import file_lock
+
+    # one embed per output file: checked (not there, or --force) and written under the lock
+    with file_lock(args.out):
+        return _embed(args)
+
+
+def _embed(args: argparse.Namespace) -> int:
+    """Check the outputs, load the model and images, write the vectors (and labels)."""
     import numpy as np
 
     from dimcollapse.probe import extract_features

@@ -16,7 +16,7 @@ of training images, the test images scored once. Each claim is judged holds / fa
 between methods across seeds and their 95% interval, and again after Holm's adjustment
 over the paper's claims. Rerunning the same command into the
 same OUT reuses finished stages and resumes an interrupted run; OUT holding a report of other
-settings is refused.
+settings is refused, and so is a second reproduce into an OUT that one is writing.
 
 examples:
   dimcollapse reproduce --scale quick --out reports/quick
@@ -126,6 +126,10 @@ def _add_testing_knobs(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import contextlib
+
+    from dimcollapse.distributed import env_ranks
+    from dimcollapse.outlock import folder_lock
     from dimcollapse.reproduce import ReproduceSettings, reproduce
 
     settings = ReproduceSettings(
@@ -148,5 +152,7 @@ def run(args: argparse.Namespace) -> int:
         jobs=args.jobs,
         verbose=not args.quiet,
     )
-    reproduce(settings)
+    first = (env_ranks() or (0, 0, 1))[0] == 0
+    with folder_lock(args.out) if first else contextlib.nullcontext():  # one writer per OUT
+        reproduce(settings)
     return 0
