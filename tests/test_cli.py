@@ -105,3 +105,70 @@ def test_require_at_least_names_the_option_as_typed():
     with pytest.raises(UsageError, match="^--chunk-rows must be at least 1, got 0$"):
         require_at_least(args, "chunk_rows", 1)
     require_at_least(args, "subset", 2)  # None: not given
+
+
+def _entry_point() -> str:
+    """The installed ``dimcollapse`` console script beside this interpreter."""
+    from pathlib import Path
+
+    script = Path(sys.executable).parent / "dimcollapse"
+    assert script.exists(), script
+    return str(script)
+
+
+def test_building_the_parser_imports_no_torch():
+    """Every command's options come from torch-free modules (dimcollapse.choices, ...)."""
+    code = (
+        "import sys; from dimcollapse.cli import build_parser; build_parser(); "
+        "print(sorted(m for m in ('torch', 'torchvision', 'matplotlib') if m in sys.modules))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
+
+
+HELPS = [[], *([name] for name in COMMANDS), ["toy", "two-layer"]]
+
+
+@pytest.mark.parametrize("words", HELPS, ids=lambda w: " ".join(w) or "top")
+def test_help_through_the_entry_point_imports_no_torch(words):
+    """``dimcollapse [COMMAND] --help`` as a user types it; Python lists every module it imports
+    (PYTHONPROFILEIMPORTTIME), and torch is not among them."""
+    import os
+
+    env = {**os.environ, "PYTHONPROFILEIMPORTTIME": "1"}
+    proc = subprocess.run(
+        [_entry_point(), *words, "--help"], capture_output=True, text=True, timeout=120, env=env
+    )
+    assert proc.returncode == 0 and "usage: dimcollapse" in proc.stdout
+    imported = {ln.rsplit("|", 1)[-1].strip() for ln in proc.stderr.splitlines() if "|" in ln}
+    assert "argparse" in imported  # the listing is there
+    assert not {m for m in imported if m.split(".")[0] in ("torch", "torchvision")}
+
+
+def test_ctrl_c_at_any_moment_is_one_line_and_status_130(tmp_path):
+    """SIGINT while Python starts the command, builds the parser, imports torch or streams the
+    file: exit status 130 and one 'error: interrupted' line, never a traceback."""
+    import signal
+    import time
+
+    import numpy as np
+
+    emb = tmp_path / "e.npy"  # 200,000 one-row chunks: seconds of work after torch's import
+    np.save(emb, np.random.default_rng(0).normal(size=(200_000, 2)).astype(np.float32))
+    outcomes = []
+    for delay in (0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.0) * 2:
+        proc = subprocess.Popen(
+            [_entry_point(), "spectrum", str(emb), "--chunk-rows", "1"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        time.sleep(delay)
+        proc.send_signal(signal.SIGINT)
+        _out, err = proc.communicate(timeout=120)
+        outcomes.append((delay, proc.returncode, err))
+    for delay, code, err in outcomes:
+        assert code == 130, (delay, code, err)
+        assert "Traceback" not in err, (delay, err)
+        assert err.strip().splitlines() == ["error: interrupted"], (delay, err)

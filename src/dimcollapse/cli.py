@@ -56,19 +56,25 @@ def build_parser() -> ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the console script and of ``python -m dimcollapse``; returns the exit status."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if getattr(args, "_run", None) is None:
-        parser.print_help(sys.stderr)
-        return 2
+    """Entry point of the console script and of ``python -m dimcollapse``; returns the exit status.
+
+    Ctrl-C at any moment, also while the parser is built or torch is imported, is one
+    ``error: interrupted`` line and exit status 130: the handlers are in place before anything
+    else is imported."""
     previous = _terminate_as_exception()
+    args = None
     try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if getattr(args, "_run", None) is None:
+            parser.print_help(sys.stderr)
+            return 2
         return int(args._run(args) or 0)
     except UsageError as exc:
         sys.stderr.write(f"error: {exc}\n")
         return 2
     except KeyboardInterrupt as exc:
+        _ignore_interrupts()  # a second Ctrl-C while this is said: no traceback either
         sys.stderr.write(f"error: interrupted{_resume_hint(args, exc)}\n")
         return 130
     except Terminated as exc:
@@ -81,28 +87,43 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"error: {message}\n")
         return 2
     finally:
-        _restore_sigterm(previous)
+        _restore_signals(previous)
 
 
-def _terminate_as_exception() -> object:
-    """Install the SIGTERM handler (main thread only); return the previous one."""
+def _terminate_as_exception() -> dict[int, object]:
+    """Install the SIGTERM handler and Python's own SIGINT one (Ctrl-C raises
+    KeyboardInterrupt, unless the caller set SIGINT to be ignored) in the main thread only;
+    return the handlers they replace."""
     import signal
     import threading
 
     if threading.current_thread() is not threading.main_thread():
-        return None
+        return {}
 
     def handler(_signum: int, _frame: object) -> None:
         raise Terminated()
 
-    return signal.signal(signal.SIGTERM, handler)
+    previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, handler)}
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        previous[signal.SIGINT] = signal.signal(signal.SIGINT, signal.default_int_handler)
+    return previous
 
 
-def _restore_sigterm(previous: object) -> None:
+def _ignore_interrupts() -> None:
+    """Ignore further Ctrl-C while the command stops (main thread only; restored on return)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _restore_signals(previous: dict[int, object]) -> None:
     import signal
 
-    if previous is not None:
-        signal.signal(signal.SIGTERM, previous)  # type: ignore[arg-type]
+    for sig, handler in previous.items():
+        if handler is not None:
+            signal.signal(sig, handler)  # type: ignore[arg-type]
 
 
 def _resume_hint(args: object, exc: BaseException) -> str:
