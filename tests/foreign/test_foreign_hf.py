@@ -108,6 +108,91 @@ def test_resnet_folder_and_the_cli(tmp_path, digits, capsys, cli):
     assert "Loading weights" not in err and "LOAD REPORT" not in err  # transformers kept quiet
 
 
+@pytest.fixture(scope="module")
+def vit_folders(tmp_path_factory):
+    """A ViTModel (trained pooler saved), a ViT classifier (no pooler weights) and a DINOv2 with
+    register tokens, saved by save_pretrained."""
+    d = tmp_path_factory.mktemp("pool")
+    torch.manual_seed(5)
+    vit = transformers.ViTModel(transformers.ViTConfig(image_size=32, patch_size=8, **TINY))
+    vit.eval().save_pretrained(d / "vit")
+    classifier = transformers.ViTForImageClassification(
+        transformers.ViTConfig(image_size=32, patch_size=8, num_labels=4, **TINY)
+    ).eval()
+    classifier.save_pretrained(d / "classifier")
+    config = transformers.Dinov2WithRegistersConfig(
+        image_size=32, patch_size=8, num_register_tokens=2, **TINY
+    )
+    registers = transformers.Dinov2WithRegistersModel(config).eval()
+    registers.save_pretrained(d / "registers")
+    return d, {"vit": vit, "classifier": classifier.vit, "registers": registers}
+
+
+def _outputs(out) -> dict[str, torch.Tensor]:
+    """A ViT's three candidate representations, read from transformers' own output."""
+    hidden = out.last_hidden_state
+    return {"pooler": out.pooler_output, "cls": hidden[:, 0], "mean": hidden[:, 1:].mean(dim=1)}
+
+
+@pytest.mark.parametrize("pool", ["pooler", "cls", "mean"])
+def test_each_pool_is_the_models_own_output(vit_folders, digits, capsys, pool):
+    """--pool against transformers' own forward: pooler_output, last_hidden_state[:, 0], and
+    the mean of the patch tokens (the CLS token left out)."""
+    d, models = vit_folders
+    got, err = _load(d / "vit", digits, capsys, pool=pool)
+    with torch.no_grad():
+        refs = _outputs(models["vit"](_pixels(digits, 32)))
+    assert _close(got, refs[pool]) and f"--pool {pool}" in err
+    assert not any(_close(got, ref) for name, ref in refs.items() if name != pool)
+
+
+def test_pool_mean_leaves_out_register_tokens(vit_folders, digits, capsys):
+    d, models = vit_folders
+    got, err = _load(d / "registers", digits, capsys, pool="mean")
+    with torch.no_grad():
+        hidden = models["registers"](_pixels(digits, 32)).last_hidden_state
+    assert hidden.shape[1] == 1 + 2 + 16  # CLS, 2 registers, 4x4 patches
+    assert _close(got, hidden[:, 3:].mean(dim=1)) and "patch tokens" in err
+    got, _ = _load(d / "registers", digits, capsys)  # default: DINOv2's pooled (normed) CLS
+    with torch.no_grad():
+        assert _close(got, models["registers"](_pixels(digits, 32)).pooler_output)
+
+
+def test_pool_choices_the_model_cannot_give_are_refused(vit_folders, tmp_path, cli, capsys):
+    d, _ = vit_folders
+    common = ["--dataset", "digits", "--image-size", "32"]
+    assert_usage_error(
+        cli("spectrum", "--model", f"hf:{d / 'classifier'}", "--pool", "pooler", *common),
+        "--pool pooler",
+        "no weights for",
+    )
+    config = transformers.ResNetConfig(embedding_size=8, hidden_sizes=[8], depths=[1])
+    transformers.ResNetModel(config).save_pretrained(tmp_path / "resnet")
+    capsys.readouterr()  # save_pretrained's progress bars
+    assert_usage_error(
+        cli("spectrum", "--model", f"hf:{tmp_path / 'resnet'}", "--pool", "cls", *common),
+        "--pool cls",
+        "no CLS token",
+    )
+    import torchvision
+
+    torch.save(torchvision.models.resnet18().state_dict(), tmp_path / "r18.pth")
+    assert_usage_error(
+        cli(
+            "spectrum", "--model", "torchvision:resnet18", "--weights", tmp_path / "r18.pth",
+            "--pool", "cls", *common,
+        ),
+        "--pool cls",
+        "only to hf: models",
+    )  # fmt: skip
+    code, out, err = cli(
+        "spectrum", "--model", f"hf:{d / 'classifier'}", "--pool", "mean", "--subset", "20",
+        "--json", *common,
+    )  # fmt: skip
+    assert code == 0, err
+    assert json.loads(out)["dim"] == 32 and "--pool mean" in err
+
+
 def test_hf_and_torchvision_models_side_by_side(tmp_path, cli):
     import torchvision
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import pathlib
 
 import numpy as np
 import pytest
@@ -26,6 +27,8 @@ SEQUENTIAL_NAMES = {"0": "conv1", "1": "bn1", "4": "layer1", "5": "layer2", "6":
 SEQUENTIAL_NAMES["7"] = "layer4"
 #: pytorch_lightning's own use of a torch API it deprecates (not ours to fix).
 LIGHTNING_INTERNALS = pytest.mark.filterwarnings("ignore:.*LeafSpec")
+#: lightly's DINOProjectionHead builds its last layer with torch's deprecated weight_norm.
+LIGHTLY_WEIGHT_NORM = pytest.mark.filterwarnings("ignore:.*weight_norm")
 
 
 @pytest.fixture(scope="module")
@@ -63,6 +66,24 @@ def _reference(net: nn.Module, data, size: int = 32, stats=IMAGENET) -> torch.Te
     mean, std = (torch.tensor(s).view(1, 3, 1, 1) for s in stats)
     with torch.no_grad():
         return net((x - mean) / std)
+
+
+def _pixels(data, size: int = 32, stats=IMAGENET) -> torch.Tensor:
+    """The fixed inputs: grey -> RGB, resized, normalised with the model's statistics."""
+    x = data.tensors()[0].float() / 255
+    x = x.expand(-1, 3, -1, -1)
+    x = nn.functional.interpolate(x, size=(size, size), mode="bilinear", antialias=True)
+    mean, std = (torch.tensor(s).view(1, 3, 1, 1) for s in stats)
+    return (x - mean) / std
+
+
+def _run(forward, data, size: int = 32, stats=IMAGENET) -> torch.Tensor:
+    """The owning module's own forward on the fixed inputs (eval mode, no gradients)."""
+    owner = getattr(forward, "__self__", forward)
+    if isinstance(owner, nn.Module):
+        owner.eval()
+    with torch.no_grad():
+        return forward(_pixels(data, size, stats)).flatten(1)
 
 
 def _features(spec, path, data, capsys, **kw):
@@ -119,6 +140,7 @@ def lightly_checkpoint(tmp_path_factory):
     trainer.fit(model, loader)
     d = tmp_path_factory.mktemp("lightly")
     trainer.save_checkpoint(d / "lightly.ckpt")
+    model.cpu().eval()
     renamed = {}
     for key, value in model.backbone.state_dict().items():
         index, _, rest = key.partition(".")
@@ -126,20 +148,21 @@ def lightly_checkpoint(tmp_path_factory):
     torch.save(renamed, d / "torchvision.pth")
     reference = torchvision.models.resnet18()
     reference.load_state_dict(renamed, strict=False)  # fc is the only key not in the file
-    return d, reference
+    return d, reference, model
 
 
 @LIGHTNING_INTERNALS
 def test_lightly_simclr_checkpoint_matches_by_structure(lightly_checkpoint, digits, capsys):
-    d, reference = lightly_checkpoint
+    d, reference, model = lightly_checkpoint
     got, err = _features("torchvision:resnet18", d / "lightly.ckpt", digits, capsys)
+    assert _close(got, _run(model.backbone, digits))  # lightly's own backbone, flattened
     assert _close(got, _reference(reference, digits))
     assert "names matched by structure" in err and "backbone.0.weight -> conv1.weight" in err
 
 
 @LIGHTNING_INTERNALS
 def test_lightly_checkpoint_has_the_spectrum_of_torchvision_names(lightly_checkpoint, cli):
-    d, _ = lightly_checkpoint
+    d, _, _ = lightly_checkpoint
     code, out, err = cli(
         "spectrum", "--model", "torchvision:resnet18", "--weights", d / "lightly.ckpt",
         "--model", "torchvision:resnet18", "--weights", d / "torchvision.pth",
@@ -149,6 +172,138 @@ def test_lightly_checkpoint_has_the_spectrum_of_torchvision_names(lightly_checkp
     first, second = (json.loads(line) for line in out.splitlines())
     assert first["dim"] == second["dim"] == 512
     assert first["singular_values"] == pytest.approx(second["singular_values"], rel=1e-5)
+
+
+def _fit(pl, model, views: int = 2, steps: int = 2) -> None:
+    """Two training steps of a lightly example's LightningModule on random 32x32 views."""
+    torch.manual_seed(0)
+    batches = [(tuple(v), 0) for v in torch.randn(8, views, 3, 32, 32)]
+    loader = torch.utils.data.DataLoader(batches, batch_size=4)
+    trainer = pl.Trainer(
+        max_steps=steps, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
+        enable_progress_bar=False, enable_model_summary=False,
+    )  # fmt: skip
+    trainer.fit(model, loader)
+    return trainer
+
+
+@pytest.fixture(scope="module")
+def lightly_twins(tmp_path_factory):
+    """lightly's MoCo and DINO examples (lightly-ai/lightly, examples/pytorch_lightning/moco.py
+    and dino.py): their modules as the examples build them (lightly's own heads, losses and
+    momentum updates), trained two steps by a Lightning Trainer and saved by it."""
+    pytest.importorskip("lightly")
+    pl = pytest.importorskip("pytorch_lightning")
+    from lightly.loss import DINOLoss, NTXentLoss
+    from lightly.models.modules import DINOProjectionHead, MoCoProjectionHead
+    from lightly.models.utils import deactivate_requires_grad, update_momentum
+    from lightly.utils.scheduler import cosine_schedule
+
+    class MoCo(pl.LightningModule):  # examples/pytorch_lightning/moco.py
+        def __init__(self):
+            super().__init__()
+            resnet = torchvision.models.resnet18()
+            self.backbone = nn.Sequential(*list(resnet.children())[:-1])
+            self.projection_head = MoCoProjectionHead(512, 512, 128)
+            self.backbone_momentum = copy.deepcopy(self.backbone)
+            self.projection_head_momentum = copy.deepcopy(self.projection_head)
+            deactivate_requires_grad(self.backbone_momentum)
+            deactivate_requires_grad(self.projection_head_momentum)
+            self.criterion = NTXentLoss(memory_bank_size=(4096, 128))
+
+        def forward(self, x):
+            return self.projection_head(self.backbone(x).flatten(start_dim=1))
+
+        def forward_momentum(self, x):
+            key = self.backbone_momentum(x).flatten(start_dim=1)
+            return self.projection_head_momentum(key).detach()
+
+        def training_step(self, batch, batch_idx):
+            momentum = cosine_schedule(self.current_epoch, 10, 0.996, 1)
+            update_momentum(self.backbone, self.backbone_momentum, m=momentum)
+            update_momentum(self.projection_head, self.projection_head_momentum, m=momentum)
+            x_query, x_key = batch[0]
+            return self.criterion(self.forward(x_query), self.forward_momentum(x_key))
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.06)
+
+    class DINO(pl.LightningModule):  # examples/pytorch_lightning/dino.py
+        def __init__(self):
+            super().__init__()
+            resnet = torchvision.models.resnet18()
+            backbone = nn.Sequential(*list(resnet.children())[:-1])
+            self.student_backbone = backbone
+            self.student_head = DINOProjectionHead(512, 512, 64, 2048, freeze_last_layer=1)
+            self.teacher_backbone = copy.deepcopy(backbone)
+            self.teacher_head = DINOProjectionHead(512, 512, 64, 2048)
+            deactivate_requires_grad(self.teacher_backbone)
+            deactivate_requires_grad(self.teacher_head)
+            self.criterion = DINOLoss(output_dim=2048, warmup_teacher_temp_epochs=5)
+
+        def forward(self, x):
+            return self.student_head(self.student_backbone(x).flatten(start_dim=1))
+
+        def forward_teacher(self, x):
+            return self.teacher_head(self.teacher_backbone(x).flatten(start_dim=1))
+
+        def training_step(self, batch, batch_idx):
+            momentum = cosine_schedule(self.current_epoch, 10, 0.996, 1)
+            update_momentum(self.student_backbone, self.teacher_backbone, m=momentum)
+            update_momentum(self.student_head, self.teacher_head, m=momentum)
+            views = batch[0]
+            teacher_out = [self.forward_teacher(view) for view in views[:2]]
+            student_out = [self.forward(view) for view in views]
+            return self.criterion(teacher_out, student_out, epoch=self.current_epoch)
+
+        def on_after_backward(self):
+            self.student_head.cancel_last_layer_gradients(current_epoch=self.current_epoch)
+
+        def configure_optimizers(self):
+            return torch.optim.Adam(self.parameters(), lr=0.001)
+
+    d = tmp_path_factory.mktemp("lightly_twins")
+    models = {}
+    for name, cls in (("moco", MoCo), ("dino", DINO)):
+        torch.manual_seed(1)
+        model = cls()
+        _fit(pl, model).save_checkpoint(d / f"{name}.ckpt")
+        models[name] = model.cpu().eval()
+    return d, models
+
+
+@LIGHTNING_INTERNALS
+@LIGHTLY_WEIGHT_NORM
+def test_lightly_moco_example_loads_the_query_backbone_or_the_momentum_one(
+    lightly_twins, digits, capsys
+):
+    d, models = lightly_twins
+    moco = models["moco"]
+    query, key = _run(moco.backbone, digits), _run(moco.backbone_momentum, digits)
+    assert not _close(query, key)  # trained: the momentum copy lags behind
+    got, err = _features("torchvision:resnet18", d / "moco.ckpt", digits, capsys)
+    assert _close(got, query)
+    assert "using 'state_dict.backbone'" in err and "lightly's MoCo evaluates the query" in err
+    for word in ("momentum", "key", "backbone_momentum"):
+        got, err = _features("torchvision:resnet18", d / "moco.ckpt", digits, capsys, select=word)
+        assert _close(got, key), word
+        assert "using 'state_dict.backbone_momentum'" in err
+
+
+@LIGHTNING_INTERNALS
+@LIGHTLY_WEIGHT_NORM
+def test_lightly_dino_example_loads_the_teacher_backbone_or_the_student(
+    lightly_twins, digits, capsys
+):
+    d, models = lightly_twins
+    dino = models["dino"]
+    teacher, student = _run(dino.teacher_backbone, digits), _run(dino.student_backbone, digits)
+    assert not _close(teacher, student)
+    got, err = _features("torchvision:resnet18", d / "dino.ckpt", digits, capsys)
+    assert _close(got, teacher)
+    assert "using 'state_dict.teacher_backbone'" in err and "DINO evaluates the teacher" in err
+    got, err = _features("torchvision:resnet18", d / "dino.ckpt", digits, capsys, select="student")
+    assert _close(got, student) and "using 'state_dict.student_backbone'" in err
 
 
 def test_sequential_backbone_with_a_cifar_stem(tmp_path, digits, capsys):
@@ -285,18 +440,135 @@ def test_swav_and_barlow_twins_module_prefix(tmp_path, digits, capsys):
     assert _close(got, _reference(barlow, digits))
 
 
-def test_solo_learn_momentum_method_loads_the_online_cifar_backbone(tmp_path, digits, capsys):
-    online, momentum = _resnet18(12), _resnet18(13)
-    for net in (online, momentum):  # solo-learn's CIFAR stem
-        net.conv1 = nn.Conv2d(3, 64, 3, 1, 1, bias=False)
-        net.maxpool = nn.Identity()
-    state = {f"backbone.{n}": v for n, v in _without_fc(online.state_dict()).items()}
-    state |= {f"momentum_backbone.{n}": v for n, v in _without_fc(momentum.state_dict()).items()}
-    state["projector.0.weight"] = torch.randn(64, 512)
-    torch.save({"state_dict": state, "epoch": 3}, tmp_path / "byol.ckpt")
-    got, err = _features("torchvision:resnet18", tmp_path / "byol.ckpt", digits, capsys)
-    assert _close(got, _reference(online, digits))
-    assert "CIFAR stem" in err and "using 'state_dict.backbone'" in err
+class _SoloBYOL(nn.Module):
+    """solo-learn's BYOL on CIFAR, its module construction transcribed from vturrisi/solo-learn
+    solo/methods/base.py (BaseMethod, BaseMomentumMethod: a torchvision resnet18, fc removed;
+    for cifar10/100 ``conv1 = nn.Conv2d(3, 64, kernel_size=3, stride=1, padding=2,
+    bias=False)`` and ``maxpool = nn.Identity()``; the online ``classifier``; the
+    ``momentum_backbone`` built the same way and initialised as a copy) and
+    solo/methods/byol.py (projector, momentum_projector, predictor)."""
+
+    def __init__(self, seed: int, num_classes: int = 10) -> None:
+        super().__init__()
+        self.backbone = _resnet18(seed)
+        self.backbone.fc = nn.Identity()
+        self.backbone.conv1 = nn.Conv2d(3, 64, kernel_size=3, stride=1, padding=2, bias=False)
+        self.backbone.maxpool = nn.Identity()
+        self.classifier = nn.Linear(512, num_classes)
+        self.momentum_backbone = _resnet18(seed + 100)
+        self.momentum_backbone.fc = nn.Identity()
+        self.momentum_backbone.conv1 = nn.Conv2d(3, 64, 3, stride=1, padding=2, bias=False)
+        self.momentum_backbone.maxpool = nn.Identity()
+        self.momentum_classifier = nn.Linear(512, num_classes)
+
+        def projector() -> nn.Sequential:
+            return nn.Sequential(
+                nn.Linear(512, 64), nn.BatchNorm1d(64), nn.ReLU(), nn.Linear(64, 32)
+            )
+
+        self.projector, self.momentum_projector = projector(), projector()
+        self.predictor = nn.Sequential(
+            nn.Linear(32, 64), nn.BatchNorm1d(64), nn.ReLU(), nn.Linear(64, 32)
+        )
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """BaseMethod.forward: the backbone's features and the online classifier's logits."""
+        feats = self.backbone(x)
+        return {"logits": self.classifier(feats.detach()), "feats": feats}
+
+
+@pytest.fixture(scope="module")
+def solo_checkpoint(tmp_path_factory):
+    """A solo-learn BYOL CIFAR checkpoint as its Checkpointer writes it (Lightning's
+    trainer.save_checkpoint: state_dict beside epoch, global_step, loops, optimizer_states).
+    The momentum backbone differs from the online one, as after training."""
+    module = _SoloBYOL(12).eval()
+    sgd = torch.optim.SGD(module.parameters(), lr=0.1)
+    ckpt = {
+        "epoch": 3,
+        "global_step": 120,
+        "pytorch-lightning_version": "2.2.0",
+        "state_dict": module.state_dict(),
+        "loops": {"fit_loop": {"epoch_progress": {"current": {"completed": 3}}}},
+        "callbacks": {},
+        "optimizer_states": [sgd.state_dict()],
+        "lr_schedulers": [],
+    }
+    path = tmp_path_factory.mktemp("solo") / "byol-cifar10-last.ckpt"
+    torch.save(ckpt, path)
+    return path, module
+
+
+def test_solo_learn_cifar_checkpoint_has_the_features_of_its_own_module(
+    solo_checkpoint, digits, capsys
+):
+    """solo-learn pads its 3x3 stem by 2, which the weights cannot show: the layout is
+    recognised and the features are those of solo-learn's own forward (BaseMethod.forward's
+    "feats"), not of a stem padded by 1."""
+    path, module = solo_checkpoint
+    got, err = _features("torchvision:resnet18", path, digits, capsys)
+    assert _close(got, _run(lambda x: module(x)["feats"], digits))
+    assert "CIFAR stem" in err and "padding 2" in err and "solo-learn" in err
+    assert "using 'state_dict.backbone'" in err
+    got, err = _features("torchvision:resnet18", path, digits, capsys, select="momentum")
+    assert _close(got, _run(module.momentum_backbone, digits)) and "padding 2" in err
+
+
+def _cifar_resnet18(seed: int, padding: int) -> nn.Module:
+    """The common small-image ResNet-18: torchvision's with a 3x3 stride-1 conv1, no max-pool."""
+    net = _resnet18(seed)
+    net.conv1 = nn.Conv2d(3, 64, kernel_size=3, stride=1, padding=padding, bias=False)
+    net.maxpool = nn.Identity()
+    return net
+
+
+def test_an_unknown_cifar_stem_is_padded_by_1_unless_told(tmp_path, digits, capsys, cli):
+    """A CIFAR stem whose owner the file does not show: padding 1, the common choice, said in a
+    note; --stem-padding gives another (the weights are the same either way)."""
+    net = _cifar_resnet18(15, padding=1)
+    torch.save({f"module.{k}": v for k, v in net.state_dict().items()}, tmp_path / "c.pth")
+    got, err = _features("torchvision:resnet18", tmp_path / "c.pth", digits, capsys)
+    assert _close(got, _reference(net, digits))
+    assert "padding 1 (assumed" in err and "--stem-padding" in err
+    padded = _cifar_resnet18(15, padding=2)  # the same tensors, padded by 2
+    got, err = _features("torchvision:resnet18", tmp_path / "c.pth", digits, capsys, stem_padding=2)
+    assert _close(got, _reference(padded, digits)) and "padding 2 (--stem-padding 2)" in err
+    assert not _close(got, _reference(net, digits))
+    out = tmp_path / "e.npy"
+    code, _, err = cli(
+        "embed", "--model", "torchvision:resnet18", "--weights", tmp_path / "c.pth",
+        "--stem-padding", "2", "--split", "test", "--subset", "24", "--out", out, *COMMON,
+    )  # fmt: skip
+    assert code == 0, err
+    assert np.allclose(np.load(out), _reference(padded, digits).numpy(), atol=1e-4)
+
+
+def test_a_solo_learn_checkpoint_padded_otherwise_when_told(solo_checkpoint, digits, capsys):
+    path, module = solo_checkpoint
+    got, err = _features("torchvision:resnet18", path, digits, capsys, stem_padding=1)
+    ref = copy.deepcopy(module.backbone)
+    ref.conv1.padding = (1, 1)
+    assert _close(got, _run(ref, digits))
+    assert "--stem-padding 1; the layout is solo-learn's, which pads by 2" in err
+
+
+def test_stem_padding_where_it_does_not_apply_is_refused(tmp_path, cli):
+    torch.save(_resnet18(16).state_dict(), tmp_path / "imagenet.pth")
+    torch.save(_cifar_resnet18(16, 1).state_dict(), tmp_path / "cifar.pth")
+    run = ("spectrum", "--model", "torchvision:resnet18", "--weights")
+    assert_usage_error(
+        cli(*run, tmp_path / "imagenet.pth", "--stem-padding", "2", *COMMON),
+        "--stem-padding 2",
+        "no CIFAR stem",
+    )
+    assert_usage_error(
+        cli(*run, tmp_path / "cifar.pth", "--stem-padding", "3", *COMMON), "0, 1 or 2"
+    )
+    assert_usage_error(
+        cli("spectrum", "--model", "hf:somewhere", "--stem-padding", "2", *COMMON),
+        "--stem-padding 2",
+        "only hf: models",
+    )
 
 
 def test_timm_checkpoint_with_ema_loads_the_ema(tmp_path, digits, capsys):
@@ -322,6 +594,94 @@ def test_timm_checkpoint_with_ema_loads_the_ema(tmp_path, digits, capsys):
     assert "using 'state_dict_ema'" in err and "EMA" in err
     got, _ = _features("timm:resnet18", path, digits, capsys, select="state_dict")
     assert _close(got, _reference(model, digits, stats=stats))
+
+
+# ---- Lightning hyper-parameters: plain data beside the tensors, loaded without running code --
+
+
+class _Schedule:
+    """A class of the training code, pickled into hyper_parameters: never unpickled here."""
+
+
+def _lightning_file(path, net: nn.Module, hyper_parameters: dict, **extra) -> None:
+    """A checkpoint in Lightning's layout (trainer.save_checkpoint's keys), saved by torch.save."""
+    state = {f"backbone.{k}": v for k, v in _without_fc(net.state_dict()).items()}
+    ckpt = {"epoch": 1, "global_step": 10, "pytorch-lightning_version": "2.6.0"}
+    ckpt |= {"state_dict": state, "hyper_parameters": hyper_parameters, **extra}
+    torch.save(ckpt, path)
+
+
+def test_hyper_parameters_with_paths_and_namespaces_load(tmp_path, digits, capsys):
+    net = _resnet18(17)
+    hp = {
+        "data_dir": pathlib.Path("/data/cifar10"),
+        "out": pathlib.PurePosixPath("runs/x"),
+        "windows_dir": pathlib.PureWindowsPath(r"C:\\data"),
+        "args": argparse.Namespace(lr=0.1, arch="resnet18", crops=[2, 6], root=pathlib.Path(".")),
+    }
+    _lightning_file(tmp_path / "hp.ckpt", net, hp)
+    got, err = _features("torchvision:resnet18", tmp_path / "hp.ckpt", digits, capsys)
+    assert _close(got, _reference(net, digits))
+
+
+def test_hyper_parameters_holding_an_omegaconf_config_load(tmp_path, digits, capsys):
+    omegaconf = pytest.importorskip("omegaconf")
+    net = _resnet18(18)
+    cfg = omegaconf.OmegaConf.create(
+        {"method": "simclr", "data": {"dataset": "cifar10", "root": "data"}, "crops": [2, 0.5],
+         "optimizer": {"lr": 0.4, "nesterov": True, "extra": None}}
+    )  # fmt: skip
+    hp = {"cfg": cfg, "augment": omegaconf.OmegaConf.create([{"crop": 32}, "flip"])}
+    # Lightning saves a config-typed hparams under hyper_parameters and its type beside it
+    _lightning_file(tmp_path / "cfg.ckpt", net, hp, hparams_type=omegaconf.DictConfig)
+    got, _ = _features("torchvision:resnet18", tmp_path / "cfg.ckpt", digits, capsys)
+    assert _close(got, _reference(net, digits))
+
+
+@LIGHTNING_INTERNALS
+def test_lightning_save_hyperparameters_checkpoint_loads(tmp_path, digits, capsys):
+    """A real Trainer checkpoint of a module that called save_hyperparameters() on a path and
+    (where omegaconf is installed) a Hydra-style config."""
+    pl = pytest.importorskip("pytorch_lightning")
+    try:
+        from omegaconf import OmegaConf
+
+        cfg = OmegaConf.create({"data": {"dataset": "cifar10"}, "lr": 0.1})
+    except ImportError:
+        cfg = argparse.Namespace(data={"dataset": "cifar10"}, lr=0.1)
+
+    class Module(pl.LightningModule):
+        def __init__(self, cfg, data_dir: pathlib.Path):
+            super().__init__()
+            self.save_hyperparameters()
+            self.backbone = _resnet18(19)
+            self.backbone.fc = nn.Identity()
+
+        def training_step(self, batch, batch_index):
+            (x0, x1), _ = batch
+            return (self.backbone(x0) - self.backbone(x1)).pow(2).mean()
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.01)
+
+    module = Module(cfg, pathlib.Path("/data/cifar10"))
+    _fit(pl, module, steps=1).save_checkpoint(tmp_path / "hp.ckpt")
+    saved = torch.load(tmp_path / "hp.ckpt", weights_only=False)  # the test's own file
+    assert isinstance(saved["hyper_parameters"]["data_dir"], pathlib.Path)
+    assert type(saved["hyper_parameters"]["cfg"]).__name__ in ("DictConfig", "Namespace")
+    got, _ = _features("torchvision:resnet18", tmp_path / "hp.ckpt", digits, capsys)
+    assert _close(got, _run(module.cpu().backbone, digits))
+
+
+def test_other_pickled_objects_are_refused_with_torchs_detail(tmp_path, cli):
+    _lightning_file(tmp_path / "obj.ckpt", _resnet18(20), {"schedule": _Schedule()})
+    result = cli(
+        "spectrum", "--model", "torchvision:resnet18", "--weights", tmp_path / "obj.ckpt",
+        *COMMON,
+    )  # fmt: skip
+    assert_usage_error(
+        result, "unpickling can run code", "Unsupported global", "_Schedule", "safe_globals"
+    )
 
 
 # ---- refusals ---------------------------------------------------------------------------------

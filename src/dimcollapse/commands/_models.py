@@ -1,6 +1,6 @@
 """Command-line options shared by ``spectrum``, ``embed`` and ``probe`` for models trained
 elsewhere (:mod:`dimcollapse.foreign`): ``--model``, ``--weights``, ``--prefix``, ``--select``,
-``--layer``, ``--image-size`` and ``--dataset``."""
+``--stem-padding``, ``--pool``, ``--layer``, ``--image-size`` and ``--dataset``."""
 
 from __future__ import annotations
 
@@ -46,6 +46,23 @@ def add_foreign_options(parser: argparse.ArgumentParser) -> None:
         "method evaluates: teacher, query, base, EMA)%(default).0s",
     )
     group.add_argument(
+        "--stem-padding",
+        type=int,
+        default=None,
+        metavar="N",
+        help="padding of a CIFAR stem's 3x3 conv1 (torchvision ResNets; the weights cannot show "
+        "it; default: 2 for a solo-learn checkpoint, as solo-learn builds it, else 1)"
+        "%(default).0s",
+    )
+    group.add_argument(
+        "--pool",
+        choices=("pooler", "cls", "mean"),
+        default=None,
+        help="hf: models' representation: pooler (pooler_output), cls (the CLS token) or mean "
+        "(of the patch tokens) (default: pooler when the folder holds the pooler's weights, "
+        "else cls when the model has a CLS token, else mean)%(default).0s",
+    )
+    group.add_argument(
         "--layer",
         default=None,
         metavar="NAME",
@@ -85,6 +102,13 @@ def wants_foreign(args: argparse.Namespace) -> bool:
         )
     if args.image_size is not None and args.image_size < 8:
         raise UsageError(f"--image-size must be at least 8, got {args.image_size}")
+    if getattr(args, "pool", None) is not None and len(need) == len(models):
+        raise UsageError(f"--pool {args.pool}: applies only to hf: models, and none is given")
+    if getattr(args, "stem_padding", None) is not None and not need:
+        raise UsageError(
+            f"--stem-padding {args.stem_padding}: applies only to torchvision ResNets with a "
+            "CIFAR stem, and only hf: models are given"
+        )
     return True
 
 
@@ -109,7 +133,8 @@ def load_foreign_models(args: argparse.Namespace, dataset: Any) -> list[tuple[st
     out = []
     files = iter(args.weights or [])
     for spec in args.model:
-        weights = None if spec.startswith("hf:") else next(files)
+        hf = spec.startswith("hf:")
+        weights = None if hf else next(files)
         model = load_foreign_model(
             spec,
             weights,
@@ -119,6 +144,8 @@ def load_foreign_models(args: argparse.Namespace, dataset: Any) -> list[tuple[st
             select=args.select,
             layer=args.layer,
             image_size=args.image_size,
+            stem_padding=None if hf else getattr(args, "stem_padding", None),
+            pool=getattr(args, "pool", None) if hf else None,
         )
         inside = [Path(weights).name] if weights is not None else []
         inside += [args.layer] if args.layer else []

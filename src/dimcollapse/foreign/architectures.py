@@ -13,6 +13,12 @@ from dimcollapse.data.formats import IMAGENET_NORMALIZATION
 from dimcollapse.errors import UsageError
 
 FAMILIES = ("torchvision", "timm", "hf")
+#: The padding of a CIFAR stem's 3x3 ``conv1`` when nothing says otherwise: the common choice
+#: (``nn.Conv2d(3, 64, 3, 1, 1)``). The weights cannot show it; ``--stem-padding`` sets it.
+DEFAULT_STEM_PADDING = 1
+#: solo-learn's: ``nn.Conv2d(3, 64, kernel_size=3, stride=1, padding=2, bias=False)`` for
+#: cifar10/100 (vturrisi/solo-learn, solo/methods/base.py).
+SOLO_LEARN_STEM_PADDING = 2
 #: The input statistics a model trained elsewhere is assumed to expect when it names none.
 IMAGENET_MEAN, IMAGENET_STD = IMAGENET_NORMALIZATION
 
@@ -124,12 +130,12 @@ def cifar_stem_in(model: nn.Module, groups: Mapping[str, Mapping[str, Tensor]]) 
     return any(is_cifar_stem_weight(model, t) for g in groups.values() for t in g.values())
 
 
-def set_cifar_stem(model: nn.Module, cifar: bool) -> None:
-    """Rebuild a torchvision ResNet's stem as the CIFAR one (3x3 stride-1 ``conv1``, no
-    max-pool), or back to the ImageNet one (7x7 stride-2, 3x3 max-pool)."""
+def set_cifar_stem(model: nn.Module, cifar: bool, padding: int = DEFAULT_STEM_PADDING) -> None:
+    """Rebuild a torchvision ResNet's stem as the CIFAR one (3x3 stride-1 ``conv1`` padded by
+    ``padding``, no max-pool), or back to the ImageNet one (7x7 stride-2, 3x3 max-pool)."""
     conv = model.conv1
     if cifar:
-        model.conv1 = nn.Conv2d(conv.in_channels, conv.out_channels, 3, 1, 1, bias=False)
+        model.conv1 = nn.Conv2d(conv.in_channels, conv.out_channels, 3, 1, padding, bias=False)
         model.maxpool = nn.Identity()
     else:
         model.conv1 = nn.Conv2d(conv.in_channels, conv.out_channels, 7, 2, 3, bias=False)

@@ -3,16 +3,21 @@
 ``transformers.AutoModel``: the base model, so a ``...ForImageClassification`` folder loses its
 classifier.
 
-The representation ``r`` (B, D) is, in this order of preference:
+The representation ``r`` (B, D) is chosen by ``pool`` (``--pool``), by default in this order
+of preference:
 
-* the model's pooled output (``pooler_output``: DINOv2's normalised CLS token, ResNet's
-  global average pool, ViT's dense+tanh pooler) when the folder holds the pooler's weights;
-* else the CLS token of the last hidden state (a ViT saved from ``ViTForImageClassification``
-  has no trained pooler: its classifier reads the CLS token);
-* else the mean of the tokens (or of the positions of a spatial map).
+* ``pooler``: the model's pooled output (``pooler_output``: DINOv2's normalised CLS token,
+  ResNet's global average pool, ViT's dense+tanh pooler) when the folder holds the pooler's
+  weights;
+* else ``cls``: the CLS token of the last hidden state (a ViT saved from
+  ``ViTForImageClassification`` has no trained pooler: its classifier reads the CLS token);
+* else ``mean``: the mean of the tokens (or of the positions of a spatial map). Asked for on a
+  model with a CLS token, the mean is of the patch tokens: the CLS, distillation and register
+  tokens in front of them are left out, as DINOv2's own classifier and timm's ``avg`` pool do.
 
 A ``note:`` says which, and lists tensors the folder did not supply; under :data:`MIN_MATCH`
-of the model's tensors the load is refused.
+of the model's tensors the load is refused. A ``pool`` the model cannot give (``pooler``
+without a pooler or without its weights, ``cls`` without a CLS token) is refused.
 """
 
 from __future__ import annotations
@@ -32,34 +37,52 @@ from dimcollapse.errors import UsageError
 from dimcollapse.foreign.architectures import IMAGENET_MEAN, IMAGENET_STD
 from dimcollapse.foreign.matching import MIN_MATCH
 
-POOLINGS = ("pooled", "cls", "mean")
+#: The representations ``--pool`` chooses from.
+POOLINGS = ("pooler", "cls", "mean")
+#: Parameters whose tokens precede the patch tokens in a ViT's hidden states (DeiT's
+#: distillation token, DINOv2-with-registers' register tokens).
+_PREFIX_TOKENS = ("cls_token", "distillation_token", "register_tokens")
 
 
 class HFBackbone(nn.Module):
-    """A ``transformers`` vision model as ``forward(pixel_values (B, C, S, S)) -> r (B, D)``."""
+    """A ``transformers`` vision model as ``forward(pixel_values (B, C, S, S)) -> r (B, D)``.
 
-    def __init__(self, model: nn.Module, pooling: str, interpolate: bool) -> None:
+    ``pooling`` is one of :data:`POOLINGS`; ``mean`` averages the tokens after the first
+    ``prefix_tokens`` (the CLS and similar tokens), or a spatial map's positions."""
+
+    def __init__(
+        self, model: nn.Module, pooling: str, interpolate: bool, prefix_tokens: int = 0
+    ) -> None:
         super().__init__()
         if pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
         self.model = model
         self.pooling = pooling
         self.interpolate = interpolate
+        self.prefix_tokens = prefix_tokens
 
     def forward(self, x: Tensor) -> Tensor:
+        """The representation of ``pixel_values`` ``x``: pooled output, CLS token or mean."""
         kwargs = {"interpolate_pos_encoding": True} if self.interpolate else {}
         out = self.model(pixel_values=x, **kwargs)
-        if self.pooling == "pooled":
+        if self.pooling == "pooler":
             return out.pooler_output.flatten(1)
         hidden = out.last_hidden_state
         if self.pooling == "cls":
             return hidden[:, 0]
-        return hidden.mean(dim=1) if hidden.ndim == 3 else hidden.mean(dim=(2, 3))
+        if hidden.ndim == 3:
+            return hidden[:, self.prefix_tokens :].mean(dim=1)
+        return hidden.mean(dim=(2, 3))
 
 
-def load_hf_backbone(folder: str) -> tuple[HFBackbone, dict[str, Any], list[str]]:
+def load_hf_backbone(
+    folder: str, pool: str | None = None
+) -> tuple[HFBackbone, dict[str, Any], list[str]]:
     """The model saved in ``folder``, its input facts (``image_size``, ``mean``, ``std``,
-    ``in_channels``) and the notes to print."""
+    ``in_channels``) and the notes to print. ``pool`` (one of :data:`POOLINGS`) chooses the
+    representation; None: the pooled output, else the CLS token, else the mean."""
+    if pool is not None and pool not in POOLINGS:
+        raise UsageError(f"--pool {pool!r}: expected one of {', '.join(POOLINGS)}")
     path = Path(folder)
     if not path.is_dir():
         raise UsageError(f"--model hf:{folder}: no such folder")
@@ -83,10 +106,13 @@ def load_hf_backbone(folder: str) -> tuple[HFBackbone, dict[str, Any], list[str]
     interpolate = "interpolate_pos_encoding" in inspect.signature(model.forward).parameters
     backbone = HFBackbone(model, "mean", interpolate)
     pooler_absent = any(k.startswith("pooler.") for k in absent)
-    pooling, why = _choose_pooling(backbone, facts, pooler_absent)
+    pooling, why = _choose_pooling(backbone, facts, pooler_absent, pool)
     backbone.pooling = pooling
-    notes.append(f"{type(model).__name__}, representation: {why}")
-    others = sorted(k for k in absent if not k.startswith("pooler.") or pooling == "pooled")
+    if pool == "mean":
+        backbone.prefix_tokens = _prefix_tokens(model)
+    also = "" if pool else "; --pool cls, mean or pooler chooses another"
+    notes.append(f"{type(model).__name__}, representation: {why}{also}")
+    others = sorted(k for k in absent if not k.startswith("pooler.") or pooling == "pooler")
     if others:
         notes.append(
             f"{len(others)} model tensor(s) not in the folder, left at initialisation: "
@@ -167,22 +193,54 @@ def _side(size: Any) -> int | None:
     return None
 
 
+def _prefix_tokens(model: nn.Module) -> int:
+    """How many tokens (CLS, distillation, registers) precede the patch tokens."""
+    count = 0
+    for name, param in model.named_parameters():
+        if name.rpartition(".")[2] in _PREFIX_TOKENS:
+            count += int(param.shape[1]) if param.ndim == 3 else 1
+    return count
+
+
 def _choose_pooling(
-    backbone: HFBackbone, facts: dict[str, Any], pooler_absent: bool
+    backbone: HFBackbone, facts: dict[str, Any], pooler_absent: bool, pool: str | None = None
 ) -> tuple[str, str]:
-    """``(pooling, why)``, from one forward pass of a blank image."""
+    """``(pooling, why)``, from one forward pass of a blank image: ``pool`` when the model can
+    give it (refused otherwise), else the pooled output, the CLS token or the mean."""
     side, model = facts["image_size"], backbone.model
+    name = type(model).__name__
     kwargs = {"interpolate_pos_encoding": True} if backbone.interpolate else {}
     with torch.no_grad():
         out = model(pixel_values=torch.zeros(1, facts["in_channels"], side, side), **kwargs)
     pooled = getattr(out, "pooler_output", None)
     hidden = getattr(out, "last_hidden_state", None)
-    has_cls = any("cls_token" in name for name, _ in model.named_parameters())
+    has_cls = any(n.rpartition(".")[2] == "cls_token" for n, _ in model.named_parameters())
+    tokens = hidden is not None and hidden.ndim == 3
+    if pool == "pooler":
+        if pooled is None:
+            raise UsageError(
+                f"--pool pooler: {name} has no pooler (no pooler_output); use cls or mean"
+            )
+        if pooler_absent:
+            raise UsageError(
+                f"--pool pooler: the folder holds no weights for {name}'s pooler (it would run "
+                "at initialisation); use cls or mean"
+            )
+        return "pooler", "its pooled output (pooler_output; --pool pooler)"
+    if pool is not None and hidden is None:
+        raise UsageError(f"--pool {pool}: {name} gives no hidden states; use pooler")
+    if pool == "cls":
+        if not (has_cls and tokens):
+            raise UsageError(f"--pool cls: {name} has no CLS token; use mean or pooler")
+        return "cls", "the CLS token of the last hidden state (--pool cls)"
+    if pool == "mean":
+        what = "patch tokens" if has_cls and tokens else "tokens" if tokens else "positions"
+        return "mean", f"the mean of the last hidden state's {what} (--pool mean)"
     if pooled is not None and not pooler_absent:
-        return "pooled", "its pooled output (pooler_output)"
+        return "pooler", "its pooled output (pooler_output)"
     if hidden is None:
-        raise UsageError(f"{type(model).__name__}: gives neither pooled output nor hidden states")
+        raise UsageError(f"{name}: gives neither pooled output nor hidden states")
     lead = "the pooler's weights are not in the folder: " if pooled is not None else ""
-    if has_cls and hidden.ndim == 3:
+    if has_cls and tokens:
         return "cls", lead + "the CLS token of the last hidden state"
     return "mean", lead + "the mean of the last hidden state's tokens"

@@ -10,9 +10,12 @@ and which encoder, when a checkpoint holds two.
   with the model's in order; accepted only when the counts are equal and every pair agrees in
   shape and in kind (``weight``, ``bias``, ``running_mean``, ``running_var``: so the counts of
   each kind agree too). BatchNorm's ``num_batches_tracked`` counters are left out on both sides.
-* **Twins**: two candidates (query and key encoder, student and teacher, weights and their EMA)
-  are settled by :data:`TWINS`, the encoder each method evaluates, or by ``select``; anything
-  still ambiguous is refused, naming ``--prefix`` and ``--select``.
+* **Twins**: two candidates (query and key encoder, student and teacher, weights and their EMA;
+  lightly's examples' ``backbone`` and ``backbone_momentum`` (MoCo), ``student_backbone`` and
+  ``teacher_backbone`` (DINO)) are settled by :data:`TWINS`, the encoder each method evaluates,
+  or by ``select``; anything still ambiguous is refused, naming ``--prefix`` and ``--select``.
+* **solo-learn** (:func:`solo_learn_layout`): its backbone is recognised by the online
+  ``classifier`` beside ``backbone.`` (its CIFAR stem's padding depends on it).
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ TWINS: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("encoder_q", ("encoder_k",), "MoCo v1/v2 evaluate the query encoder"),
     ("base_encoder", ("momentum_encoder",), "MoCo v3 evaluates the base encoder"),
     ("backbone", ("momentum_backbone",), "solo-learn evaluates the online backbone"),
+    ("backbone", ("backbone_momentum",), "lightly's MoCo evaluates the query backbone"),
+    ("teacher_backbone", ("student_backbone",), "lightly's DINO evaluates the teacher backbone"),
     ("online_network", ("target_network",), "BYOL evaluates the online network"),
     ("state_dict_ema", ("state_dict",), "timm evaluates the EMA weights"),
     ("model_ema", ("model",), "the EMA weights are the ones evaluated"),
@@ -43,9 +48,11 @@ TWINS: tuple[tuple[str, tuple[str, ...], str], ...] = (
 #: ``--select`` words beside the names in the file themselves.
 SELECT_ALIASES: dict[str, tuple[str, ...]] = {
     "query": ("encoder_q",),
-    "key": ("encoder_k",),
+    "key": ("encoder_k", "backbone_momentum"),
     "base": ("base_encoder",),
-    "momentum": ("momentum_encoder", "momentum_backbone", "encoder_k"),
+    "momentum": ("momentum_encoder", "momentum_backbone", "backbone_momentum", "encoder_k"),
+    "teacher": ("teacher_backbone",),
+    "student": ("student_backbone",),
     "ema": ("state_dict_ema", "model_ema"),
     "online": ("online_network",),
     "target": ("target_network",),
@@ -239,6 +246,34 @@ def choose_encoder(
         f"{len(found)} encoders fit the model: using {left[0].label!r} ({'; '.join(reasons)}), "
         f"not {others} (--select chooses)"
     )
+
+
+def solo_learn_layout(found: Found, groups: Mapping[str, Mapping[str, Tensor]]) -> str | None:
+    """What shows that ``found`` is a solo-learn backbone, or None.
+
+    solo-learn (vturrisi/solo-learn, solo/methods/base.py and solo/methods/linear.py) keeps the
+    backbone under ``backbone.`` with torchvision's names (``momentum_backbone.`` for the
+    momentum copy) and always an online linear ``classifier`` on the backbone's features beside
+    it; pretraining checkpoints add ``projector.`` or ``momentum_backbone.``. Recognised when
+    the tensors were found by name under one of those prefixes and ``classifier.weight`` in the
+    same dictionary reads as many features as the backbone's last normalisation layer has.
+    """
+    if found.by_structure or found.prefix not in ("backbone.", "momentum_backbone."):
+        return None
+    tensors = groups.get(found.group, {})
+    classifier = tensors.get("classifier.weight")
+    widths = [t.shape[0] for k, t in found.state.items() if k.endswith(".weight") and t.ndim == 1]
+    if classifier is None or classifier.ndim != 2 or not widths:
+        return None
+    if classifier.shape[1] != widths[-1]:
+        return None
+    own = found.prefix.rstrip(".")
+    beside = [
+        f"'{name}.'"
+        for name in ("classifier", "projector", "backbone", "momentum_backbone")
+        if name != own and any(k.startswith(name + ".") for k in tensors)
+    ]
+    return f"'{found.prefix}' beside {', '.join(beside)}"
 
 
 def _same_tensors(a: Found, b: Found) -> bool:

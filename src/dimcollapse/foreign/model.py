@@ -16,6 +16,8 @@ from torch import Tensor, nn
 
 from dimcollapse.errors import UsageError
 from dimcollapse.foreign.architectures import (
+    DEFAULT_STEM_PADDING,
+    SOLO_LEARN_STEM_PADDING,
     build_architecture,
     cifar_stem_in,
     has_imagenet_stem,
@@ -24,7 +26,13 @@ from dimcollapse.foreign.architectures import (
     set_cifar_stem,
     strip_classifier,
 )
-from dimcollapse.foreign.matching import find_prefix, locate_weights, model_keys
+from dimcollapse.foreign.matching import (
+    Found,
+    find_prefix,
+    locate_weights,
+    model_keys,
+    solo_learn_layout,
+)
 from dimcollapse.foreign.weights import read_tensor_groups
 
 
@@ -119,13 +127,20 @@ def load_foreign_model(
     select: str | None = None,
     layer: str | None = None,
     image_size: int | None = None,
+    stem_padding: int | None = None,
+    pool: str | None = None,
     verbose: bool = True,
 ) -> ForeignModel:
     """Build ``spec``, load ``weights`` into it, strip its classifier: a :class:`ForeignModel`.
 
-    ``hf:DIR`` loads a Hugging Face ``save_pretrained`` folder and takes no ``weights``.
-    ``prefix`` and ``select`` choose the tensors when a file holds several sets (see
-    :mod:`dimcollapse.foreign.matching`); notes on what was chosen go to stderr.
+    ``hf:DIR`` loads a Hugging Face ``save_pretrained`` folder and takes no ``weights``;
+    ``pool`` (``"pooler"``, ``"cls"`` or ``"mean"``; default: the pooled output when the model
+    has a trained pooler, else the CLS token, else the mean of the tokens) says which output of
+    it is the representation. ``prefix`` and ``select`` choose the tensors when a file holds
+    several sets (see :mod:`dimcollapse.foreign.matching`). ``stem_padding`` is the padding of a
+    CIFAR stem's 3x3 ``conv1``, which the weights cannot show (default: 2 for a solo-learn
+    checkpoint, as solo-learn builds it, else 1); refused when the file has no CIFAR stem. Notes
+    on what was chosen go to stderr.
     """
     family, name = parse_model_spec(spec)
     if family == "hf":
@@ -134,19 +149,29 @@ def load_foreign_model(
                 f"--model {spec}: a Hugging Face folder holds its own weights; give --weights "
                 "only for torchvision: and timm: models"
             )
+        if stem_padding is not None:
+            raise UsageError(
+                f"--stem-padding: --model {spec} is a Hugging Face folder; it applies only to a "
+                "torchvision ResNet whose file has a CIFAR stem"
+            )
         from dimcollapse.foreign.hf import load_hf_backbone
 
-        net, facts, notes = load_hf_backbone(name)
+        net, facts, notes = load_hf_backbone(name, pool=pool)
         source = name
     else:
         if weights is None:
             raise UsageError(f"--model {spec}: needs a weights file (--weights FILE)")
+        if pool is not None:
+            raise UsageError(
+                f"--pool {pool}: applies only to hf: models, not --model {spec} (its "
+                "representation is the penultimate feature, or --layer's output)"
+            )
         net, facts = build_architecture(spec)
         if strip_classifier(net, family) is None and layer is None:
             raise UsageError(
                 f"{spec}: no final Linear classifier to remove; choose the feature with --layer NAME"
             )
-        notes = _load_weights(net, family, weights, prefix, select)
+        notes = _load_weights(net, family, weights, prefix, select, stem_padding)
         source = str(weights)
     if verbose:
         for note in notes:
@@ -171,10 +196,16 @@ def _load_weights(
     weights: str | os.PathLike[str],
     prefix: str | None,
     select: str | None,
+    stem_padding: int | None = None,
 ) -> list[str]:
     """Find ``net``'s tensors in ``weights`` and load them; the notes to print. A torchvision
     ResNet's stem becomes the CIFAR one when the file's is (by name, or by structure when only
-    the CIFAR stem lets the file's tensors line up with the model's)."""
+    the CIFAR stem lets the file's tensors line up with the model's), padded as
+    :func:`_stem_padding` decides."""
+    if stem_padding is not None and not 0 <= stem_padding <= 2:
+        raise UsageError(
+            f"--stem-padding {stem_padding}: a 3x3 stem conv is padded by 0, 1 or 2 pixels"
+        )
     groups = read_tensor_groups(weights)
     stem = family == "torchvision" and _named_cifar_stem(net, groups, prefix)
     if stem:
@@ -195,9 +226,20 @@ def _load_weights(
             set_cifar_stem(net, False)
             raise first from None
         stem = True
-    net.load_state_dict(found.state, strict=False)
     if stem:
-        notes.insert(0, "the file's 3x3 conv1 is a CIFAR stem: conv1 rebuilt, max-pool removed")
+        padding, why = _stem_padding(found, groups, stem_padding)
+        set_cifar_stem(net, True, padding)  # the padding holds no tensor: rebuilt before loading
+        notes.insert(
+            0,
+            f"the file's 3x3 conv1 is a CIFAR stem: conv1 rebuilt with padding {padding} "
+            f"({why}), max-pool removed",
+        )
+    elif stem_padding is not None:
+        raise UsageError(
+            f"--stem-padding {stem_padding}: {weights} has no CIFAR stem (a 3x3 conv1) for "
+            f"{type(net).__name__}; the option applies only to one that has"
+        )
+    net.load_state_dict(found.state, strict=False)
     if found.missing:
         notes.append(
             f"{len(found.missing)} model tensor(s) not in the file, left at initialisation: "
@@ -205,6 +247,27 @@ def _load_weights(
             + (" ..." if len(found.missing) > 4 else "")
         )
     return notes
+
+
+def _stem_padding(found: Found, groups: Any, stem_padding: int | None) -> tuple[int, str]:
+    """The padding of a CIFAR stem's conv1 and why: ``--stem-padding``, else solo-learn's 2 when
+    the layout is solo-learn's, else :data:`DEFAULT_STEM_PADDING`. The weights cannot show it."""
+    solo = solo_learn_layout(found, groups)
+    if stem_padding is not None:
+        told = f"--stem-padding {stem_padding}"
+        return stem_padding, told + (
+            f"; the layout is solo-learn's, which pads by {SOLO_LEARN_STEM_PADDING}" if solo else ""
+        )
+    if solo:
+        return SOLO_LEARN_STEM_PADDING, (
+            f"solo-learn's layout ({solo}): solo-learn pads its CIFAR stem by "
+            f"{SOLO_LEARN_STEM_PADDING}; --stem-padding N if the file is not solo-learn's"
+        )
+    return DEFAULT_STEM_PADDING, (
+        f"assumed: the weights cannot show it; {DEFAULT_STEM_PADDING} is the common choice, "
+        f"solo-learn's is {SOLO_LEARN_STEM_PADDING}; --stem-padding N if the training code used "
+        "another"
+    )
 
 
 def _named_cifar_stem(net: nn.Module, groups: Any, prefix: str | None) -> bool:
