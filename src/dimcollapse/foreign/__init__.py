@@ -14,9 +14,10 @@ own.
 Documented choices:
 
 * **Weights files** (:mod:`~dimcollapse.foreign.weights`): ``.safetensors``;
-  ``.pt``/``.pth``/``.ckpt`` loaded with ``torch.load(weights_only=True)`` (a file that needs
-  unpickling of arbitrary objects is refused, never executed; ``argparse.Namespace`` is
-  allowed). Every dictionary of tensors inside the file is searched, however nested
+  ``.pt``/``.pth``/``.ckpt`` loaded with ``torch.load(weights_only=True)``, the plain data
+  checkpoints keep beside their tensors allowed (``argparse.Namespace``, ``pathlib`` paths,
+  OmegaConf configs in Lightning's ``hyper_parameters``); a file that needs unpickling of any
+  other object is refused, never executed, in one line that keeps torch's detail. Every dictionary of tensors inside the file is searched, however nested
   (``state_dict``, ``model``, ``state_dict_ema``, ``teacher``, ``student``, ...).
 * **Key prefixes and structure** (:mod:`~dimcollapse.foreign.matching`): prefixes
   (``backbone.``, ``module.encoder_q.``, any other) are found by vote; at least
@@ -27,8 +28,9 @@ Documented choices:
   reported as a ``note:`` line: never a silent load with random weights.
 * **Twins**: when two encoders fit (MoCo's query and key, MoCo v3's base and momentum, DINO's
   teacher and student, timm's weights and their EMA, solo-learn's backbone and momentum
-  backbone) the one the method evaluates is loaded (teacher, query, base, EMA, online) and a
-  ``note:`` says which; ``--select WORD`` (a word of its name, or query/key/base/momentum/ema)
+  backbone, lightly's MoCo ``backbone`` and ``backbone_momentum`` and DINO ``student_backbone``
+  and ``teacher_backbone``) the one the method evaluates is loaded (teacher, query, base, EMA,
+  online) and a ``note:`` says which; ``--select WORD`` (a word of its name, or query/key/base/momentum/ema)
   chooses another. Anything still ambiguous is refused in one line naming ``--prefix``.
 * **Representation**: the penultimate feature. torchvision: the *last* ``nn.Linear`` of the
   model (the classifier: ``fc`` of ResNet/RegNet/Inception, the last layer of ``classifier``
@@ -37,12 +39,15 @@ Documented choices:
   ResNet-50, 4096-d for VGG). Models without a final ``Linear`` (SqueezeNet) need ``--layer``.
   timm: ``reset_classifier(0)``. Hugging Face (:mod:`~dimcollapse.foreign.hf`): the pooled
   output where the model has one, else the CLS token, else the mean of the tokens (a note says
-  which). ``--layer NAME`` instead reads any named module's output, global-average-pooled when
+  which); ``--pool pooler|cls|mean`` chooses, refused where the model cannot give it. ``--layer NAME`` instead reads any named module's output, global-average-pooled when
   it is spatial (N, C, H, W), token-averaged when it is (N, T, C).
 * **A CIFAR-stem ResNet** (solo-learn and most small-image SSL code: a 3x3 stride-1 ``conv1``
   and no max-pool) is recognised from the file's ``conv1.weight`` shape (or, when names were
   matched by structure, from its first convolution), and the torchvision ResNet's stem is
-  rebuilt to match (a ``note:`` says so).
+  rebuilt to match. The weights cannot show the conv's padding, which changes the features:
+  2 for a solo-learn layout (its online ``classifier`` beside ``backbone.``; solo-learn builds
+  ``Conv2d(3, 64, 3, stride=1, padding=2)``), else 1, the common choice; a ``note:`` says which
+  and why, and ``--stem-padding N`` (``stem_padding=``) sets it.
 * **Input**: the dataset's images (from :func:`dimcollapse.probe.extract_features`'s eval
   loader, normalised with the dataset's statistics) are brought back to the 0..1 scale, grey
   images repeated to three channels when the model has three, resized (bilinear, antialiased)
