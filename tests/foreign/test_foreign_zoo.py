@@ -324,7 +324,9 @@ def test_sequential_backbone_with_a_cifar_stem(tmp_path, digits, capsys):
 
 
 def _moco_v2_encoder(seed: int) -> nn.Module:
-    """MoCo v2's encoder: a ResNet whose fc is the 2-layer MLP head (dim 128)."""
+    """MoCo v2's encoder (facebookresearch/moco, moco/builder.py: ``base_encoder(num_classes=
+    dim)``, with ``mlp`` its fc becomes ``Sequential(Linear(dim_mlp, dim_mlp), ReLU(), fc)``;
+    main_lincls.py evaluates encoder_q without fc): its forward, fc removed, is the reference."""
     net = _resnet18(seed)
     net.fc = nn.Sequential(nn.Linear(512, 512), nn.ReLU(), nn.Linear(512, 128))
     return net
@@ -348,7 +350,8 @@ def test_moco_v2_loads_the_query_encoder_or_the_key_one(tmp_path, digits, capsys
 
 
 def _mlp(dims: list[int], last_bn: bool = True) -> nn.Sequential:
-    """MoCo v3's _build_mlp: Linear, BN, ReLU ... Linear, BN without affine."""
+    """MoCo v3's _build_mlp (facebookresearch/moco-v3, moco/builder.py): Linear, BN, ReLU ...
+    Linear, BN without affine; MoCo_ResNet puts the projector in the encoder's fc."""
     layers: list[nn.Module] = []
     for i in range(len(dims) - 1):
         last = i == len(dims) - 2
@@ -380,8 +383,9 @@ def test_moco_v3_loads_the_base_encoder_or_the_momentum_one(tmp_path, digits, ca
 
 @pytest.fixture
 def dino_checkpoint(tmp_path):
-    """DINO's checkpoint.pth: student (DDP: module.) and teacher state dicts of a
-    MultiCropWrapper (backbone with fc = Identity, DINOHead), optimizer, args, the loss's center."""
+    """DINO's checkpoint.pth (facebookresearch/dino, main_dino.py and utils.py's
+    MultiCropWrapper: backbone with fc = Identity, vision_transformer.py's DINOHead): student
+    (DDP: module.) and teacher state dicts, optimizer, args, the loss's center."""
     student, teacher = _resnet18(5), _resnet18(6)
     student.fc = teacher.fc = nn.Identity()
 
@@ -424,6 +428,9 @@ def test_dino_student_through_the_cli(dino_checkpoint, digits, cli, tmp_path):
 
 
 def test_swav_and_barlow_twins_module_prefix(tmp_path, digits, capsys):
+    """SwAV (facebookresearch/swav, src/resnet50.py: projection_head and prototypes beside the
+    trunk, saved under DDP's module.) and Barlow Twins (facebookresearch/barlowtwins, main.py:
+    backbone with fc = Identity, projector, bn without affine; the checkpoint's "model")."""
     swav, barlow = _resnet18(7), _resnet18(8)
     state = {f"module.{n}": v for n, v in _without_fc(swav.state_dict()).items()}
     state["module.projection_head.0.weight"] = torch.randn(64, 512)
