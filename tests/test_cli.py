@@ -146,9 +146,29 @@ def test_help_through_the_entry_point_imports_no_torch(words):
     assert not {m for m in imported if m.split(".")[0] in ("torch", "torchvision")}
 
 
+def _wait_for_main(pid: int) -> None:
+    """Until ``main()`` of process ``pid`` has installed its signal handlers (SIGTERM caught, as
+    /proc shows). What comes before, Python's own start and the console script's first imports
+    (``import re``), no code of dimcollapse can cover."""
+    import signal
+    import time
+    from pathlib import Path
+
+    term = 1 << (signal.SIGTERM - 1)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        status = Path(f"/proc/{pid}/status").read_text()
+        (caught,) = [ln.split()[1] for ln in status.splitlines() if ln.startswith("SigCgt:")]
+        if int(caught, 16) & term:
+            return
+        time.sleep(0.0005)
+    raise AssertionError(f"process {pid} never installed its SIGTERM handler")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_ctrl_c_at_any_moment_is_one_line_and_status_130(tmp_path):
-    """SIGINT while Python starts the command, builds the parser, imports torch or streams the
-    file: exit status 130 and one 'error: interrupted' line, never a traceback."""
+    """SIGINT while the command builds its parser, imports torch or streams the file (0 to 2 s
+    after main() began): exit status 130 and one 'error: interrupted' line, never a traceback."""
     import signal
     import time
 
@@ -157,13 +177,14 @@ def test_ctrl_c_at_any_moment_is_one_line_and_status_130(tmp_path):
     emb = tmp_path / "e.npy"  # 200,000 one-row chunks: seconds of work after torch's import
     np.save(emb, np.random.default_rng(0).normal(size=(200_000, 2)).astype(np.float32))
     outcomes = []
-    for delay in (0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.0) * 2:
+    for delay in (0.0, 0.01, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.0) * 2:
         proc = subprocess.Popen(
-            [_entry_point(), "spectrum", str(emb), "--chunk-rows", "1"],
+            [_entry_point(), "spectrum", str(emb), "--chunk-rows", "1", "--quiet"],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
+        _wait_for_main(proc.pid)
         time.sleep(delay)
         proc.send_signal(signal.SIGINT)
         _out, err = proc.communicate(timeout=120)
@@ -172,3 +193,24 @@ def test_ctrl_c_at_any_moment_is_one_line_and_status_130(tmp_path):
         assert code == 130, (delay, code, err)
         assert "Traceback" not in err, (delay, err)
         assert err.strip().splitlines() == ["error: interrupted"], (delay, err)
+
+
+def test_ctrl_c_while_the_parser_is_built_is_one_line(cli, monkeypatch):
+    """The handlers come first in main(): building the parser (which imports the command
+    modules) already runs under them, and a Ctrl-C there is one line and status 130."""
+    import signal
+
+    import dimcollapse.cli
+
+    seen = {}
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+
+    def interrupted_build():
+        seen["term"] = signal.getsignal(signal.SIGTERM)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(dimcollapse.cli, "build_parser", interrupted_build)
+    code, out, err = cli("spectrum", "emb.npy")
+    assert (code, out, err) == (130, "", "error: interrupted\n")
+    assert seen["term"] not in (signal.SIG_DFL, signal.SIG_IGN, None)
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before

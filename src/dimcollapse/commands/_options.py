@@ -21,6 +21,8 @@ from dimcollapse.errors import UsageError
 from dimcollapse.options import OptionHolder
 
 DEVICE_HELP = "auto | cpu | cuda | cuda:N"
+#: ``--quiet`` of the commands whose results go to stdout (``spectrum``, ``embed``, ``probe``).
+QUIET_HELP = "show no progress on stderr (a bar on a terminal, else a line per stage)"
 RUN_DATA_ROOT_HELP = "dataset directory or .npz file; None: the one in the run's config"
 #: Splits of a dataset that a trained run's images come from.
 SPLITS = ("train", "test")

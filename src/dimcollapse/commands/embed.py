@@ -23,9 +23,11 @@ from typing import Any
 
 from dimcollapse.choices import FEATURE_BATCH
 from dimcollapse.commands._options import (
+    QUIET_HELP,
     add_autocast_precision,
     add_device,
     add_force,
+    add_quiet,
     add_run_argument,
     add_run_data_root,
     add_space,
@@ -67,6 +69,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="also write the labels (safetensors key 'labels'; .npy: sibling FILE.labels.npy)",
     )
     add_force(parser, help="overwrite existing output files")
+    add_quiet(parser, help=QUIET_HELP)
     add_foreign_options(parser)
 
 
@@ -88,18 +91,21 @@ def _embed(args: argparse.Namespace) -> int:
     import numpy as np
 
     from dimcollapse.probe import extract_features
+    from dimcollapse.progress import mode_for, reporting
     from dimcollapse.runtime import resolve_device
 
     targets = _output_targets(args)
-    model, dataset, source = _load_model_and_images(args)
-    x, y = extract_features(
-        model,
-        dataset,
-        space=args.space,
-        device=resolve_device(args.device),
-        batch_size=args.batch_size,
-        precision=args.precision,
-    )
+    model, dataset, source, label = _load_model_and_images(args)
+    with reporting(mode_for(args.quiet)):
+        x, y = extract_features(
+            model,
+            dataset,
+            space=args.space,
+            device=resolve_device(args.device),
+            batch_size=args.batch_size,
+            precision=args.precision,
+            label=label,
+        )
     vectors = x.numpy().astype(np.float32, copy=False)
     labels = y.numpy().astype(np.int64, copy=False)
     _write(targets, vectors, labels, args)
@@ -133,8 +139,9 @@ def _output_targets(args: argparse.Namespace) -> list[Path]:
     return targets
 
 
-def _load_model_and_images(args: argparse.Namespace) -> tuple[Any, Any, str]:
-    """The model to embed with, the images of its split and the words naming them."""
+def _load_model_and_images(args: argparse.Namespace) -> tuple[Any, Any, str, str]:
+    """The model to embed with, the images of its split, the words naming them and the model's
+    name."""
     from dimcollapse.commands._models import (
         load_foreign_models,
         load_images,
@@ -151,7 +158,7 @@ def _load_model_and_images(args: argparse.Namespace) -> tuple[Any, Any, str]:
         dataset = load_run_data(
             ckpt, args.split, data_root=args.data_root, subset=args.subset, seed=args.seed
         )
-        return model, dataset, f"{ckpt.config.get('dataset')} {args.split} split"
+        return model, dataset, f"{ckpt.config.get('dataset')} {args.split} split", str(args.run)
     if len(args.model) > 1:
         raise UsageError("embed writes one file: give one --model")
     refuse_data_options(args.dataset, args.data_root, args.test_file)
@@ -159,7 +166,7 @@ def _load_model_and_images(args: argparse.Namespace) -> tuple[Any, Any, str]:
     ((label, model),) = load_foreign_models(args, dataset)
     if args.space != "representation":
         raise UsageError("--space embedding needs a dimcollapse run (a foreign model has r)")
-    return model, dataset, f"{args.dataset} {args.split} split by {label}"
+    return model, dataset, f"{args.dataset} {args.split} split by {label}", label
 
 
 def _write(targets: list[Path], vectors: Any, labels: Any, args: argparse.Namespace) -> None:

@@ -24,8 +24,10 @@ import json
 
 from dimcollapse.choices import FEATURE_SETS
 from dimcollapse.commands._options import (
+    QUIET_HELP,
     add_autocast_precision,
     add_device,
+    add_quiet,
     add_run_argument,
     add_run_data_root,
     refuse_data_options,
@@ -42,6 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     _add_what_to_probe(parser)
     add_json(parser, help="print one JSON object")
+    add_quiet(parser, help=QUIET_HELP)
     add_device(parser)
     add_autocast_precision(parser, help="autocast precision of the feature extraction")
     _add_images(parser)
@@ -135,6 +138,14 @@ def _summary_text(rec: dict, saved: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from dimcollapse.progress import mode_for, reporting
+
+    with reporting(mode_for(args.quiet or args.json)):
+        return _probe(args)
+
+
+def _probe(args: argparse.Namespace) -> int:
+    """The probe of a run, or of each --model (:func:`_probe_foreign`); prints the result."""
     from dimcollapse.commands._models import wants_foreign_instead_of_run
     from dimcollapse.errors import UsageError
     from dimcollapse.fileio import write_json_atomic
@@ -190,8 +201,8 @@ def _probe_foreign(args: argparse.Namespace) -> int:
     for label, model in load_foreign_models(args, train_set):
         t0 = time.perf_counter()
         common = dict(device=device, precision=args.precision)
-        train_x, train_y = extract_features(model, train_set, **common)
-        test_x, test_y = extract_features(model, test_set, **common)
+        train_x, train_y = extract_features(model, train_set, label=f"{label} (train)", **common)
+        test_x, test_y = extract_features(model, test_set, label=f"{label} (test)", **common)
         result = probe_features(
             train_x,
             train_y,

@@ -32,8 +32,10 @@ import json
 from typing import Any
 
 from dimcollapse.commands._options import (
+    QUIET_HELP,
     add_device,
     add_force,
+    add_quiet,
     add_run_data_root,
     add_space,
     add_split,
@@ -92,6 +94,7 @@ def _add_file_options(parser: argparse.ArgumentParser) -> None:
     )
     add_force(parser, help="overwrite an existing --plot file")
     add_json(parser, help="print one JSON object per file, one per line")
+    add_quiet(parser, help=QUIET_HELP)
     parser.add_argument(
         "--chunk-rows",
         type=int,
@@ -161,9 +164,12 @@ def _dead_text(dead: list[int]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from dimcollapse.progress import mode_for, reporting
+
     device = _check_options(args)
     sources = _open_sources(args)
-    records = [_spectrum_record(source, args, device) for source in sources]
+    with reporting(mode_for(args.quiet or args.json)):
+        records = [_spectrum_record(source, args, device) for source in sources]
     for rec in records:
         print(json.dumps(rec) if args.json else _summary_text(rec), flush=True)
     if args.plot is not None:
@@ -265,14 +271,24 @@ def _spectrum_record(source: Any, args: argparse.Namespace, device: Any) -> dict
     if isinstance(source, dict) and "foreign" in source:  # a model trained elsewhere
         from dimcollapse.probe import extract_features
 
-        rows, _ = extract_features(source["foreign"], source["images"], device=device)
+        rows, _ = extract_features(
+            source["foreign"], source["images"], device=device, label=source["path"]
+        )
         chunks = rows.split(args.chunk_rows)
         name, key = source["path"], f"representation, {args.dataset} {args.split}"
     elif isinstance(source, dict):  # a trained model: embed its dataset's split
         chunks = _model_rows(source, args, device).split(args.chunk_rows)
         name, key = source["path"], f"{args.space}, {args.split}"
     else:
-        chunks, name, key = source.chunks(args.chunk_rows), str(source.path), source.key
+        from dimcollapse.progress import track
+
+        name, key = str(source.path), source.key
+        total = -(-source.n // args.chunk_rows)  # progress by chunk: shown for a large file
+        chunks = track(
+            source.chunks(args.chunk_rows),
+            f"spectrum of {name}: {source.n:,} x {source.dim}",
+            total,
+        )
     for chunk in chunks:
         acc.update(chunk)
     if acc.nonfinite:
@@ -328,5 +344,5 @@ def _model_rows(src: dict, args: argparse.Namespace, device: Any) -> Any:
     ckpt = src["checkpoint"]
     model = ckpt.build_model()
     dataset = load_run_data(ckpt, args.split, data_root=args.data_root, subset=args.subset)
-    x, _ = extract_features(model, dataset, space=args.space, device=device)
+    x, _ = extract_features(model, dataset, space=args.space, device=device, label=src["path"])
     return x

@@ -48,6 +48,7 @@ def extract_features(
     batch_size: int = FEATURE_BATCH,
     precision: str = "fp32",
     workers: int = 0,
+    label: str | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Frozen features of every image of ``dataset``, in the dataset's order.
 
@@ -57,10 +58,12 @@ def extract_features(
     ``device``: where to compute (the model is moved there, as ``nn.Module.to`` does); default:
     the model's device. ``precision``: ``fp32`` | ``bf16`` | ``fp16`` | ``auto`` (autocast).
     Images come unaugmented and normalised from :func:`~dimcollapse.data.loaders.build_eval_loader`.
+    ``label`` names the model in the progress a command shows (:mod:`dimcollapse.progress`).
 
     Returns ``(features float32 (N, D) on the CPU, labels int64 (N,))``.
     """
     from dimcollapse.data.loaders import build_eval_loader
+    from dimcollapse.progress import track
     from dimcollapse.runtime import autocast, resolve_precision
 
     if space not in SPACES:
@@ -77,7 +80,8 @@ def extract_features(
     model.eval()
     try:
         with torch.no_grad():
-            for x, y in loader:
+            desc = f"embedding {len(dataset):,} images" + (f" with {label}" if label else "")
+            for x, y in track(loader, desc, total=len(loader)):
                 with autocast(prec, dev):
                     f = _features_of(model, x, space)
                 feats.append(f.float().cpu())

@@ -18,6 +18,7 @@ from torch import Tensor
 
 from dimcollapse.errors import UsageError
 from dimcollapse.probe.features import check_splits
+from dimcollapse.progress import track
 
 #: InstDisc's temperature for the kNN vote weights exp(sim / T).
 KNN_TEMPERATURE = 0.07
@@ -54,7 +55,9 @@ def knn_predict(
     clipped_k = {int(k): min(int(k), n) for k in ks}
     kmax = max(clipped_k.values())
     out: dict[int, list[Tensor]] = {k: [] for k in clipped_k}
-    for start in range(0, test_x.shape[0], batch_size):
+    starts = range(0, test_x.shape[0], batch_size)
+    desc = f"kNN probe: {test_x.shape[0]:,} test images against {n:,} train images"
+    for start in track(starts, desc, total=len(starts)):
         q = F.normalize(test_x[start : start + batch_size].detach().to(dev, dtype), dim=1)
         sim = q @ train.T  # (B, N)
         top_sim, top_idx = sim.topk(kmax, dim=1, largest=True, sorted=True)

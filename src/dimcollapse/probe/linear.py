@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from dimcollapse.errors import UsageError
 from dimcollapse.probe.features import check_splits, standardized_splits
+from dimcollapse.progress import track
 
 #: The recipe's defaults (module docstring).
 EPOCHS = 100
@@ -63,7 +64,8 @@ def _fit_linear(
     opt = torch.optim.SGD(layer.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
     last_loss = math.nan
-    for epoch in range(epochs):
+    desc = f"linear probe: {epochs} epochs on {dim}-d features"
+    for epoch in track(range(epochs), desc, total=epochs):
         total, count = torch.zeros((), device=device, dtype=torch.float64), 0
         for xb, yb in epoch_batches(epoch, gen):
             loss = F.cross_entropy(layer(xb), yb)

@@ -150,8 +150,9 @@ def _frozen_splits(
     common = dict(
         device=run.device, batch_size=batch_size, precision=run.precision, workers=workers
     )
-    train_x, train_y = extract_features(run.model, train_set, **common)
-    test_x, test_y = extract_features(run.model, test_set, **common)
+    label = str(run.path)
+    train_x, train_y = extract_features(run.model, train_set, label=f"{label} (train)", **common)
+    test_x, test_y = extract_features(run.model, test_set, label=f"{label} (test)", **common)
     if run.subvector_d0 is not None:
         head = run.model.head
         train_x, test_x = head.subvector(train_x).contiguous(), head.subvector(test_x).contiguous()
