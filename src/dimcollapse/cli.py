@@ -151,6 +151,7 @@ _USER_OS_ERRORS = {
     errno.EFBIG: "file too large for the file system",
     errno.EACCES: "permission denied",
     errno.EROFS: "read-only file system",
+    errno.ENAMETOOLONG: "file name too long",
 }
 
 

@@ -139,6 +139,74 @@ def spec_with_unknown_field(payload: dict) -> None:
     payload["model_spec"]["colour"] = "red"
 
 
+def garbage_spec(payload: dict) -> None:
+    payload["model_spec"] = "garbage"
+
+
+def spec_of_another_seed(payload: dict) -> None:
+    """A model_spec whose seed is not the run's: its tensors still fit the model."""
+    payload["model_spec"]["seed"] = 7
+
+
+def config_with_unknown_key(payload: dict) -> None:
+    payload["config"]["colour"] = "red"
+
+
+def config_with_wrong_type(payload: dict) -> None:
+    payload["config"]["epochs"] = "many"
+
+
+def run_with_config_yaml(**settings: object) -> Factory:
+    """A copy of the shared run whose config.yaml's ``config`` mapping has ``settings`` too."""
+
+    def write(path: Path) -> None:
+        import yaml
+
+        shutil.copytree(SHARED["run"], path)
+        document = yaml.safe_load((path / "config.yaml").read_text())
+        document["config"].update(settings)
+        (path / "config.yaml").write_text(yaml.safe_dump(document, sort_keys=False))
+
+    return write
+
+
+#: Locks held by this test process for the cases of outputs that "another process" is writing
+#: (flock locks taken through separate opens conflict as between processes); released at the
+#: module's end.
+HELD: list[int] = []
+
+
+def being_written(make: Factory | None = None) -> Factory:
+    """A folder (empty, or as ``make`` writes it) whose lock another writer holds, as
+    :func:`dimcollapse.outlock.folder_lock` takes it."""
+
+    def write(path: Path) -> None:
+        import fcntl
+        import os
+
+        make(path) if make is not None else path.mkdir()
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        HELD.append(fd)
+
+    return write
+
+
+def lock_file_held() -> Factory:
+    """The lock file ``.NAME.lock`` of an output file (:func:`dimcollapse.outlock.file_lock`),
+    held by another writer."""
+
+    def write(path: Path) -> None:
+        import fcntl
+        import os
+
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        HELD.append(fd)
+
+    return write
+
+
 def image_folder_with_corrupt_jpeg(path: Path) -> None:
     """An ImageNet-layout folder (train/ and val/, two classes of 8x8 PNGs) with one file
     named .jpg that holds no image."""
@@ -557,7 +625,81 @@ ISSUE17 = [
          "no space left", patch=FIGURE_FULL),
 ]  # fmt: skip
 
-CASES = SPECTRUM + EMBED + PROBE + TOY + REPRODUCE + BENCH + TRAIN + ISSUE17
+# -- issue 24: one writer per output, and the remaining bad inputs -----------------------------
+
+LONG = "a" * 300  # a name longer than any file system takes (255 bytes)
+TOO_LONG = ("300 bytes", "at most 255")
+BUSY = ("another dimcollapse process", "is writing there")
+RESUME = "train --out run --resume --quiet"
+HUGE_SEED = "100000000000000000000"
+SEED_RANGE = ("--seed", "4294967295", HUGE_SEED)
+ISSUE24 = [
+    # 1. one run per folder: a second writer is refused and leaves the first one's files alone
+    case("train-out-being-written", TRAIN_BASE, "--out out", *BUSY,
+         files={"out": being_written()}),
+    case("train-resume-while-being-written", RESUME, "--out run", *BUSY,
+         files={"run": being_written(edited_run(lambda payload: None))}),
+    case("toy-out-being-written", "toy strong-aug --steps 2 --out toys", "--out toys", *BUSY,
+         files={"toys": being_written()}),
+    case("reproduce-out-being-written", "reproduce --out rep", "--out rep", *BUSY,
+         files={"rep": being_written()}),
+    case("embed-out-being-written", "embed {run} --split test --out e.npy", "--out e.npy", *BUSY,
+         files={".e.npy.lock": lock_file_held()}),
+    # 2. a name longer than the file system takes
+    case("train-out-name-too-long", f"{TINY_TRAIN} --out {LONG}", "--out", *TOO_LONG),
+    case("train-out-under-a-name-too-long", f"{TINY_TRAIN} --out {LONG}/run", "--out",
+         *TOO_LONG),
+    case("toy-out-name-too-long", f"toy strong-aug --steps 2 --out {LONG}", "--out",
+         *TOO_LONG),
+    case("reproduce-out-name-too-long", f"reproduce --out {LONG}", "--out", *TOO_LONG),
+    case("embed-out-name-too-long", f"embed {{run}} --split test --out {LONG}.npy", "--out",
+         "304 bytes", "at most 255"),
+    # 3. a seed outside 0 .. 2**32 - 1, refused alike by every command
+    case("train-seed-too-large", f"{TRAIN_BASE} --seed {HUGE_SEED}", "seed", *SEED_RANGE[1:]),
+    case("train-seed-negative", f"{TRAIN_BASE} --seed -1", "seed", "4294967295", "-1"),
+    case("train-yaml-seed-too-large", f"{CONFIG} c.yaml", "seed", "4294967296",
+         files={"c.yaml": text("seed: 4294967296\n")}),
+    case("toy-seed-too-large", f"toy two-layer --steps 2 --seed {HUGE_SEED}", *SEED_RANGE),
+    case("toy-seed-negative", "toy two-layer --steps 2 --seed -1", "--seed", "4294967295"),
+    case("embed-seed-too-large",
+         f"embed {{run}} --split test --subset 10 --out e.npy --seed {HUGE_SEED}", *SEED_RANGE),
+    case("probe-seed-too-large", f"probe {{run}} --seed {HUGE_SEED}", *SEED_RANGE),
+    case("reproduce-seed-too-large", f"reproduce --out rep --seed {HUGE_SEED}", *SEED_RANGE),
+    case("bench-seed-too-large", f"bench --device cpu --seed {HUGE_SEED}", *SEED_RANGE),
+    # 4. a resumed checkpoint's model_spec and config are held to config.yaml's rules
+    case("train-resume-model-spec-garbage", RESUME, "last.pt", "model_spec", "not a mapping",
+         files={"run": edited_run(garbage_spec)}),
+    case("train-resume-model-spec-of-another-seed", RESUME, "last.pt", "model_spec has seed=7",
+         "build seed=0", files={"run": edited_run(spec_of_another_seed)}),
+    case("train-resume-model-spec-of-another-width", RESUME, "model_spec has width=0.25",
+         files={"run": edited_run(spec_of_another_width)}),
+    case("train-resume-model-spec-unknown-field", RESUME, "model_spec", "unknown field",
+         "colour", files={"run": edited_run(spec_with_unknown_field)}),
+    case("train-resume-checkpoint-config-unknown-key", RESUME, "last.pt (its config)",
+         "unknown training setting(s): colour", files={"run": edited_run(config_with_unknown_key)}),
+    case("train-resume-config-yaml-unknown-key", RESUME, "config.yaml",
+         "unknown training setting(s): colour", files={"run": run_with_config_yaml(colour="red")}),
+    case("train-resume-checkpoint-config-wrong-type", RESUME, "last.pt (its config)",
+         "setting epochs", "an integer", files={"run": edited_run(config_with_wrong_type)}),
+    case("train-resume-config-yaml-wrong-type", RESUME, "config.yaml", "setting epochs",
+         "an integer", files={"run": run_with_config_yaml(epochs="many")}),
+    # 5. a diverged toy run fails and writes nothing
+    case("toy-two-layer-diverges", "toy two-layer --lr 1e9 --steps 20 --out toys", "two-layer",
+         "diverged", "eq11_rel_err", "nothing written", "lower --lr"),
+    case("toy-two-layer-diverges-into-existing-folder",
+         "toy two-layer --lr 1e9 --steps 20 --out toys", "diverged", "nothing written",
+         files={"toys": directory()}),
+    # 6. every value of a YAML file is type-checked, also one an option overrides
+    case("train-yaml-wrong-type-overridden", f"{CONFIG} c.yaml --epochs 1", "c.yaml",
+         "setting epochs", "an integer", "'many'", files={"c.yaml": text("epochs: many\n")}),
+    case("train-yaml-wrong-type-overridden-on-resume",
+         "train --out {run} --resume --epochs 3 --config c.yaml", "c.yaml", "setting epochs",
+         files={"c.yaml": text("epochs: many\n")}),
+    case("train-yaml-unknown-key-beside-options", f"{CONFIG} c.yaml --epochs 1", "c.yaml",
+         "methd", files={"c.yaml": text("methd: directclr\n")}),
+]  # fmt: skip
+
+CASES = SPECTRUM + EMBED + PROBE + TOY + REPRODUCE + BENCH + TRAIN + ISSUE17 + ISSUE24
 
 
 # -- shared inputs and the checks ---------------------------------------------------------------
@@ -570,6 +712,16 @@ def finished_run(tmp_path_factory) -> Path:
     assert main(f"{TINY_TRAIN} --quiet --out {out}".split()) == 0
     SHARED["run"] = out
     return out
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _release_held_locks():
+    """Close the descriptors of the locks the "being written" cases hold."""
+    import os
+
+    yield
+    while HELD:
+        os.close(HELD.pop())
 
 
 @pytest.fixture(scope="module")
