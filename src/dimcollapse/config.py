@@ -309,7 +309,13 @@ def _check_type(name: str, value: Any, annotation: Any) -> None:
     else:
         ok = True
     if not ok:
-        want = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+        want = {
+            int: "an integer",
+            float: "a number",
+            bool: "true or false",
+            str: "a string",
+            dict: "a mapping (field: value)",
+        }
         expected = want.get(tp, getattr(tp, "__name__", str(tp)))
         if optional:
             expected += " or null"

@@ -645,6 +645,8 @@ ISSUE24 = [
          files={"rep": being_written()}),
     case("embed-out-being-written", "embed {run} --split test --out e.npy", "--out e.npy", *BUSY,
          files={".e.npy.lock": lock_file_held()}),
+    case("spectrum-plot-being-written", "spectrum emb.npy --plot s.png", "--plot s.png", *BUSY,
+         files={"emb.npy": embeddings(), ".s.png.lock": lock_file_held()}),
     # 2. a name longer than the file system takes
     case("train-out-name-too-long", f"{TINY_TRAIN} --out {LONG}", "--out", *TOO_LONG),
     case("train-out-under-a-name-too-long", f"{TINY_TRAIN} --out {LONG}/run", "--out",

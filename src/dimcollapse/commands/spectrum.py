@@ -164,6 +164,17 @@ def _dead_text(dead: list[int]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    import contextlib
+
+    from dimcollapse.outlock import file_lock
+
+    # one spectrum per --plot file: checked (not there, or --force) and written under the lock
+    with file_lock(args.plot, "--plot") if args.plot is not None else contextlib.nullcontext():
+        return _spectrum(args)
+
+
+def _spectrum(args: argparse.Namespace) -> int:
+    """Check the options, measure every source's spectrum, print them, plot them."""
     from dimcollapse.progress import mode_for, reporting
 
     device = _check_options(args)
