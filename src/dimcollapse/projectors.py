@@ -16,9 +16,11 @@ sub-vector itself, as in DirectCLR).
 
 from __future__ import annotations
 
+import math
 import numbers
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -246,6 +248,20 @@ class DiagonalHead(Head):
         self.weight = nn.Parameter(weight)
         # a weight, not a bias: weight decay and the LARS trust ratio apply (optim._decay_groups)
         self.weight.dimcollapse_matrix_like = True
+
+    def weight_motion(self) -> dict[str, Any]:
+        """How far training moved ``w`` from the identity (issue 23: does it train at all?):
+        ``{"init", "norm_w_minus_1": ||w - 1||, "relative": ||w - 1|| / ||1||, "min", "max"}``
+        (``||1|| = sqrt(rep)``; for ``init="random"`` the distance from ones is not a motion)."""
+        w = self.weight.detach().double().cpu()
+        shift = float(torch.linalg.vector_norm(w - 1.0))
+        return {
+            "init": self.init,
+            "norm_w_minus_1": shift,
+            "relative": shift / math.sqrt(w.numel()),
+            "min": float(w.min()),
+            "max": float(w.max()),
+        }
 
     @classmethod
     def from_options(cls, rep_dim: int, options: HeadOptions) -> DiagonalHead:

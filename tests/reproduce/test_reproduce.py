@@ -48,6 +48,12 @@ def test_manifest_holds_settings_and_every_result(tiny_reproduction):
     sub = data["runs"]["directclr"]["probe"]["subvector"]
     assert sub["dim"] == data["runs"]["directclr"]["d0"]
     assert set(data["baselines"]) == {"pixels", "random"}
+    # sections 4-5 on real images: every sweep's encoders at both seeds, in the report
+    images = data["images"]
+    assert images["seeds"] == [0, 1] and images["steps"] == 5
+    assert all(len(recs) == len(images["records"][0]) >= 10 for recs in images["records"])
+    assert "4b. Sections 4-5 on real images" in (out / "report.md").read_text()
+    assert (out / "figures" / "image_lab.png").is_file()
     assert data["baselines"]["pixels"]["probe"]["dim"] == 64  # 8x8 digits
     keys = {"id", "claim", "paper", "ours", "verdict", "verdict_holm", "ci95", "holds", "kind"}
     keys |= {"notes", "runs", "tests"}

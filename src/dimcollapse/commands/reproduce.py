@@ -118,6 +118,7 @@ def _add_testing_knobs(parser: argparse.ArgumentParser) -> None:
         "--probe-epochs",
         "--test-subset",
         "--toy-steps",
+        "--image-steps",
         "--batch-size",
         "--monitor-samples",
     ):
@@ -148,6 +149,7 @@ def run(args: argparse.Namespace) -> int:
         probe_epochs=args.probe_epochs,
         test_subset=args.test_subset,
         toy_steps=args.toy_steps,
+        image_steps=args.image_steps,
         d0_sweep=None if args.d0_sweep is None else args.d0_sweep == "on",
         jobs=args.jobs,
         verbose=not args.quiet,

@@ -9,6 +9,13 @@ from dataclasses import dataclass, field, replace
 
 from dimcollapse.errors import UsageError
 
+#: The paper's image side (px), against which :meth:`AugmentConfig.paper_small` scales the blur.
+PAPER_IMAGE_SIZE = 224
+#: The smallest crop area :meth:`AugmentConfig.scaled` reaches (strengths above 1).
+MIN_CROP_AREA = 0.02
+#: The largest augmentation strength accepted.
+MAX_STRENGTH = 2.0
+
 #: The side (px) up to which an image is small: no blur or solarize, bilinear crops, CIFAR stem.
 SMALL_IMAGE_MAX = 64
 
@@ -103,6 +110,44 @@ class AugmentConfig:
             return self
         b, c, _, _ = self.jitter
         return replace(self, jitter=(b, c, 0.0, 0.0), grayscale_prob=0.0)
+
+    def scaled(self, strength: float) -> AugmentConfig:
+        """This recipe at ``strength`` (1: unchanged, 0: no augmentation at all).
+
+        One knob for the augmentation's variance (Theorem 1: collapse where it exceeds the
+        data's): the crop's smallest area moves from 1 (``strength`` 0) through the recipe's
+        (1) towards :data:`MIN_CROP_AREA` (beyond 1); brightness, contrast and saturation jitter
+        and the blur's largest sigma scale linearly (jitter capped at 1, hue at 0.5); the
+        probabilities of flip, jitter, grayscale, blur and solarize scale with
+        ``min(strength, 1)``.
+        """
+        s = float(strength)
+        if not 0.0 <= s <= MAX_STRENGTH:
+            raise UsageError(f"augmentation strength must be in [0, {MAX_STRENGTH:g}], got {s:g}")
+        p = min(s, 1.0)
+        lo, hi = self.crop_scale
+        b, c, sat, h = self.jitter
+        sig_lo, sig_hi = self.blur_sigma
+        return replace(
+            self,
+            crop_scale=(min(hi, max(MIN_CROP_AREA, lo + (1.0 - s) * (1.0 - lo))), hi),
+            jitter=(min(1.0, b * s), min(1.0, c * s), min(1.0, sat * s), min(0.5, h * s)),
+            flip_prob=self.flip_prob * p,
+            jitter_prob=self.jitter_prob * p,
+            grayscale_prob=self.grayscale_prob * p,
+            blur_prob=(self.blur_prob[0] * p, self.blur_prob[1] * p),
+            blur_sigma=(sig_lo, max(sig_lo, sig_lo + (sig_hi - sig_lo) * s)),
+            solarize_prob=(self.solarize_prob[0] * p, self.solarize_prob[1] * p),
+        )
+
+    @classmethod
+    def paper_small(cls, image_size: int, channels: int) -> AugmentConfig:
+        """The paper's (BYOL-style) recipe kept whole at a small size: crop 0.08-1, flip, jitter,
+        blur with the two views' probabilities (1.0 / 0.1) and its sigma range scaled to the
+        image (0.1-2 px at 224 px, so 0.1-0.25 px at 28), solarize (0 / 0.2)."""
+        cfg = cls(image_size=int(image_size))
+        top = max(cfg.blur_sigma[0], cfg.blur_sigma[1] * image_size / PAPER_IMAGE_SIZE)
+        return replace(cfg, blur_sigma=(cfg.blur_sigma[0], top)).for_channels(channels)
 
     @classmethod
     def for_dataset(cls, image_size: int, channels: int) -> AugmentConfig:

@@ -9,6 +9,7 @@ from typing import Any
 from dimcollapse.fileio import write_text_atomic
 from dimcollapse.report import (
     claims_section,
+    image_lab,
     paper_sections,
     protocol_sections,
     run_sections,
@@ -43,6 +44,7 @@ FIGURES = {
     "curves": "figures/training_curves.png",
     "accuracy": "figures/accuracy.png",
     "tail": "figures/collapsed_tail.png",
+    "image_lab": image_lab.FIGURE,
 }
 
 
@@ -83,6 +85,7 @@ def build_document(
     claims_section.claims_checked(doc, manifest, drawn, claims)
     paper_sections.embedding_collapse(doc, manifest, drawn)
     paper_sections.theory_lab(doc, manifest)
+    image_lab.section(doc, manifest, drawn)
     paper_sections.projector_spectra(doc, drawn)
     paper_sections.directclr_spectra(doc, drawn)
     paper_sections.d0_sweep(doc, manifest, drawn)
@@ -130,6 +133,8 @@ def draw_figures(manifest: Manifest | Mapping[str, Any], out: Path) -> dict[str,
             rep_dim=settings.rep_dim,
             default_d0=settings.default_d0,
         )
+    if image_lab.cells(manifest.images):
+        draw("image_lab", image_lab.figure_image_lab, manifest.images)
     main = {n: r for n, r in runs.items() if r.get("group") != "d0-sweep"}
     if main:
         draw("tail", figure_collapsed_tail, main, thresholds_of(manifest))

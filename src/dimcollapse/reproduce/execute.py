@@ -12,6 +12,7 @@ from typing import Any
 from dimcollapse.errors import UsageError
 from dimcollapse.fileio import plain_data, write_json_atomic
 from dimcollapse.methods import PAPER_SUBVECTOR_TOP1, PAPER_TOP1
+from dimcollapse.reproduce.images import aggregate_images, images_key
 from dimcollapse.reproduce.manifest import (
     COMPLETE,
     FORMAT,
@@ -162,8 +163,22 @@ def build_tasks(
     tasks = [_pretraining_task(plan, run, settings, out, device, rank, verbose) for run in runs]
     if rank == 0:
         tasks.append(_toys_task(plan, out, verbose))
+        if plan.image_steps:
+            tasks += [_images_task(plan, seed, out, verbose) for seed in plan.seeds]
         tasks += [_baselines_task(plan, seed, out, device, verbose) for seed in plan.seeds]
     return tasks
+
+
+def _images_task(plan: Plan, seed: int, out: Path, verbose: bool) -> StageTask:
+    return StageTask(
+        kind="images",
+        task_id=f"images:{seed}",
+        directory=str(ReproduceLayout(out).images(seed)),
+        key=images_key(plan, seed),
+        seed=seed,
+        plan=plan,
+        verbose=verbose,
+    )
 
 
 def _toys_task(plan: Plan, out: Path, verbose: bool) -> StageTask:
@@ -247,6 +262,9 @@ def _add_results(
     manifest.runs = run_results
     manifest.baselines = {k: v for k, v in baselines.items() if isinstance(v, dict)}
     manifest.toys = results["toys"]
+    manifest.images = aggregate_images(
+        [results[f"images:{s}"] for s in plan.seeds if f"images:{s}" in results], plan.image_steps
+    )
     manifest.paper = Paper(top1=PAPER_TOP1, subvector_top1=PAPER_SUBVECTOR_TOP1)
     manifest.timing = Timing(
         pretraining_s=sum(r["seconds"]["train"] for r in run_results.values()),

@@ -51,6 +51,7 @@ class ReproduceLayout:
     RUNS = "runs"
     BASELINES = "baselines"
     TOYS = "toys"
+    IMAGES = "images"
 
     @property
     def manifest(self) -> Path:
@@ -63,6 +64,10 @@ class ReproduceLayout:
     def baselines(self, seed: int) -> Path:
         """The baselines of one seed: ``baselines/seed-<seed>``."""
         return Path(self.out) / self.BASELINES / _seed_dir(seed)
+
+    def images(self, seed: int) -> Path:
+        """The linear encoders on real images of one seed: ``images/seed-<seed>``."""
+        return Path(self.out) / self.IMAGES / _seed_dir(seed)
 
     @property
     def toys(self) -> Path:
@@ -174,6 +179,10 @@ class Settings:
         return self.recorded.get("all_labels_row")
 
     @property
+    def image_steps(self) -> int | None:
+        return self.recorded.get("image_steps")
+
+    @property
     def channels_last(self) -> bool | None:
         """Pretraining's memory format as asked (None: the training default, on for a GPU)."""
         return self.recorded.get("channels_last")
@@ -233,6 +242,8 @@ class Manifest:
     runs: dict[str, dict[str, Any]] = field(default_factory=dict)
     baselines: dict[str, dict[str, Any]] = field(default_factory=dict)
     toys: dict[str, Any] = field(default_factory=dict)
+    #: sections 4-5 on real images (:mod:`dimcollapse.reproduce.images`); {} when not run
+    images: dict[str, Any] = field(default_factory=dict)
     paper: Paper = field(default_factory=Paper)
     timing: Timing = field(default_factory=Timing)
     claims: list[dict[str, Any]] | None = None
@@ -273,6 +284,7 @@ class Manifest:
             runs=data.get("runs") or {},
             baselines=data.get("baselines") or {},
             toys=data.get("toys") or {},
+            images=data.get("images") or {},
             paper=_record(Paper, data.get("paper")),
             timing=_record(Timing, data.get("timing")),
             claims=data.get("claims"),
@@ -317,6 +329,8 @@ class Manifest:
             out["runs"] = self.runs
             out["baselines"] = self.baselines
             out["toys"] = self.toys
+            if self.images:
+                out["images"] = self.images
             out["paper"] = _plain(self.paper)
             out["timing"] = _plain(self.timing)
         if self.claims is not None:

@@ -61,6 +61,8 @@ class Plan:
     feature_maps: dict[str, int] = field(default_factory=dict)
     #: channels_last memory format for pretraining (None: the training default, on for a GPU)
     channels_last: bool | None = None
+    #: SGD steps of each linear encoder of sections 4-5 on real images (None: not run)
+    image_steps: int | None = None
 
     def __post_init__(self) -> None:
         if not self.seeds:
@@ -141,6 +143,7 @@ def resolve_plan(settings: ReproduceSettings) -> Plan:
         val_size=val_per_class * num_classes,
         feature_maps=backbones.feature_map_sizes(stem, image_size),
         channels_last=defaults["channels_last"],
+        image_steps=int(asked["image_steps"] or 0) or None,
     )
 
 
@@ -164,7 +167,7 @@ def _asked_values(settings: ReproduceSettings, defaults: dict[str, Any]) -> dict
     asked = {"dataset": dataset, "width": float(pick("width"))}
     for name in ("epochs", "batch_size", "monitor_samples", "seeds", "probe_epochs"):
         asked[name] = int(pick(name))
-    for name in ("subset", "test_subset", "toy_steps"):
+    for name in ("subset", "test_subset", "toy_steps", "image_steps"):
         asked[name] = pick(name)
     _check_values(**{k: v for k, v in asked.items() if k != "dataset"})
     return asked
@@ -178,6 +181,7 @@ def _check_values(
     probe_epochs: int,
     test_subset: int | None,
     toy_steps: int | None,
+    image_steps: int | None,
     monitor_samples: int,
     seeds: int,
 ) -> None:
@@ -190,6 +194,7 @@ def _check_values(
         (probe_epochs >= 1, f"probe epochs must be at least 1, got {probe_epochs}"),
         (test_subset is None or int(test_subset) >= 1, "test subset must be at least 1"),
         (toy_steps is None or int(toy_steps) >= 1, "toy steps must be at least 1"),
+        (image_steps is None or int(image_steps) >= 0, "image steps must be at least 0"),
         (monitor_samples >= 0, "monitor samples must be >= 0"),
         (seeds >= 1, f"seeds must be at least 1, got {seeds}"),
     ):

@@ -135,7 +135,9 @@ def _probe_and_measure(task: StageTask, final: Path) -> dict[str, Any]:
         probes["subvector"] = sub["full"]
     with torch.no_grad():
         z = head(test_x.to(device)).float().cpu()  # (N, out_dim)
+    motion = getattr(head, "weight_motion", None)  # the diagonal head: did w move?
     return {
+        **({"head_weight": motion()} if motion is not None else {}),
         "d0": head.d0,
         "rep_dim": int(model.rep_dim),
         "embedding_dim": int(z.shape[1]),

@@ -48,6 +48,7 @@ SCALE_DEFAULTS: dict[str, dict[str, Any]] = {
         "all_labels_row": False,
         "test_subset": None,
         "toy_steps": 4000,
+        "image_steps": 400,
         "d0_sweep": False,
         "seeds": 3,
         "proj_out": 32,
@@ -69,6 +70,7 @@ SCALE_DEFAULTS: dict[str, dict[str, Any]] = {
         "all_labels_row": True,
         "test_subset": None,
         "toy_steps": None,
+        "image_steps": 2000,
         "d0_sweep": False,
         "seeds": 3,
         "proj_out": 32,
@@ -83,6 +85,7 @@ SCALE_DEFAULTS: dict[str, dict[str, Any]] = {
         "all_labels_row": True,
         "test_subset": None,
         "toy_steps": None,
+        "image_steps": 3000,
         "d0_sweep": True,
         "seeds": 3,
         "proj_out": PAPER_PROJ_OUT,
@@ -133,6 +136,8 @@ class ReproduceSettings:
     probe_epochs: int | None = None
     test_subset: int | None = None
     toy_steps: int | None = None
+    #: SGD steps of the linear encoders on real images (0: not run; None: the scale's)
+    image_steps: int | None = None
     d0_sweep: bool | None = None
     #: parallel worker processes for the stages (default: by device and CPU count)
     jobs: int | None = None
@@ -155,7 +160,8 @@ class ReproduceSettings:
             parts += ["--seed", str(self.seed)]
         if self.seeds is not None:
             parts += ["--seeds", str(self.seeds)]
-        for name in ("batch_size", "monitor_samples", "probe_epochs", "test_subset", "toy_steps"):
+        knobs = ("batch_size", "monitor_samples", "probe_epochs", "test_subset", "toy_steps")
+        for name in (*knobs, "image_steps"):
             value = getattr(self, name)
             if value is not None:
                 parts += ["--" + name.replace("_", "-"), str(value)]

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from dimcollapse.reproduce.baselines import stage_baselines
+from dimcollapse.reproduce.images import stage_images
 from dimcollapse.reproduce.manifest import Execution
 from dimcollapse.reproduce.run_stage import stage_run
 from dimcollapse.reproduce.stages import StageTask, finished_result
@@ -19,7 +20,12 @@ def run_stage(task: StageTask) -> dict[str, Any]:
     """Run one stage, here or in a worker process, with its number of torch threads."""
     from dimcollapse.runtime import torch_threads
 
-    workers = {"run": stage_run, "baselines": stage_baselines, "toys": stage_toys}
+    workers = {
+        "run": stage_run,
+        "baselines": stage_baselines,
+        "toys": stage_toys,
+        "images": stage_images,
+    }
     with torch_threads(task.threads):
         return workers[task.kind](task)
 
