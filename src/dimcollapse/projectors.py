@@ -227,12 +227,23 @@ class DiagonalHead(Head):
     uniform. ``init="random"`` tests that: ``w`` is a random permutation of the singular values
     of a ``rep x rep`` matrix drawn as PyTorch initialises ``nn.Linear`` (uniform in
     ``+-1/sqrt(rep)``), so the head starts with the spectrum a trainable linear projector has.
+
+    ``w`` is a 1-D parameter, so by default it is trained like the biases and norms: no weight
+    decay and no LARS trust ratio, which is what the paper's code does with every 1-D
+    parameter. ``lars=True`` treats it as a matrix instead (decayed and LARS-adapted): the
+    trust ratio then limits each step to about ``lr * eta`` (1e-3 x lr) of ``||w||``, and in a
+    short run ``w`` stays at its initialisation (measured at the quick scale: ``||w - 1|| /
+    sqrt(rep)`` = 0.016 after 62 steps, so the head was the identity, i.e. no projector).
     """
 
     method = "diagonal"
 
     def __init__(
-        self, rep_dim: int, init: str = "ones", generator: torch.Generator | None = None
+        self,
+        rep_dim: int,
+        init: str = "ones",
+        generator: torch.Generator | None = None,
+        lars: bool = False,
     ) -> None:
         super().__init__(rep_dim, rep_dim)
         if init == "ones":
@@ -246,8 +257,8 @@ class DiagonalHead(Head):
             weight = values[torch.randperm(rep_dim, generator=generator)]
         self.init = init
         self.weight = nn.Parameter(weight)
-        # a weight, not a bias: weight decay and the LARS trust ratio apply (optim._decay_groups)
-        self.weight.dimcollapse_matrix_like = True
+        if lars:  # treated as a matrix: weight decay and the LARS trust ratio apply
+            self.weight.dimcollapse_matrix_like = True
 
     def weight_motion(self) -> dict[str, Any]:
         """How far training moved ``w`` from the identity (issue 23: does it train at all?):

@@ -25,14 +25,16 @@ from dimcollapse.report.numbers import (
     threshold,
 )
 from dimcollapse.report.tail import (
-    PRIMARY_THRESHOLD,
+    dead_counts,
     has_normalized,
     mean_counts,
+    rule_counts,
     smallest_ratios,
     space_text,
     thresholds_of,
 )
 from dimcollapse.reproduce.manifest import Manifest, ReproduceLayout
+from dimcollapse.stats import mean
 
 #: The d0 values the full scale's sweep trains, as fractions of the representation's size.
 D0_DIVISORS_TEXT = ("rep/32", "rep/16", "rep/8", "rep/4", "rep/2")
@@ -52,18 +54,16 @@ def embedding_collapse(doc: Document, manifest: Manifest, drawn: Mapping[str, st
             "says.",
         )
         text = (
-            f"Here: {count(embedding['collapsed_dims'])}"
+            f"Here, by the cliff rule: {count(embedding['collapsed_dims'])}"
             f"{interval(embedding.get('collapsed_dims_ci95'))} of {embedding['dim']} dimensions "
-            f"of the raw z are collapsed (mean over seeds, below {threshold(embedding['rel_tol'])}"
-            f" x sigma_1); RankMe {number(embedding['rankme'])} of "
-            f"{embedding['dim']}; 90% of the variance lies in {count(embedding['dims_90'])} "
-            "dimensions (mean over seeds)."
+            "of the raw z are collapsed (mean over seeds; dead coordinates apart); RankMe "
+            f"{number(embedding['rankme'])} of {embedding['dim']}; 90% of the variance lies in "
+            f"{count(embedding['dims_90'])} dimensions (mean over seeds)."
         )
         if has_normalized(run, "embedding"):
             normalized = run["embedding_normalized"]
             text += (
-                f" On the row-normalised z (the paper's measure, plotted above; the dotted "
-                "line is its threshold): "
+                " On the row-normalised z (the paper's measure, plotted above): "
                 f"{count(normalized['collapsed_dims'])} collapsed, RankMe "
                 f"{number(normalized['rankme'])}."
             )
@@ -82,14 +82,17 @@ def embedding_collapse(doc: Document, manifest: Manifest, drawn: Mapping[str, st
         doc.bullets(tail_lines)
     doc.how_to_read(
         "Each curve is the sorted spectrum of the covariance of the embedding vectors on held-out "
-        "images (Eq. 1), in log scale, as in the paper. A healthy embedding decays slowly; a "
-        "collapsed one drops by many orders of magnitude at the right end: those directions "
-        "carry no variance. The paper draws no threshold (its singular values 'drop to zero' on "
-        "a log axis, and its code normalises each vector first), so the tail is counted at "
-        f"{', '.join(threshold(t) for t in thresholds_of(manifest))} of sigma_1; the claims are "
-        f"decided at {threshold(PRIMARY_THRESHOLD)} and say at how many of the others they "
-        "would hold. The paper sees about 30 of 128 dimensions collapse after 100 ImageNet "
-        "epochs; collapse grows with training, so a short run shows less of it."
+        "images (Eq. 1), in log scale, as in the paper. The paper's collapse is a cliff: its "
+        "live values lie within a few e-folds of the largest and the collapsed ones some 9 "
+        "orders lower ('drop to zero'). So the claims count a dimension as collapsed past the "
+        "first drop of at least 3 orders between neighbouring values, or under the rounding "
+        "floor of float32 (the cliff rule); a smooth slope, however long, is not a cliff. "
+        "Dead coordinates (constant over every image, such as a ReLU channel that never fires) "
+        "are exact zeros that nothing shrank: they are listed apart, never counted. The counts "
+        f"under {', '.join(threshold(t) for t in thresholds_of(manifest))} of sigma_1 are a "
+        "secondary table. The paper sees about 30 of 128 dimensions collapse after 100 ImageNet "
+        "epochs; how the count moves with training length at this scale is only known where a "
+        "run measured it (the study linked from the README)."
     )
 
 
@@ -111,7 +114,14 @@ def collapsed_tail_lines(manifest: Manifest) -> list[str]:
                 values = " / ".join(count(m) for m in means)
                 ratios = smallest_ratios(owner, key)
                 depth = f"; smallest sigma_k/sigma_1 {ratio(min(ratios))}" if ratios else ""
-                lines.append(f"`{name}`, {space_text(key)}: {values} at {heads}{depth}")
+                rule, dead = rule_counts(owner, key), dead_counts(owner, key)
+                cliff = "" if rule is None else f"cliff rule {count(mean(rule))}"
+                if cliff and dead and any(dead):
+                    cliff += f" (dead apart: {count(mean(dead))})"
+                lines.append(
+                    f"`{name}`, {space_text(key)}: {cliff + '; ' if cliff else ''}"
+                    f"{values} at {heads}{depth}"
+                )
     return lines
 
 
@@ -136,7 +146,8 @@ def theory_lab(doc: Document, manifest: Manifest) -> None:
         "Toy linear models of 16 dimensions trained with InfoNCE (sections 4-5). With noise "
         "stronger than the signal in some directions (section 4), a single linear layer's weight "
         "loses singular values there. Without strong noise, two layers still collapse through "
-        "implicit regularisation: the layers align (|V2^T U1| tends to the identity, Fig. 4) and "
+        "implicit regularisation: the layers align (|V2^T U1| moves towards the identity on the "
+        "leading directions, Fig. 4; the alignment numbers above say how far) and "
         "the smallest singular values grow much more slowly than the rest (Fig. 5); more layers "
         "collapse more, and ReLU between them behaves alike (Fig. 6)."
     )
@@ -155,6 +166,10 @@ def _toy_lines(summaries: Mapping[str, Any]) -> list[str]:
             )
             if rec.get("rel_tol") is not None:
                 text += f" (below {rec['rel_tol']:g} x sigma_1)"
+            if rec.get("collapsed_dims_init") is not None:
+                text += f", {rec['collapsed_dims_init']} of them already at initialisation"
+            if rec.get("alignment_diag_mean") is not None:
+                text += f"; alignment diag(|V2^T U1|) mean {rec['alignment_diag_mean']:.2f}"
             lines.append(text)
     return lines
 

@@ -70,6 +70,7 @@ def _run_summary(record: dict[str, Any], rel_tol: float | None) -> dict[str, Any
     return {
         "run": record.get("run"),
         "collapsed_dims": record.get("collapsed_dims"),
+        "collapsed_dims_init": record.get("collapsed_dims_init"),
         "dim": record.get("dim"),
         "alignment_diag_mean": record.get("alignment_diag_mean"),
         "rel_tol": rel_tol,
