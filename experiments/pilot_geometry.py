@@ -40,6 +40,10 @@ def _spectrum(x: torch.Tensor) -> dict:
             "rankme": s["rankme"],
             "collapsed": {f"{t:g}": int((sv < t * sv[0]).sum()) for t in THRESHOLDS},
             "min_ratio": float(sv[-1] / sv[0]),
+            "cliff_collapsed": s["collapsed_dims"],
+            "dead": len(s["dead_dims"]),
+            "cliff_decades": s["cliff_decades"],
+            "tail_counts": s["tail_counts"],
         }
     return out
 
@@ -50,6 +54,10 @@ def _config(args: argparse.Namespace, out: Path):
     extra = {} if args.base_lr is None else {"base_lr": args.base_lr}
     if args.channels_last:
         extra["channels_last"] = True
+    if args.aug_strength != 1.0:
+        extra["aug_strength"] = args.aug_strength
+    if args.aug_recipe != "auto":
+        extra["aug_recipe"] = args.aug_recipe
     if args.crop_min is not None:
         extra["augment"] = {"crop_scale": [args.crop_min, 1.0]}
     if args.keep_epochs:
@@ -153,6 +161,8 @@ def _row(args: argparse.Namespace, **fields) -> dict:
         "crop_min": args.crop_min,
         "channels_last": args.channels_last,
         "base_lr": args.base_lr,
+        "aug_strength": args.aug_strength,
+        "aug_recipe": args.aug_recipe,
         "seed": args.seed,
         **fields,
     }
@@ -174,6 +184,8 @@ def main() -> None:
     p.add_argument("--proj-out", type=int, default=None)
     p.add_argument("--crop-min", type=float, default=None, help="random resized crop min scale")
     p.add_argument("--base-lr", type=float, default=None)
+    p.add_argument("--aug-strength", type=float, default=1.0, help="TrainConfig.aug_strength")
+    p.add_argument("--aug-recipe", default="auto", help="TrainConfig.aug_recipe: auto | paper")
     p.add_argument("--channels-last", action="store_true")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--labelled-per-class", type=int, default=100)

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dimcollapse.data.augment_config import AUG_RECIPES, MAX_STRENGTH
 from dimcollapse.errors import UsageError
 from dimcollapse.options import seed_problem
 
@@ -88,6 +89,14 @@ class TrainConfig:
     )
     workers: int = _setting(2, "DataLoader worker processes for the workers path")
     augment: dict = _setting({}, "augmentation overrides: AugmentConfig field -> value")
+    aug_recipe: str = _setting(
+        "auto",
+        "auto (the dataset size's recipe: no blur or solarize at <= 64 px) | paper (the "
+        "paper's whole recipe, blur sigma scaled to the image)",
+    )
+    aug_strength: float = _setting(
+        1.0, "scale the augmentation: 0 none, 1 the recipe, up to 2 (AugmentConfig.scaled)"
+    )
     # optimisation
     epochs: int = _setting(100, "training epochs")
     batch_size: int = _setting(512, "global batch size (split over processes)")
@@ -175,6 +184,14 @@ class TrainConfig:
                     f"choose from {', '.join(str(a) for a in allowed if a is not None)}"
                 )
         checks = [
+            (
+                self.aug_recipe in AUG_RECIPES,
+                f"aug recipe must be auto or paper, got {self.aug_recipe!r}",
+            ),
+            (
+                0.0 <= self.aug_strength <= MAX_STRENGTH,
+                f"aug strength must be in [0, {MAX_STRENGTH:g}], got {self.aug_strength}",
+            ),
             (self.epochs >= 1, f"epochs must be at least 1, got {self.epochs}"),
             (self.batch_size >= 2, f"batch size must be at least 2, got {self.batch_size}"),
             (self.width > 0, f"width must be positive, got {self.width}"),

@@ -11,6 +11,8 @@ from dimcollapse.errors import UsageError
 
 #: The paper's image side (px), against which :meth:`AugmentConfig.paper_small` scales the blur.
 PAPER_IMAGE_SIZE = 224
+#: The recipes a training run can start from (:meth:`AugmentConfig.recipe`).
+AUG_RECIPES = ("auto", "paper")
 #: The smallest crop area :meth:`AugmentConfig.scaled` reaches (strengths above 1).
 MIN_CROP_AREA = 0.02
 #: The largest augmentation strength accepted.
@@ -148,6 +150,16 @@ class AugmentConfig:
         cfg = cls(image_size=int(image_size))
         top = max(cfg.blur_sigma[0], cfg.blur_sigma[1] * image_size / PAPER_IMAGE_SIZE)
         return replace(cfg, blur_sigma=(cfg.blur_sigma[0], top)).for_channels(channels)
+
+    @classmethod
+    def recipe(cls, name: str, image_size: int, channels: int) -> AugmentConfig:
+        """``auto``: :meth:`for_dataset`; ``paper``: :meth:`paper_small` at small sizes (above
+        :data:`SMALL_IMAGE_MAX` px the two are the same recipe)."""
+        if name not in AUG_RECIPES:
+            raise UsageError(f"unknown augmentation recipe {name!r}; choose from auto, paper")
+        if name == "paper" and image_size <= SMALL_IMAGE_MAX:
+            return cls.paper_small(image_size, channels)
+        return cls.for_dataset(image_size, channels)
 
     @classmethod
     def for_dataset(cls, image_size: int, channels: int) -> AugmentConfig:

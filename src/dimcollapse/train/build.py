@@ -10,6 +10,7 @@ import torch
 from dimcollapse.config import TrainConfig
 from dimcollapse.data.augment import AugmentConfig, use_small_stem
 from dimcollapse.data.datasets import load_dataset
+from dimcollapse.data.formats import FORMATS
 from dimcollapse.data.image_dataset import ImageDataset
 from dimcollapse.model import ModelSpec
 
@@ -23,11 +24,16 @@ def use_sync_bn(setting: bool | None, device: torch.device) -> bool:
 
 
 def resolve_augment(cfg: TrainConfig, dataset: ImageDataset) -> AugmentConfig:
-    """The dataset-size recipe (``AugmentConfig.for_dataset``) with ``cfg.augment`` overrides."""
+    """The recipe (``cfg.aug_recipe``: :meth:`AugmentConfig.recipe`; no flip for a dataset
+    whose record says mirrored images change class) with ``cfg.augment`` overrides, scaled by ``cfg.aug_strength`` (:meth:`AugmentConfig.scaled`; 1 leaves it)."""
     size = int(cfg.augment.get("image_size", dataset.image_size))
-    base = AugmentConfig.for_dataset(size, dataset.channels)
+    base = AugmentConfig.recipe(cfg.aug_recipe, size, dataset.channels)
+    record = FORMATS.get(cfg.dataset)
+    if record is not None and not record.mirror:  # a mirrored digit can be another digit
+        base = dataclasses.replace(base, flip_prob=0.0)
     values = {**dataclasses.asdict(base), **cfg.augment}
-    return AugmentConfig(**values)
+    aug = AugmentConfig(**values)
+    return aug if cfg.aug_strength == 1.0 else aug.scaled(cfg.aug_strength)
 
 
 def model_spec(cfg: TrainConfig, dataset: ImageDataset, image_size: int) -> ModelSpec:

@@ -81,6 +81,7 @@ FORMATS: dict[str, DatasetFormat] = {
             "MNIST idx files",
             ((0.1307,), (0.3081,)),
             torchvision="MNIST",
+            mirror=False,
         ),
         DatasetFormat(
             "cifar10",
@@ -120,6 +121,7 @@ FORMATS: dict[str, DatasetFormat] = {
             _reader("digits"),
             "scikit-learn's 8x8 digits, a fixed 80/20 split",
             needs_root=None,
+            mirror=False,
         ),
     )
 }

@@ -37,7 +37,8 @@ class DatasetFormat:
     from the data; torchvision: the ``torchvision.datasets`` class that downloads it (also the
     folder of torchvision's layout under a root), ``None``: it cannot be downloaded; needs_root:
     what ``--data-root`` must name (``None``: nothing); default_dir: where its files are looked
-    for without a root.
+    for without a root; mirror: whether a mirrored image keeps its class, i.e. whether the
+    augmentation may flip it (a mirrored digit can be another digit, a mirrored shoe is a shoe).
     """
 
     name: str
@@ -47,6 +48,7 @@ class DatasetFormat:
     torchvision: str | None = None
     needs_root: str | None = "a data directory"
     default_dir: str | None = None
+    mirror: bool = True
 
     @property
     def downloadable(self) -> bool:
