@@ -42,6 +42,8 @@ SPECTRUM_CI_FIELDS = ("rankme", "collapsed_dims", "entropy_rank")
 RUN_SPACES = ("representation", "embedding", "representation_normalized", "embedding_normalized")
 #: Those of a baseline (no embedding).
 BASELINE_SPACES = ("representation", "representation_normalized")
+#: The baselines a stage may hold, in the report's order.
+BASELINE_KEYS = ("pixels", "pixels-pca", "random")
 #: The probe rows of a baseline: the main (labelled subset) and the all-labels one.
 BASELINE_PROBES = ("probe", "probe_all_labels")
 #: Probe fields that are choices, not measurements: never averaged over seeds.
@@ -146,9 +148,10 @@ def aggregate_seeds(results: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 
 
 def aggregate_baselines(results: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """The baselines stage per seed (``{"pixels": ..., "random": ...}``) as means and seeds."""
+    """The baselines stage per seed (``{"pixels": ..., "pixels-pca": ..., "random": ...}``) as
+    means and seeds."""
     out: dict[str, Any] = {}
-    for key in ("pixels", "random"):
+    for key in BASELINE_KEYS:
         per_seed = [r[key] for r in results if isinstance(r.get(key), Mapping)]
         if len(per_seed) != len(results) or not per_seed:
             continue

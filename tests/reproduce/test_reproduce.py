@@ -47,7 +47,11 @@ def test_manifest_holds_settings_and_every_result(tiny_reproduction):
         assert run["history"] and run["history"][-1]["epoch"] == 1
     sub = data["runs"]["directclr"]["probe"]["subvector"]
     assert sub["dim"] == data["runs"]["directclr"]["d0"]
-    assert set(data["baselines"]) == {"pixels", "random"}
+    assert set(data["baselines"]) == {"pixels", "pixels-pca", "random"}
+    pca = data["baselines"]["pixels-pca"]
+    assert (
+        pca["probe"]["dim"] == pca["representation"]["dim"] == data["runs"]["simclr-mlp"]["rep_dim"]
+    )
     # sections 4-5 on real images: every sweep's encoders at both seeds, in the report
     images = data["images"]
     assert images["seeds"] == [0, 1] and images["steps"] == 5
@@ -121,9 +125,10 @@ def test_bad_options_are_one_line_errors(tmp_path, cli):
 
 def test_scales_resolve_to_the_documented_runs(tmp_path):
     quick = resolve_plan(ReproduceSettings(out=str(tmp_path), dataset="digits"))
-    assert quick.d0_values == [] and [r.name for r in plan_runs(quick)] == list(METHODS) * 3
+    assert quick.d0_values == [] and [r.name for r in plan_runs(quick)] == list(METHODS) * 5
     assert quick.epochs >= 1 and quick.width == 0.25 and quick.small_stem is False
-    assert quick.seeds == [0, 1, 2] and quick.proj_out == SCALE_DEFAULTS["quick"]["proj_out"]
+    assert quick.seeds == [0, 1, 2, 3, 4] and quick.proj_out == 128 == quick.rep_dim  # z = r
+    assert quick.image_steps == SCALE_DEFAULTS["quick"]["image_steps"] > 0
     cpu = resolve_plan(ReproduceSettings(out=str(tmp_path), scale="cpu", dataset="digits"))
     assert len(cpu.seeds) >= 3 and cpu.d0_values == [] and cpu.subset is None
     assert len(plan_runs(cpu)) == 6 * len(cpu.seeds)
@@ -152,12 +157,13 @@ def test_scales_resolve_to_the_documented_runs(tmp_path):
 
 
 def test_cpu_scales_have_the_papers_geometry_at_28px():
-    """r averages a spatial map (layer4 at least 2x2 on Fashion-MNIST's 28 px), and r is wider
-    than the embedding wherever Fig. 7b is judged (the paper: 2048 against 128)."""
+    """r averages a spatial map (layer4 at least 2x2 on Fashion-MNIST's 28 px), and Fig. 2 is
+    judged on the paper's embedding of 128 (issue 23: as wide as r here, which the paper's
+    claims do not forbid; the earlier 'r wider than z' premise was withdrawn)."""
     for scale in ("quick", "cpu"):
         d = SCALE_DEFAULTS[scale]
         assert feature_map_sizes(d["stem"], 28)["layer4"] >= 2
-        assert rep_dim(d["backbone"], d["width"]) > d["proj_out"]
+        assert d["proj_out"] == 128 <= rep_dim(d["backbone"], d["width"])
 
 
 def test_plan_records_geometry_and_protocol(tmp_path):
@@ -240,3 +246,20 @@ def test_full_scale_sweeps_d0_in_parallel_workers(tmp_path):
     assert "--scale full" in md and "--d0-sweep" not in md
     html = (out / "report.html").read_text()
     assert html.count('<img src="data:image/png;base64,') == len(markdown_images(md))
+
+
+def test_the_pca_pixel_baseline_projects_on_the_leading_principal_directions():
+    """The dimension-matched pixel bar: the top-k eigenvectors of the training pixels'
+    covariance, checked against NumPy's SVD of the centred rows (up to each vector's sign)."""
+    import numpy as np
+    import torch
+
+    from dimcollapse.reproduce.baselines import pca_projection
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(500, 20)) * np.linspace(3.0, 0.1, 20)
+    mean, comps = pca_projection(torch.from_numpy(x).float(), 5)
+    centred = x - x.mean(axis=0)
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    assert np.allclose(mean.numpy(), x.mean(axis=0), atol=1e-5)
+    assert np.allclose(np.abs(comps.numpy().T @ vt[:5].T), np.eye(5), atol=1e-4)

@@ -82,7 +82,12 @@ def _best_accuracy(doc: Document, manifest: Manifest) -> None:
         f"Best offline linear top-1: {percent_with_interval(best['probe']['full'])}% "
         f"(`{best['name']}`)"
     )
-    for key, label in (("pixels", "raw pixels"), ("random", "a random backbone")):
+    bars = (
+        ("pixels", "raw pixels"),
+        ("pixels-pca", "the pixels' principal components, as many as r has"),
+        ("random", "a random backbone"),
+    )
+    for key, label in bars:
         if key in baselines:
             text += f"; {label}: {percent_with_interval(baselines[key]['probe'])}%"
     if (

@@ -153,6 +153,11 @@ def _subvector_row(run: Mapping[str, Any], paper_top1: float | None) -> list[Any
 _BASELINES = (
     ("pixels", "baseline: raw pixels", "no network: the flattened image, /255"),
     (
+        "pixels-pca",
+        "baseline: pixels, PCA to r's width",
+        "no network: the pixels on their first principal components, as many as r has",
+    ),
+    (
         "random",
         "baseline: random backbone",
         "the same network, random weights (batch-norm statistics from the training images)",

@@ -38,6 +38,9 @@ def stage_baselines(task: StageTask) -> dict[str, Any]:
     pixels = _pixels_baseline(train_set, test_set, splits, plan, probe_args)
     if pixels is not None:
         result["pixels"] = pixels
+        pca = _pca_pixels_baseline(train_set, test_set, splits, plan, probe_args)
+        if pca is not None:
+            result["pixels-pca"] = pca
     result["random"] = _random_backbone_baseline(task, train_set, test_set, splits, probe_args)
     result["seconds"] = time.perf_counter() - t0
     write_stage(out, task.key, result)
@@ -86,6 +89,48 @@ def _pixels_baseline(
         "name": "raw pixels",
         **rows,
         **_spectra(test_x),
+        "seconds": time.perf_counter() - t0,
+    }
+
+
+def pca_projection(train_x: Any, k: int) -> tuple[Any, Any]:
+    """``(mean (D,), components (D, k))``: the top ``k`` principal directions of the (N, D)
+    training rows (eigenvectors of their float64 covariance, largest first)."""
+    import torch
+
+    x = train_x.double()
+    mean = x.mean(dim=0)
+    centred = x - mean
+    cov = centred.T @ centred / x.shape[0]
+    _, vectors = torch.linalg.eigh(cov)  # ascending
+    return mean.float(), vectors[:, -k:].flip(1).float()
+
+
+def _pca_pixels_baseline(
+    train_set: Any, test_set: Any, splits: Any, plan: Any, probe_args: dict[str, Any]
+) -> dict[str, Any] | None:
+    """A dimension-matched pixel baseline: the pixels (in [0, 1]) projected on their first
+    ``rep_dim`` principal components (fitted on every training image, labels unused, as
+    pretraining sees them), then the same probes (None when not held in memory or when the
+    pixels are not wider than r)."""
+    train, test = train_set.tensors(), test_set.tensors()
+    if train is None or test is None:
+        return None
+    train_x = train[0].flatten(1).float() / 255.0
+    test_x = test[0].flatten(1).float() / 255.0
+    k = int(plan.rep_dim)
+    if k >= train_x.shape[1]:
+        return None
+    t0 = time.perf_counter()
+    mean, components = pca_projection(train_x, k)
+    train_p, test_p = (train_x - mean) @ components, (test_x - mean) @ components
+    rows = _rows(train_p, train[1].long(), (test_p, test[1].long()), splits, plan, probe_args)
+    return {
+        "name": f"pixels, PCA to {k}",
+        "note": f"the pixels on their first {k} principal components (r's width), fitted on "
+        "every training image",
+        **rows,
+        **_spectra(test_p),
         "seconds": time.perf_counter() - t0,
     }
 
