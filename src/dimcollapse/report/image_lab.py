@@ -125,6 +125,7 @@ def figure_image_lab(images: Mapping[str, Any], path: str | os.PathLike[str]) ->
         tail = [mean([_tail(_final(r), 1e-6) or 0 for r in table[k]]) for k in keys]
         depth_ax.plot(xs, tail, "s--", color=color, alpha=0.5, label=f"{name}, under 1e-6 (final)")
     depth_ax.set_xlabel("linear layers L")
+    depth_ax.set_xticks(sorted({k[1] for k in table if k[0] in ("depth", "depth-noise")}))
     depth_ax.set_ylabel("collapsed dimensions of z (mean over seeds)")
     depth_ax.set_title("More layers, more collapse? (Fig. 6a on images)")
     strength = sorted(k for k in table if k[0] == "strength")

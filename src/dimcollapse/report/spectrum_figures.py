@@ -126,7 +126,8 @@ def _threshold_note(
     ax.text(
         0.99,
         0.99 if top else 0.01,
-        f"{_vectors_text(runs, space)}; dotted: collapse threshold {rel_tol:g} x $\\sigma_1$",
+        f"{_vectors_text(runs, space)}; 'collapsed': the cliff rule (a drop of >= 3 decades); "
+        f"dotted: {rel_tol:g} x $\\sigma_1$, a secondary threshold",
         transform=ax.transAxes,
         ha="right",
         va="top" if top else "bottom",

@@ -17,13 +17,9 @@ from dimcollapse.report.numbers import (
     count,
     number_with_interval,
     percent_with_interval,
-    threshold,
 )
 from dimcollapse.report.protocol_sections import has_all_labels_row, labels_text
-from dimcollapse.report.tail import (
-    PRIMARY_THRESHOLD,
-    measured_summary,
-)
+from dimcollapse.report.tail import dead_counts, measured_space, measured_summary, rule_counts
 from dimcollapse.reproduce.manifest import Manifest
 
 
@@ -43,7 +39,7 @@ def table1(doc: Document, manifest: Manifest) -> None:
         main_row,
         *(["linear top-1, all labels (%) [95% CI]"] if all_labels else []),
         "kNN top-1 k=20 (%) [95% CI]",
-        f"collapsed dims of r at {threshold(PRIMARY_THRESHOLD)}",
+        "collapsed dims of r (cliff rule; dead apart)",
         "RankMe of r [95% CI]",
         "paper top-1 (%), ImageNet",
     ]
@@ -64,9 +60,10 @@ def table1(doc: Document, manifest: Manifest) -> None:
             else ""
         )
         + ", and the collapse of the representation r (the backbone output the probe reads) "
-        "on the same images: *collapsed dims* counts covariance singular values below "
-        f"{threshold(PRIMARY_THRESHOLD)} of the largest (mean over seeds; section 3 counts "
-        "them at other thresholds), *RankMe* is the effective rank (Garrido et al. 2023; at "
+        "on the same images: *collapsed dims* counts the covariance singular values past a "
+        "cliff (a drop of at least 3 orders between neighbours) or under float32's rounding "
+        "floor, dead (constant) coordinates set apart (mean over seeds, the dead count in "
+        "brackets when there are any; section 3 gives the counts under thresholds), *RankMe* is the effective rank (Garrido et al. 2023; at "
         f"most {settings.rep_dim}); both of the row-normalised r when the run recorded it "
         "(the paper's measure), of the raw r otherwise. The paper's column is its ResNet-50, "
         "100-epoch ImageNet linear probe (Table 1 and section 6.3), for the ordering, not the "
@@ -108,7 +105,14 @@ def _method_rows(manifest: Manifest) -> list[list[Any]]:
 def _rep_cells(owner: Mapping[str, Any]) -> list[str]:
     """Collapsed dims and RankMe of r: the row-normalised summary when recorded."""
     rep = measured_summary(owner, "representation")
-    return [f"{count(rep['collapsed_dims'])}/{rep['dim']}", number_with_interval(rep, "rankme")]
+    key = measured_space(owner, "representation")
+    dead = dead_counts(owner, key) if key in owner else None
+    rule = rule_counts(owner, key) if key in owner else None  # older files: recomputed
+    collapsed = rep["collapsed_dims"] if rule is None else sum(rule) / len(rule)
+    cell = f"{count(collapsed)}/{rep['dim']}"
+    if dead and any(dead):
+        cell += f" ({count(sum(dead) / len(dead))} dead)"
+    return [cell, number_with_interval(rep, "rankme")]
 
 
 def _all_labels_cell(row: Mapping[str, Any] | None) -> str:
