@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import assert_usage_error
 
 from dimcollapse.data.augment_config import MIN_CROP_AREA, AugmentConfig
 from dimcollapse.data.datasets import load_dataset
@@ -106,3 +107,20 @@ def test_augmentation_strength_scales_the_recipe():
     paper = AugmentConfig.paper_small(28, 1)
     assert paper.blur_prob == (1.0, 0.1) and paper.solarize_prob == (0.0, 0.2)
     assert paper.blur_sigma == (0.1, pytest.approx(0.25))
+
+
+def test_toy_images_command_writes_its_files_and_refuses_bad_options(tmp_path, cli):
+    import json
+
+    out = tmp_path / "lab"
+    result = cli("toy", "images", "--dataset", "digits", "--steps", "3", "--seeds", "1",
+                 "--out", out, "--json")  # fmt: skip
+    code, stdout, stderr = result
+    assert code == 0, stderr
+    records = [json.loads(line) for line in stdout.splitlines()]
+    assert {r["sweep"] for r in records} == {s.name for s in IMAGE_SWEEPS}
+    data = json.loads((out / "images.json").read_text())
+    assert data["seeds"] == [0] and data["steps"] == 3 and (out / "images.png").is_file()
+    for bad in (["--seeds", "0"], ["--steps", "0"], ["--dataset", "nope"]):
+        assert_usage_error(cli("toy", "images", *bad, "--out", tmp_path / "bad"))
+        assert not (tmp_path / "bad").exists()

@@ -12,7 +12,7 @@ from typing import Any
 from dimcollapse.errors import UsageError
 from dimcollapse.fileio import plain_data, write_json_atomic
 from dimcollapse.methods import PAPER_SUBVECTOR_TOP1, PAPER_TOP1
-from dimcollapse.reproduce.images import aggregate_images, images_key
+from dimcollapse.reproduce.images import images_key
 from dimcollapse.reproduce.manifest import (
     COMPLETE,
     FORMAT,
@@ -262,6 +262,8 @@ def _add_results(
     manifest.runs = run_results
     manifest.baselines = {k: v for k, v in baselines.items() if isinstance(v, dict)}
     manifest.toys = results["toys"]
+    from dimcollapse.toy.images import aggregate_images  # torch: not at --help time
+
     manifest.images = aggregate_images(
         [results[f"images:{s}"] for s in plan.seeds if f"images:{s}" in results], plan.image_steps
     )

@@ -23,7 +23,7 @@ Theorem 3 / Fig. 6a (more layers, more collapse, none at one layer with small au
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -266,3 +266,55 @@ def run_image_lab(
                 log(f"image lab, seed {seed}: {cfg.label} done")
         records.append({"sweep": name, "value": value, **done[cfg]})
     return records
+
+
+#: Training images that feed the views and test images the spectra are read on (a seeded draw).
+TRAIN_IMAGES = 20000
+EVAL_IMAGES = 2000
+
+
+def _at_most(dataset: Any, n: int, seed: int) -> Any:
+    """A seeded draw of ``n`` of the dataset's items (all of them when it has fewer)."""
+    if len(dataset) <= n:
+        return dataset
+    gen = torch.Generator().manual_seed(int(seed))
+    return dataset.select(torch.randperm(len(dataset), generator=gen)[:n])
+
+
+def run_image_lab_on(
+    dataset: str,
+    *,
+    root: str | None = None,
+    seed: int,
+    steps: int,
+    can_download: bool = False,
+    log: Any = None,
+) -> dict[str, Any]:
+    """:func:`run_image_lab` on a dataset by name (``TRAIN_IMAGES`` training images feed the
+    views, ``EVAL_IMAGES`` test images give the spectra; seeded draws): ``{"seed", "records"}``
+    (``records`` empty, with a ``note``, for a dataset not held in memory)."""
+    from dimcollapse.data.datasets import load_dataset
+
+    common = {"root": root, "seed": seed, "can_download": can_download}
+    train = _at_most(load_dataset(dataset, "train", **common), TRAIN_IMAGES, seed)
+    test = _at_most(load_dataset(dataset, "test", **common), EVAL_IMAGES, seed)
+    train_x, test_x = train.tensors(), test.tensors()
+    if train_x is None or test_x is None:
+        return {"seed": seed, "records": [], "note": "dataset not held in memory"}
+    records = run_image_lab(
+        train_x[0], test_x[0], train.mean, train.std, seed=seed, steps=steps, log=log
+    )
+    return {"seed": seed, "records": records}
+
+
+def aggregate_images(results: Sequence[Mapping[str, Any]], steps: int | None) -> dict[str, Any]:
+    """Per-seed results as ``reproduce.json`` and ``toy images`` keep them: ``{"steps",
+    "seeds", "records": [per seed, each its records], "seconds"}`` ({} when none ran)."""
+    if not results or not any(r.get("records") for r in results):
+        return {}
+    return {
+        "steps": steps,
+        "seeds": [r["seed"] for r in results],
+        "records": [list(r.get("records") or []) for r in results],
+        "seconds": sum(float(r.get("seconds") or 0.0) for r in results),
+    }
