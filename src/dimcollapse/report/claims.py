@@ -169,7 +169,12 @@ def tests_text(claim: Mapping[str, Any]) -> str:
         if t.get("p_holm") is not None:
             text += f", Holm {p_value(t['p_holm'])}"
         if t["rule"] == "sign":
-            text += " (zero variance: sign test)"
+            tie = t.get("p") == 1.0
+            text += (
+                " (a tie in every seed: no evidence either way)"
+                if tie
+                else (" (zero variance: sign test)")
+            )
         parts.append(text)
     return "; ".join(parts)
 

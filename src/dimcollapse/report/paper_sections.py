@@ -68,6 +68,9 @@ def embedding_collapse(doc: Document, manifest: Manifest, drawn: Mapping[str, st
                 f"{number(normalized['rankme'])}."
             )
         doc.paragraph(text)
+    absent = COLLAPSE_EVIDENCE.get(manifest.settings.dataset)
+    if absent and "fig2" in drawn and not _has_cliff(manifest.runs["simclr-mlp"], "embedding"):
+        doc.paragraph(absent)
     tail_lines = collapsed_tail_lines(manifest)
     if "tail" in drawn:
         doc.image(
@@ -94,6 +97,27 @@ def embedding_collapse(doc: Document, manifest: Manifest, drawn: Mapping[str, st
         "epochs; how the count moves with training length at this scale is only known where a "
         "run measured it (the study linked from the README)."
     )
+
+
+#: Where the evidence is when the embedding shows no cliff, for datasets a study measured.
+COLLAPSE_EVIDENCE = {
+    "fashion-mnist": (
+        "No seed's embedding has a cliff here. The evidence of what does and does not cause "
+        "one at this size is in the repository's docs/experiments/fashion-mnist-collapse.md "
+        "(issue 23): a 3-seed sweep of the augmentation's strength on this ResNet (stronger "
+        "views spread its spectrum and raise RankMe at this length, the opposite of Theorem "
+        "1's collapse), the paper's whole augmentation recipe (no cliff either), and the linear "
+        "encoders of section 4b on the same images (depth gives a steep slope, a ReLU between "
+        "two layers a cliff)."
+    ),
+}
+
+
+def _has_cliff(run: Mapping[str, Any], space: str) -> bool:
+    """Some seed of the run has a collapsed dimension of ``space`` by the cliff rule."""
+    key = f"{space}_normalized" if has_normalized(run, space) else space
+    counts = rule_counts(run, key)
+    return bool(counts) and any(c > 0 for c in counts)
 
 
 def collapsed_tail_lines(manifest: Manifest) -> list[str]:
