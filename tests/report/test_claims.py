@@ -111,3 +111,15 @@ def test_aggregate_keeps_every_seed_and_its_interval():
     assert agg["embedding"]["collapsed_dims"] == pytest.approx(4.0)
     assert [s["probe"]["full"]["top1"] for s in agg["seeds"]] == [0.80, 0.82, 0.84]
     assert agg["seed_values"] == [0, 1, 2]
+
+
+def test_the_diagonal_heads_motion_is_reported_per_seed():
+    runs = {
+        m: _seeded(m, [0.70, 0.71, 0.72], [30, 31, 32])
+        for m in ("simclr-mlp", "simclr-linear", "simclr-none", "diagonal")
+    }
+    for i, seed in enumerate(runs["diagonal"]["seeds"]):
+        seed["head_weight"] = {"relative": 0.05 + 0.01 * i, "min": 0.9, "max": 1.1 + 0.01 * i}
+    claims = check_claims({"runs": runs, "baselines": {}, "paper": {"top1": {}}})
+    diagonal = next(c for c in claims if "diagonal" in c["claim"])
+    assert any("per seed 0.050, 0.060, 0.070, entries 0.90 to 1.12" in n for n in diagonal["notes"])

@@ -134,6 +134,9 @@ def check_claims(manifest: Manifest | Mapping[str, Any]) -> list[dict[str, Any]]
         "simclr-linear",
         margin,
     )
+    motion = _diagonal_motion(judge)
+    if motion:
+        judge.claims[-1]["notes"].append(motion)
     _subvector_claim(judge)
     collapse_claims(judge)
     _sanity_claims(judge)
@@ -177,6 +180,22 @@ def tests_text(claim: Mapping[str, Any]) -> str:
             )
         parts.append(text)
     return "; ".join(parts)
+
+
+def _diagonal_motion(judge: Judge) -> str | None:
+    """How far training moved the diagonal head's w from 1, per seed (None when unrecorded)."""
+    run = judge.runs.get("diagonal")
+    seeds = (run or {}).get("seeds") or ([run] if run else [])
+    moved = [s.get("head_weight") for s in seeds]
+    if not moved or any(not isinstance(m, Mapping) for m in moved):
+        return None
+    per = ", ".join(f"{m['relative']:.3f}" for m in moved)  # type: ignore[index]
+    lo = min(m["min"] for m in moved)  # type: ignore[index]
+    hi = max(m["max"] for m in moved)  # type: ignore[index]
+    return (
+        "how far training moved the diagonal head's w from 1 (its start, where it is no "
+        f"projector): ||w - 1|| / sqrt(d) per seed {per}, entries {lo:.2f} to {hi:.2f}"
+    )
 
 
 def _subvector_claim(judge: Judge) -> None:
