@@ -21,8 +21,8 @@ import torch
 
 from dimcollapse.config import TrainConfig
 from dimcollapse.model import ModelSpec, build_model
-from dimcollapse.optim import build_optimisation
-from dimcollapse.train import DivergenceGuard, EpochTally, Stepper
+from dimcollapse.optim import build_optimization
+from dimcollapse.train import DivergenceGuard, EpochTally, Stepper, build_stepper
 
 
 class _NoGuard(DivergenceGuard):
@@ -51,15 +51,14 @@ def _stepper(args: argparse.Namespace, guarded: bool, device: torch.device) -> S
     torch.manual_seed(0)
     model = build_model(spec).to(device)
     cfg = TrainConfig(batch_size=args.batch)
-    optimisation = build_optimisation(
+    optimization = build_optimization(
         model, cfg, total_steps=10**6, warmup_steps=0, precision="fp32", device=device
     )
     guard_type = DivergenceGuard if guarded else _NoGuard
     guard = guard_type(model, "fp32", 0, device)
-    return Stepper(
-        model, optimisation, guard, temperature=cfg.temperature, loss_convention=cfg.loss,
-        online_probe=True, precision="fp32", device=device, channels_last=False,
-    )  # fmt: skip
+    return build_stepper(
+        model, optimization, guard, cfg, precision="fp32", device=device, channels_last=False
+    )
 
 
 def _time_block(stepper: Stepper, batch: tuple, steps: int, device: torch.device) -> float:

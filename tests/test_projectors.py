@@ -5,16 +5,15 @@ from __future__ import annotations
 import pytest
 import torch
 
-from dimcollapse import methods
 from dimcollapse.errors import UsageError
-from dimcollapse.methods import METHOD_INFO
+from dimcollapse.methods import METHOD_INFO, METHODS, RECIPES
 from dimcollapse.projectors import (
     HEADS,
-    METHODS,
     Head,
     HeadOptions,
     build_head,
     default_d0,
+    default_expander_dims,
     default_mlp_dims,
 )
 
@@ -33,6 +32,10 @@ def test_defaults_follow_the_paper():
     assert default_mlp_dims(512) == (512, 32)
     assert default_mlp_dims(128) == (128, 16)  # floor of 16
     assert default_mlp_dims(8) == (8, 8)  # never wider than the representation
+    # VICReg / Barlow Twins: 8192-8192-8192 on a 2048-d ResNet-50, four times rep_dim
+    assert default_expander_dims(2048) == (8192, 8192)
+    assert default_expander_dims(512) == (2048, 2048)
+    assert default_expander_dims(64) == (256, 256)
 
 
 def test_trainable_parameter_counts():
@@ -45,6 +48,9 @@ def test_trainable_parameter_counts():
         "directclr": 0,
         "fixed-lowrank": 0,
         "diagonal": REP,
+        # three bias-free linears and two BatchNorms
+        "vicreg": REP * hidden + 2 * hidden + hidden * hidden + 2 * hidden + hidden * out,
+        "barlow-twins": REP * hidden + 2 * hidden + hidden * hidden + 2 * hidden + hidden * out,
     }
     assert set(counts) == set(METHODS)
     for method, expected in counts.items():
@@ -63,16 +69,28 @@ def test_output_shapes_and_attributes(method):
         "simclr-mlp": default_mlp_dims(REP)[1],
         "simclr-linear": default_mlp_dims(REP)[1],
         "directclr": 10,
+        "vicreg": default_expander_dims(REP)[1],
+        "barlow-twins": default_expander_dims(REP)[1],
     }.get(method, REP)
     assert head.out_features == expected_out
     assert head.d0 == (10 if method in ("directclr", "fixed-lowrank") else None)
 
 
-def test_registry_has_one_head_per_method_in_the_papers_order():
-    assert METHODS == tuple(HEADS) == methods.METHODS
-    for method, factory in HEADS.items():
+def test_every_recipe_names_a_head_and_every_head_builds():
+    assert tuple(RECIPES) == METHODS
+    assert {r.head for r in RECIPES.values()} <= set(HEADS)
+    for name, factory in HEADS.items():
         head = factory(REP, HeadOptions(d0=10, generator=torch.Generator().manual_seed(0)))
-        assert isinstance(head, Head) and head.method == method
+        assert isinstance(head, Head) and head.name == name
+
+
+def test_expander_layout_is_the_papers_code():
+    head = build_head("vicreg", 16)
+    kinds = [type(m).__name__ for m in head.net]
+    assert kinds == ["Linear", "BatchNorm1d", "ReLU"] * 2 + ["Linear"]
+    assert [m.bias for m in head.net if isinstance(m, torch.nn.Linear)] == [None] * 3
+    assert head.out_features == 64 and head.method == "vicreg"
+    assert build_head("barlow-twins", 16, hidden_dim=8, out_dim=4).out_features == 4
 
 
 @pytest.mark.parametrize("method", METHODS)

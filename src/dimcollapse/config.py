@@ -27,6 +27,7 @@ from typing import Any
 
 from dimcollapse.data.augment_config import AUG_RECIPES, MAX_STRENGTH
 from dimcollapse.errors import UsageError
+from dimcollapse.methods import RECIPES
 from dimcollapse.options import seed_problem
 
 #: The values of TrainConfig's fields with a fixed set of choices, checked by ``validate``
@@ -108,11 +109,16 @@ class TrainConfig:
     lars_eta: float = _setting(0.001, "LARS trust coefficient")
     warmup_epochs: float = _setting(10.0, "linear warm-up epochs (clipped to a tenth of the run)")
     final_lr_ratio: float = _setting(0.001, "cosine decay ends at this fraction of the peak lr")
-    # loss
+    # loss: InfoNCE's options under their old names (dimcollapse.methods.INFO_NCE_OPTIONS)
     temperature: float = _setting(0.1, "InfoNCE temperature")
     loss: str = _setting(
         "symmetric",
         "symmetric (the paper code's cross-view InfoNCE) | ntxent (SimCLR, 2N-2 negatives)",
+    )
+    method_options: dict = _setting(
+        {},
+        "the method's loss options by name (its recipe's, dimcollapse.methods; YAML only), "
+        "e.g. {sim_coeff: 25} for vicreg",
     )
     # monitoring
     monitor_samples: int = _setting(
@@ -162,16 +168,13 @@ class TrainConfig:
         """Raise :class:`UsageError` for impossible settings (names checked by the factories)."""
         from dimcollapse.backbones import BACKBONES, STEMS
         from dimcollapse.data.datasets import DATASETS
-        from dimcollapse.losses import LOSS_CONVENTIONS
-        from dimcollapse.methods import METHODS
         from dimcollapse.projectors import DIAGONAL_INITS
 
         for name, value, allowed in (
-            ("method", self.method, METHODS),
+            ("method", self.method, tuple(RECIPES)),
             ("backbone", self.backbone, BACKBONES),
             ("dataset", self.dataset, DATASETS),
             ("optimizer", self.optimizer, OPTIMIZERS),
-            ("loss", self.loss, LOSS_CONVENTIONS),
             ("precision", self.precision, PRECISIONS),
             ("data_path", self.data_path, DATA_PATHS),
             ("lr_scaling", self.lr_scaling, LR_SCALING_RULES),
@@ -183,6 +186,10 @@ class TrainConfig:
                     f"unknown {name} {value!r}; "
                     f"choose from {', '.join(str(a) for a in allowed if a is not None)}"
                 )
+        try:  # the method's loss options: its recipe's checks (temperature, loss, ...)
+            RECIPES[self.method].resolve_options(self.to_dict(), self.method_options)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
         checks = [
             (
                 self.aug_recipe in AUG_RECIPES,
@@ -197,7 +204,6 @@ class TrainConfig:
             (self.width > 0, f"width must be positive, got {self.width}"),
             (self.base_lr > 0, f"base lr must be positive, got {self.base_lr}"),
             (self.online_probe_lr > 0, "online probe lr must be positive"),
-            (self.temperature > 0, f"temperature must be positive, got {self.temperature}"),
             (self.weight_decay >= 0, f"weight decay must be >= 0, got {self.weight_decay}"),
             (self.warmup_epochs >= 0, f"warm-up epochs must be >= 0, got {self.warmup_epochs}"),
             (0 < self.final_lr_ratio <= 1, "final lr ratio must be in (0, 1]"),

@@ -80,6 +80,25 @@ def all_gather_with_grad(t: Tensor) -> Tensor:
     return torch.cat(parts, dim=0)
 
 
+def all_reduce_with_grad(t: Tensor) -> Tensor:
+    """Sum ``t`` over all processes, keeping the autograd graph; ``t`` itself in one process.
+
+    Shapes are kept: ``(...)`` on each of ``W`` processes -> the same ``(...)``, the sum. The
+    backward pass (``torch.distributed.nn.functional.all_reduce``) sums the gradients that every
+    process computed with respect to the result, so when every process computes the same loss
+    from the sum, each receives ``W`` times that loss's gradient for its own term, and DDP's
+    averaging over ``W`` processes gives the gradient of the loss (Barlow Twins' cross-correlation
+    and its batch statistics are summed this way).
+    """
+    if not is_distributed():
+        return t
+    from torch.distributed.nn.functional import all_reduce
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        return all_reduce(t)
+
+
 def env_ranks() -> tuple[int, int, int] | None:
     """``(rank, local_rank, world_size)`` from the environment ``torchrun`` sets (``RANK``,
     ``LOCAL_RANK``, else the rank, and ``WORLD_SIZE``); ``None`` unless ``RANK`` and

@@ -1,4 +1,13 @@
-"""Contrastive losses as pure functions of tensors.
+"""The training losses as pure functions of tensors, and the table that builds them.
+
+:data:`LOSSES` maps a loss's name (what a method's recipe, :data:`dimcollapse.methods.RECIPES`,
+names) to a factory: ``LOSSES[name](**options) -> loss_fn`` with ``loss_fn(z1, z2) -> scalar``
+for the ``(B, D)`` embeddings of the two views. :func:`build_recipe` resolves a config's method
+into its recipe, its checked options and that ``loss_fn``; ``train`` and ``bench`` both step
+with it. Every loss works in one process and under ``torchrun``, through
+:mod:`dimcollapse.distributed`'s helpers (which do nothing in one process).
+
+InfoNCE (contrastive), VICReg and Barlow Twins (non-contrastive) are here.
 
 InfoNCE (van den Oord et al., 2018) as the paper uses it. Section 4.1, Eq. 2, writes it with
 distances between unnormalised embeddings,
@@ -19,14 +28,20 @@ norm cancels in the softmax, this matches Eq. 2 only when all keys have the same
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from dimcollapse import distributed
+from dimcollapse.config import TrainConfig
 from dimcollapse.errors import UsageError
+from dimcollapse.methods import Recipe, get_recipe
 
 LOSS_CONVENTIONS = ("symmetric", "ntxent")
 
@@ -124,3 +139,165 @@ def _ntxent(z1: Tensor, z2: Tensor, temperature: float) -> Tensor:
     logits = logits.masked_fill(self_mask, float("-inf"))
     positives = (local + batch) % (2 * batch) + offset  # i <-> B + i
     return F.cross_entropy(logits, positives)
+
+
+def vicreg(
+    z1: Tensor,
+    z2: Tensor,
+    sim_coeff: float = 25.0,
+    std_coeff: float = 25.0,
+    cov_coeff: float = 1.0,
+    std_target: float = 1.0,
+    eps: float = 1e-4,
+) -> Tensor:
+    """VICReg's loss (Bardes et al., ICLR 2022, Eqs. 1-6) between two views; a scalar.
+
+    For ``z1 = Z``, ``z2 = Z'`` of shape ``(B, D)``::
+
+        s(Z, Z') = mean_{i, k} (z_ik - z'_ik)^2                       (invariance, Eq. 5)
+        v(Z)     = mean_k max(0, gamma - sqrt(Var(z_:k) + eps))        (variance, Eq. 1)
+        C(Z)     = sum_i (z_i - zbar)(z_i - zbar)^T / (n - 1)          (covariance, Eq. 3)
+        c(Z)     = sum_{k != l} C(Z)_kl^2 / D                          (Eq. 4)
+        L = sim_coeff s(Z, Z') + std_coeff (v(Z) + v(Z')) / 2 + cov_coeff (c(Z) + c(Z'))
+
+    with ``gamma = std_target`` and the unbiased variance, as the authors' code computes it
+    (``s`` is a mean over the ``B x D`` entries there, Eq. 5 a mean over rows; the variance
+    terms are averaged over the two views). The papers' coefficients are the defaults: 25, 25,
+    1, gamma 1, eps 1e-4.
+
+    Under ``torchrun``, ``s`` is this process's mean and ``v``, ``c`` are computed on the
+    embeddings gathered from every process (:func:`dimcollapse.distributed.all_gather_with_grad`,
+    the authors' ``FullGatherLayer``), ``n = W * B``; DDP's gradient averaging then gives the
+    gradient of the global-batch loss. Computed in float32 (float64 if given), autocast off.
+    """
+    _check_pair("vicreg", z1, z2, min_rows=2)
+    dtype = torch.float64 if z1.dtype == torch.float64 else torch.float32
+    with torch.autocast(device_type=z1.device.type, enabled=False):
+        z1, z2 = z1.to(dtype), z2.to(dtype)
+        invariance = F.mse_loss(z1, z2)
+        x = distributed.all_gather_with_grad(z1)  # (W*B, D)
+        y = distributed.all_gather_with_grad(z2)
+        x = x - x.mean(dim=0)
+        y = y - y.mean(dim=0)
+        std_x = torch.sqrt(x.var(dim=0) + eps)
+        std_y = torch.sqrt(y.var(dim=0) + eps)
+        variance = 0.5 * F.relu(std_target - std_x).mean() + 0.5 * F.relu(std_target - std_y).mean()
+        covariance = _off_diagonal_square_sum(x.T @ x / (x.shape[0] - 1)) / x.shape[1]
+        covariance = covariance + _off_diagonal_square_sum(y.T @ y / (y.shape[0] - 1)) / y.shape[1]
+        return sim_coeff * invariance + std_coeff * variance + cov_coeff * covariance
+
+
+def barlow_twins(z1: Tensor, z2: Tensor, lambd: float = 5e-3, bn_eps: float = 1e-5) -> Tensor:
+    """Barlow Twins' loss (Zbontar et al., ICML 2021, Eqs. 1-2) between two views; a scalar.
+
+    For ``z1 = Z^A``, ``z2 = Z^B`` of shape ``(B, D)``, each dimension is batch-normalised
+    (``zn = (z - mean) / sqrt(var + bn_eps)``, the biased variance: the authors' affine-free
+    ``BatchNorm1d`` in training mode), then::
+
+        C_kl = sum_b zn^A_bk zn^B_bl / n                           (cross-correlation, Eq. 2)
+        L    = sum_k (1 - C_kk)^2 + lambd sum_{k != l} C_kl^2       (Eq. 1)
+
+    ``lambd`` 5e-3 as in the paper (its code uses 0.0051). Under ``torchrun``, the batch
+    statistics and ``C`` are summed over processes
+    (:func:`dimcollapse.distributed.all_reduce_with_grad`; the authors all-reduce ``C`` and use
+    SyncBatchNorm), ``n = W * B``, so every process computes the global-batch loss, and DDP's
+    gradient averaging gives its gradient. Computed in float32 (float64 if given), autocast off.
+    """
+    _check_pair("barlow_twins", z1, z2, min_rows=2)
+    dtype = torch.float64 if z1.dtype == torch.float64 else torch.float32
+    with torch.autocast(device_type=z1.device.type, enabled=False):
+        z1, z2 = z1.to(dtype), z2.to(dtype)
+        n = z1.shape[0] * distributed.world_size()
+        c = (
+            distributed.all_reduce_with_grad(
+                _batch_normalized(z1, n, bn_eps).T @ _batch_normalized(z2, n, bn_eps)
+            )
+            / n
+        )  # (D, D)
+        on_diagonal = (1 - torch.diagonal(c)).pow(2).sum()
+        return on_diagonal + lambd * _off_diagonal_square_sum(c)
+
+
+def _batch_normalized(z: Tensor, n: int, eps: float) -> Tensor:
+    """``(z - mean) / sqrt(var + eps)`` per column, over the ``n`` rows of every process."""
+    mean = distributed.all_reduce_with_grad(z.sum(dim=0)) / n
+    centred = z - mean
+    var = distributed.all_reduce_with_grad(centred.pow(2).sum(dim=0)) / n
+    return centred / torch.sqrt(var + eps)
+
+
+def _off_diagonal_square_sum(m: Tensor) -> Tensor:
+    """``sum_{k != l} m_kl^2`` of a square matrix."""
+    return m.pow(2).sum() - torch.diagonal(m).pow(2).sum()
+
+
+def _check_pair(name: str, z1: Tensor, z2: Tensor, min_rows: int) -> None:
+    """Refuse two embeddings that are not ``(B, D)`` of one shape with ``B >= min_rows``."""
+    if z1.ndim != 2 or z1.shape != z2.shape:
+        raise UsageError(
+            f"{name} expects two (B, D) tensors of the same shape, got {tuple(z1.shape)} "
+            f"and {tuple(z2.shape)}"
+        )
+    if z1.shape[0] < min_rows:
+        raise UsageError(f"{name} needs at least {min_rows} rows per view, got {z1.shape[0]}")
+
+
+#: ``loss_fn(z1, z2) -> scalar`` for the ``(B, D)`` embeddings of the two views.
+LossFn = Callable[[Tensor, Tensor], Tensor]
+#: ``factory(**options) -> loss_fn``: the options are a recipe's, resolved and checked.
+LossFactory = Callable[..., LossFn]
+
+
+def _info_nce_factory(temperature: float, convention: str) -> LossFn:
+    return functools.partial(info_nce, temperature=temperature, convention=convention)
+
+
+def _vicreg_factory(**options: float) -> LossFn:
+    return functools.partial(vicreg, **options)
+
+
+def _barlow_twins_factory(**options: float) -> LossFn:
+    return functools.partial(barlow_twins, **options)
+
+
+#: Every loss's factory, by the name a recipe's ``loss`` gives.
+LOSSES: dict[str, LossFactory] = {
+    "info_nce": _info_nce_factory,
+    "vicreg": _vicreg_factory,
+    "barlow_twins": _barlow_twins_factory,
+}
+
+
+@dataclass(frozen=True)
+class BuiltRecipe:
+    """A method made ready to train: its recipe, its resolved options, its ``loss_fn``."""
+
+    recipe: Recipe
+    options: dict[str, Any]
+    loss_fn: LossFn
+
+    def describe(self) -> str:
+        """One line: the loss and its options (``"info_nce: temperature 0.1, ..."``)."""
+        values = ", ".join(
+            f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}" for k, v in self.options.items()
+        )
+        return f"{self.recipe.loss}: {values}" if values else self.recipe.loss
+
+
+def build_recipe(cfg: TrainConfig) -> BuiltRecipe:
+    """The recipe of ``cfg.method``, its options (``cfg.method_options``, else the config fields
+    that carry them, else their defaults; checked) and its loss from :data:`LOSSES`.
+
+    UsageError for an unknown method, loss or option, or an option's bad value.
+    """
+    try:
+        recipe = get_recipe(cfg.method)
+        options = recipe.resolve_options(cfg.to_dict(), cfg.method_options)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    factory = LOSSES.get(recipe.loss)
+    if factory is None:
+        raise UsageError(
+            f"method {recipe.name}: unknown loss {recipe.loss!r}; choose one of {', '.join(LOSSES)}"
+        )
+    return BuiltRecipe(recipe, options, factory(**options))

@@ -1,5 +1,5 @@
 """Optimisers and the learning-rate schedule of the paper's recipe, and the optimisation of a
-training run (:func:`build_optimisation`, shared by ``train`` and ``bench``).
+training run (:func:`build_optimization`, shared by ``train`` and ``bench``).
 
 The paper's code trains with LARS (momentum, trust coefficient eta and weight decay as in
 :class:`~dimcollapse.config.TrainConfig`, whose fields give every default here; 1-D parameters
@@ -245,7 +245,7 @@ def warmup_cosine(
 
 
 @dataclass
-class Optimisation:
+class Optimization:
     """The optimiser (backbone and head, plus the online probe's own group), its warm-up +
     cosine schedule, the fp16 GradScaler (disabled otherwise) and the peak learning rate."""
 
@@ -255,7 +255,7 @@ class Optimisation:
     lr: float
 
 
-def build_optimisation(
+def build_optimization(
     model: nn.Module,
     cfg: TrainConfig,
     *,
@@ -263,7 +263,7 @@ def build_optimisation(
     warmup_steps: int,
     precision: str,
     device: torch.device,
-) -> Optimisation:
+) -> Optimization:
     """The optimisation of a :class:`~dimcollapse.model.ContrastiveModel` from ``cfg``'s
     optimiser, ``base_lr``, ``batch_size``, ``lr_scaling``, ``online_probe_lr``,
     ``weight_decay``, ``momentum``, ``lars_eta`` and ``final_lr_ratio``: ``lr = base_lr x
@@ -288,4 +288,4 @@ def build_optimisation(
         opt, total_steps=total_steps, warmup_steps=warmup_steps, final_ratio=cfg.final_lr_ratio
     )
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
-    return Optimisation(opt, scheduler, scaler, lr)
+    return Optimization(opt, scheduler, scaler, lr)

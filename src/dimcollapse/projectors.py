@@ -3,15 +3,16 @@
 The paper (section 6, Table 1) compares SimCLR with a 2-layer nonlinear projector, a 1-layer
 linear projector and no projector against DirectCLR, which feeds the sub-vector ``r[:, :d0]`` to
 the loss; its ablations (section 6.3) add a fixed low-rank projector and a trainable diagonal
-one. Each variant is its own small module with its own factory in :data:`HEADS` (keyed and
-ordered by :data:`dimcollapse.methods.METHODS`, the one list of methods), which
-:func:`build_head` looks up; none switches on a mode string in ``forward``, and once a head is
-built, callers ask it rather than its method's name.
+one; VICReg and Barlow Twins use a 3-layer expander. Each variant is its own small module with
+its own factory in :data:`HEADS`, keyed by the head's name; a method's recipe
+(:data:`dimcollapse.methods.RECIPES`) names its head, and :func:`build_head` looks the method's
+head up there. None switches on a mode string in ``forward``, and once a head is built, callers
+ask it rather than its method's name.
 
-Every head maps ``r: (B, rep_dim)`` to ``z: (B, out_features)`` and carries ``method``,
-``out_features``, ``d0`` (the sub-space size for ``directclr`` and ``fixed-lowrank``, else
-``None``), ``subvector(r)`` (``r[:, :d0]``) and ``loss_on_subvector`` (whether ``z`` is that
-sub-vector itself, as in DirectCLR).
+Every head maps ``r: (B, rep_dim)`` to ``z: (B, out_features)`` and carries ``method`` (the
+method it was built for), ``out_features``, ``d0`` (the sub-space size for ``directclr`` and
+``fixed-lowrank``, else ``None``), ``subvector(r)`` (``r[:, :d0]``) and ``loss_on_subvector``
+(whether ``z`` is that sub-vector itself, as in DirectCLR).
 """
 
 from __future__ import annotations
@@ -27,13 +28,15 @@ from torch import Tensor, nn
 
 from dimcollapse.choices import PAPER_PROJ_OUT
 from dimcollapse.errors import UsageError
-from dimcollapse.methods import METHODS
+from dimcollapse.methods import METHODS, RECIPES  # noqa: F401 - METHODS re-exported
 
 DIAGONAL_INITS = ("ones", "random")
 
 # The paper's values for a ResNet-50 (rep_dim 2048): d0 = 360, projector 2048-2048-128.
 _PAPER_REP_DIM = 2048
 _PAPER_D0 = 360
+# VICReg's and Barlow Twins' expander on a ResNet-50: 2048-8192-8192-8192.
+_PAPER_EXPANDER = 8192
 
 
 def default_d0(rep_dim: int) -> int:
@@ -59,13 +62,27 @@ def default_mlp_dims(rep_dim: int) -> tuple[int, int]:
     return rep_dim, out
 
 
+def default_expander_dims(rep_dim: int) -> tuple[int, int]:
+    """``(hidden, out)`` of the VICReg / Barlow Twins expander, scaled from their 8192-8192-8192.
+
+    Both papers put a 3-layer expander of width 8192 on a ResNet-50 (rep_dim 2048), four times
+    the representation. The rule keeps that ratio, as :func:`default_mlp_dims` keeps the
+    SimCLR projector's: ``hidden = out = 4 * rep_dim``. ResNet-50 (2048): (8192, 8192), the
+    papers' code; ResNet-18 (512): (2048, 2048); a 1/8-width ResNet-18 (64): (256, 256).
+    """
+    _check_positive("rep_dim", rep_dim)
+    width = rep_dim * _PAPER_EXPANDER // _PAPER_REP_DIM
+    return width, width
+
+
 @dataclass(frozen=True)
 class HeadOptions:
     """Every head's options; each head's factory reads the ones its method uses.
 
     ``d0`` (default :func:`default_d0`) for ``directclr`` and ``fixed-lowrank``; ``hidden_dim``
     for ``simclr-mlp`` and ``out_dim`` for ``simclr-mlp`` / ``simclr-linear`` (defaults
-    :func:`default_mlp_dims`); ``diagonal_init`` (one of :data:`DIAGONAL_INITS`) for
+    :func:`default_mlp_dims`); both for the expander (defaults :func:`default_expander_dims`);
+    ``diagonal_init`` (one of :data:`DIAGONAL_INITS`) for
     ``diagonal``; ``generator`` draws the random matrices of ``fixed-lowrank`` and of
     ``diagonal_init="random"``.
     """
@@ -78,15 +95,19 @@ class HeadOptions:
 
 
 class Head(nn.Module):
-    """Base class: ``forward(r: (B, rep_dim)) -> z: (B, out_features)``."""
+    """Base class: ``forward(r: (B, rep_dim)) -> z: (B, out_features)``.
 
-    method: str = ""
+    ``name``: the head's key in :data:`HEADS`; ``method``: the method it was built for (set by
+    :func:`build_head`; the head's name until then)."""
+
+    name: str = ""
     #: whether ``z`` is the sub-vector ``r[:, :d0]`` itself (DirectCLR), so that a probe of that
     #: slice is section 6.3's sub-vector probe
     loss_on_subvector: bool = False
 
     def __init__(self, rep_dim: int, out_features: int, d0: int | None = None) -> None:
         super().__init__()
+        self.method = self.name
         self.rep_dim = rep_dim
         self.out_features = out_features
         self.d0 = d0
@@ -116,7 +137,7 @@ class MLPHead(Head):
     2048-2048-128 on a ResNet-50.
     """
 
-    method = "simclr-mlp"
+    name = "mlp"
 
     def __init__(self, rep_dim: int, hidden_dim: int, out_dim: int) -> None:
         super().__init__(rep_dim, out_dim)
@@ -143,7 +164,7 @@ class MLPHead(Head):
 class LinearHead(Head):
     """A trainable 1-layer linear projector, ``Linear(rep, out, bias=False)`` (2048 -> 128)."""
 
-    method = "simclr-linear"
+    name = "linear"
 
     def __init__(self, rep_dim: int, out_dim: int) -> None:
         super().__init__(rep_dim, out_dim)
@@ -161,7 +182,7 @@ class LinearHead(Head):
 class IdentityHead(Head):
     """No projector: the loss sees the whole representation, ``z = r``."""
 
-    method = "simclr-none"
+    name = "identity"
 
     def __init__(self, rep_dim: int) -> None:
         super().__init__(rep_dim, rep_dim)
@@ -177,7 +198,7 @@ class IdentityHead(Head):
 class DirectCLRHead(Head):
     """DirectCLR (section 6.2): ``z = r[:, :d0]``, no parameters."""
 
-    method = "directclr"
+    name = "subvector"
     loss_on_subvector = True
 
     def __init__(self, rep_dim: int, d0: int) -> None:
@@ -200,7 +221,7 @@ class FixedLowRankHead(Head):
     ``state_dict`` (a checkpoint restores the same projector) but never trained.
     """
 
-    method = "fixed-lowrank"
+    name = "fixed-lowrank"
 
     def __init__(self, rep_dim: int, d0: int, generator: torch.Generator | None = None) -> None:
         super().__init__(rep_dim, rep_dim, d0)
@@ -236,7 +257,7 @@ class DiagonalHead(Head):
     sqrt(rep)`` = 0.016 after 62 steps, so the head was the identity, i.e. no projector).
     """
 
-    method = "diagonal"
+    name = "diagonal"
 
     def __init__(
         self,
@@ -287,18 +308,59 @@ class DiagonalHead(Head):
         return r * self.weight
 
 
+class ExpanderHead(Head):
+    """VICReg's and Barlow Twins' expander: ``(Linear - BN - ReLU) x 2 - Linear``.
+
+    ``Linear(rep, hidden) - BN - ReLU - Linear(hidden, hidden) - BN - ReLU - Linear(hidden,
+    out)``, 2048-8192-8192-8192 in both papers' code (VICReg's ``Projector``, Barlow Twins'
+    ``projector``), scaled to the representation by :func:`default_expander_dims`. Every linear
+    is bias-free, as in Barlow Twins; VICReg's code gives the two hidden linears a bias, which
+    the batch normalisation right after removes (it subtracts the batch mean), so the two
+    expanders compute the same functions.
+    """
+
+    name = "expander"
+
+    def __init__(self, rep_dim: int, hidden_dim: int, out_dim: int) -> None:
+        super().__init__(rep_dim, out_dim)
+        self.hidden_dim = hidden_dim
+        self.net = nn.Sequential(
+            nn.Linear(rep_dim, hidden_dim, bias=False),
+            nn.BatchNorm1d(hidden_dim),
+            nn.ReLU(inplace=True),
+            nn.Linear(hidden_dim, hidden_dim, bias=False),
+            nn.BatchNorm1d(hidden_dim),
+            nn.ReLU(inplace=True),
+            nn.Linear(hidden_dim, out_dim, bias=False),
+        )
+
+    @classmethod
+    def from_options(cls, rep_dim: int, options: HeadOptions) -> ExpanderHead:
+        default_hidden, default_out = default_expander_dims(rep_dim)
+        out_dim = _positive_or_default("out_dim", options.out_dim, default_out)
+        hidden_dim = _positive_or_default("hidden_dim", options.hidden_dim, default_hidden)
+        return cls(rep_dim, hidden_dim, out_dim)
+
+    def forward(self, r: Tensor) -> Tensor:
+        return self.net(r)
+
+
 #: A head's factory: ``(rep_dim, options) -> Head``.
 HeadFactory = Callable[[int, HeadOptions], Head]
 
-_HEAD_TYPES: dict[str, type[Head]] = {
-    head.method: head
-    for head in (MLPHead, LinearHead, IdentityHead, DirectCLRHead, FixedLowRankHead, DiagonalHead)
+#: Every head's factory, keyed by the head's name (what a recipe's ``head`` names).
+HEADS: dict[str, HeadFactory] = {
+    head.name: head.from_options
+    for head in (
+        MLPHead,
+        LinearHead,
+        IdentityHead,
+        DirectCLRHead,
+        FixedLowRankHead,
+        DiagonalHead,
+        ExpanderHead,
+    )
 }
-if set(_HEAD_TYPES) != set(METHODS):  # a method without a head, or a head without a method
-    raise ImportError(f"heads {sorted(_HEAD_TYPES)} differ from the methods {sorted(METHODS)}")
-
-#: Every method's head factory, keyed and ordered by :data:`dimcollapse.methods.METHODS`.
-HEADS: dict[str, HeadFactory] = {m: _HEAD_TYPES[m].from_options for m in METHODS}
 
 
 def build_head(
@@ -311,18 +373,27 @@ def build_head(
     generator: torch.Generator | None = None,
     diagonal_init: str = "ones",
 ) -> Head:
-    """Build the head named ``method`` (one of :data:`METHODS`) for representations of ``rep_dim``.
+    """Build the head of method ``method`` (a key of :data:`~dimcollapse.methods.RECIPES`) for
+    representations ``r: (B, rep_dim)``; it maps them to ``z: (B, out_features)``.
 
-    Options that a method does not use are ignored, so one config serves every method (see
-    :class:`HeadOptions` for which method reads which). ``generator`` must be a CPU generator
-    (heads are built on the CPU and moved with ``.to(device)``).
+    The method's recipe names the head (a key of :data:`HEADS`). Options that a head does not
+    use are ignored, so one config serves every method (see :class:`HeadOptions` for which head
+    reads which). ``generator`` must be a CPU generator (heads are built on the CPU and moved
+    with ``.to(device)``).
     """
-    factory = HEADS.get(method)
+    recipe = RECIPES.get(method)
+    if recipe is None:
+        raise UsageError(f"unknown projector method {method!r}; choose one of {', '.join(RECIPES)}")
+    factory = HEADS.get(recipe.head)
     if factory is None:
-        raise UsageError(f"unknown projector method {method!r}; choose one of {', '.join(METHODS)}")
+        raise UsageError(
+            f"method {method}: unknown head {recipe.head!r}; choose one of {', '.join(HEADS)}"
+        )
     _check_positive("rep_dim", rep_dim)
     options = HeadOptions(d0, hidden_dim, out_dim, generator, diagonal_init)
-    return factory(rep_dim, options)
+    head = factory(rep_dim, options)
+    head.method = method
+    return head
 
 
 def _checked_d0(rep_dim: int, d0: int | None) -> int:

@@ -29,8 +29,8 @@ from dimcollapse.toy import (
 from dimcollapse.toy.loss import (
     STREAM_DATA,
     embedding_gradients,
+    eq2_loss_sum,
     forward,
-    info_nce,
     make_generator,
 )
 
@@ -136,7 +136,7 @@ def test_engine_embedding_gradients_match_autograd(loss):
     z1 = torch.randn(3, 16, 4, generator=g, dtype=F64, requires_grad=True)
     z2 = (z1.detach() + 0.3 * torch.randn(3, 16, 4, generator=g, dtype=F64)).requires_grad_(True)
     tau = torch.tensor([1.0, 0.5, 2.0], dtype=F64).view(3, 1, 1)
-    total = sum(info_nce(z1[i], z2[i], loss, float(tau[i])) for i in range(3))
+    total = sum(eq2_loss_sum(z1[i], z2[i], loss, float(tau[i])) for i in range(3))
     ga, gb = torch.autograd.grad(total, [z1, z2])
     loss_sum, g1, g2 = embedding_gradients(z1.detach(), z2.detach(), loss, tau)
     assert torch.allclose(loss_sum.sum(), total.detach(), rtol=1e-12)
@@ -162,7 +162,7 @@ def test_one_engine_step_is_one_sgd_step_with_autograd():
         mats = [m.clone().requires_grad_(True) for m in w0]
         z1, _ = forward(mats, x1, relu=cfg.relu)
         z2, _ = forward(mats, x2, relu=cfg.relu)
-        grads = torch.autograd.grad(info_nce(z1, z2) / 128, mats)
+        grads = torch.autograd.grad(eq2_loss_sum(z1, z2) / 128, mats)
         expected = torch.stack([m.detach() - cfg.lr * gr for m, gr in zip(mats, grads)])
         assert np.allclose(res.weights, expected.numpy(), rtol=0, atol=1e-13)
 

@@ -18,12 +18,12 @@ import pytest
 import torch
 
 from dimcollapse import checkpoint as checkpoint_module
+from dimcollapse import losses
 from dimcollapse.checkpoint import load_checkpoint
 from dimcollapse.config import TrainConfig
 from dimcollapse.errors import Interrupted, Terminated, UsageError
 from dimcollapse.train import Stepper, train
 from dimcollapse.train import session as session_module
-from dimcollapse.train import step as step_module
 
 #: 5 steps per epoch, 3 epochs: small enough to run a dozen times.
 TINY = dict(
@@ -229,15 +229,24 @@ def test_sigkill_anywhere_then_resume_is_bit_identical(tmp_path, whole_run):
 
 def _nan_at(monkeypatch, calls: int) -> None:
     """Make the ``calls``-th step's contrastive loss NaN."""
-    real = step_module.info_nce
     count = {"n": 0}
 
-    def loss(z1, z2, **kw):
+    def nan_at(value):
         count["n"] += 1
-        value = real(z1, z2, **kw)
         return value * float("nan") if count["n"] == calls else value
 
-    monkeypatch.setattr(step_module, "info_nce", loss)
+    _wrap_info_nce(monkeypatch, nan_at)
+
+
+def _wrap_info_nce(monkeypatch, after) -> None:
+    """Every training loss ``info_nce`` builds is passed through ``after(value)``."""
+    real = losses.LOSSES["info_nce"]
+
+    def factory(**options):
+        loss_fn = real(**options)
+        return lambda z1, z2: after(loss_fn(z1, z2))
+
+    monkeypatch.setitem(losses.LOSSES, "info_nce", factory)
 
 
 def test_a_nan_loss_stops_with_its_step_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
@@ -287,14 +296,12 @@ def test_max_bad_steps_skips_that_many_then_stops(tmp_path, monkeypatch, whole_r
     assert any(not torch.equal(final[k], ref[k]) for k in final)  # the step really was skipped
 
     calls = {"n": 0}
-    real = step_module.info_nce
 
-    def always_nan_after_two(z1, z2, **kw):
+    def always_nan_after_two(value):
         calls["n"] += 1
-        value = real(z1, z2, **kw)
         return value * float("nan") if calls["n"] > 2 else value
 
-    monkeypatch.setattr(step_module, "info_nce", always_nan_after_two)
+    _wrap_info_nce(monkeypatch, always_nan_after_two)
     with pytest.raises(UsageError, match=r"at step 5 \(after 2 skipped\)"):
         train(_cfg(tmp_path / "again", max_bad_steps=2), verbose=False)
 

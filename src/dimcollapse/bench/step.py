@@ -8,7 +8,8 @@ What the rest of :mod:`dimcollapse.bench` uses of it is :func:`build_step` and
 
 * ``s``: the resolved settings of :func:`~dimcollapse.bench.settings.resolve_settings`; read here:
   ``seed``, ``backbone``, ``channels``, ``small_stem``, ``stem``, ``width``, ``channels_last``, ``batch``
-  (for the learning rate), ``compile`` and ``precision``.
+  (for the learning rate), ``compile`` and ``precision``, and ``method`` when present (default
+  :data:`BENCH_HEAD`; no command-line option sets it).
 * ``step(v1, v2)``: one training step (forward of both views, loss, online probe, backward,
   optimiser and schedule, the divergence guard's device-side checks) on two float view batches
   ``(B, C, S, S)`` already on ``device``; it returns nothing and does not synchronise, so the
@@ -16,9 +17,10 @@ What the rest of :mod:`dimcollapse.bench` uses of it is :func:`build_step` and
 * ``info``: the model description merged into the result and printed by the report: ``head``,
   ``rep_dim``, ``embedding_dim``, ``loss``, ``optimizer``, ``parameters``.
 
-The model is a :class:`~dimcollapse.model.ContrastiveModel` with the ``simclr-mlp`` head and the
-online probe (10 classes, random labels); the loss, its temperature and the optimiser are
-:class:`~dimcollapse.config.TrainConfig`'s defaults at the bench's batch, as ``train`` builds them.
+The model is a :class:`~dimcollapse.model.ContrastiveModel` with the ``simclr-mlp`` method's head
+and the online probe (10 classes, random labels); the loss (the method's recipe, with its
+default options) and the optimiser are :class:`~dimcollapse.config.TrainConfig`'s defaults at
+the bench's batch, built by the trainer's own :func:`~dimcollapse.train.build_stepper`.
 """
 
 from __future__ import annotations
@@ -38,12 +40,14 @@ _CLASSES = 10
 def build_step(s: dict[str, Any], device: torch.device) -> tuple[Callable[..., None], dict]:
     """The timed training step ``step(v1, v2)`` and a description of the model."""
     from dimcollapse.config import TrainConfig
-    from dimcollapse.optim import build_optimisation
-    from dimcollapse.train import DivergenceGuard, EpochTally, Stepper
+    from dimcollapse.losses import build_recipe
+    from dimcollapse.optim import build_optimization
+    from dimcollapse.train import DivergenceGuard, EpochTally, build_stepper
 
-    model = _bench_model(s, device)
-    cfg = TrainConfig(batch_size=s["batch"])
-    optimisation = build_optimisation(
+    method = s.get("method", BENCH_HEAD)
+    model = _bench_model(s, device, method)
+    cfg = TrainConfig(method=method, batch_size=s["batch"], online_probe=True)
+    optimization = build_optimization(
         model,
         cfg,
         total_steps=1_000_000,  # the warm-up and cosine never matter to the timing
@@ -51,13 +55,11 @@ def build_step(s: dict[str, Any], device: torch.device) -> tuple[Callable[..., N
         precision=s["precision"],
         device=device,
     )
-    stepper = Stepper(
+    stepper = build_stepper(
         torch.compile(model) if s["compile"] else model,
-        optimisation,
+        optimization,
         DivergenceGuard(model, s["precision"], 0, device),
-        temperature=cfg.temperature,
-        loss_convention=cfg.loss,
-        online_probe=True,
+        cfg,
         precision=s["precision"],
         device=device,
         channels_last=s["channels_last"],
@@ -75,22 +77,22 @@ def build_step(s: dict[str, Any], device: torch.device) -> tuple[Callable[..., N
         stepper.step(v1, v2, labels[batch], count["steps"], tally)
 
     info = {
-        "head": BENCH_HEAD,
+        "head": method,
         "rep_dim": model.rep_dim,
         "embedding_dim": model.head.out_features,
-        "loss": f"info_nce {cfg.loss}, tau {cfg.temperature:g}, plus the online probe",
-        "optimizer": f"{cfg.optimizer} lr {optimisation.lr:g} weight decay {cfg.weight_decay:g}",
+        "loss": f"{build_recipe(cfg).describe()}, plus the online probe",
+        "optimizer": f"{cfg.optimizer} lr {optimization.lr:g} weight decay {cfg.weight_decay:g}",
         "parameters": sum(p.numel() for p in model.parameters()),
     }
     return step, info
 
 
-def _bench_model(s: dict[str, Any], device: torch.device) -> Any:
+def _bench_model(s: dict[str, Any], device: torch.device, method: str) -> Any:
     """The benchmark's ContrastiveModel (its own seed, the global RNG untouched), in train mode."""
     from dimcollapse.model import ModelSpec, build_model
 
     spec = ModelSpec(
-        method=BENCH_HEAD,
+        method=method,
         backbone=s["backbone"],
         width=s["width"],
         in_channels=s["channels"],

@@ -92,7 +92,7 @@ def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
     facts = _help_facts()
     hints = typing.get_type_hints(TrainConfig)
     for f in dataclasses.fields(TrainConfig):
-        if f.name == "augment":
+        if f.name in ("augment", "method_options"):  # mappings: YAML only (augment: --aug-*)
             continue
         tp, _ = base_type(hints[f.name])
         flag = "--" + f.name.replace("_", "-")

@@ -127,7 +127,7 @@ def _method_row(run: Mapping[str, Any], paper_top1: float | None) -> list[Any]:
     probe = run["probe"]["full"]
     return [
         f"`{run['name']}`",
-        info.loss if info else "SimCLR",
+        info.loss_label if info else "SimCLR",
         projector,
         percent_with_interval(probe),
         _all_labels_cell(run["probe"].get("all_labels")),
@@ -143,7 +143,7 @@ def _subvector_row(run: Mapping[str, Any], paper_top1: float | None) -> list[Any
     probe = run["probe"]["subvector"]
     return [
         f"`{run['name']}` (probe on r[:{run['d0']}])",
-        info.loss if info else "SimCLR",
+        info.loss_label if info else "SimCLR",
         f"linear probe on the sub-vector only ({probe['dim']} dims)",
         percent_with_interval(probe),
         "-",

@@ -11,7 +11,7 @@ from typing import Any
 
 from dimcollapse.config import TrainConfig
 from dimcollapse.errors import UsageError
-from dimcollapse.methods import ABLATION_METHODS, METHOD_INFO, TABLE1_METHODS
+from dimcollapse.methods import METHOD_INFO, PLANNED_GROUPS, methods_in_group
 from dimcollapse.reproduce.manifest import ReproduceLayout
 from dimcollapse.reproduce.scales import SCALE_DEFAULTS, SCALES, ReproduceSettings
 
@@ -78,7 +78,7 @@ class RunPlan:
 
     name: str
     method: str
-    group: str  # "table1" | "ablation" | "d0-sweep"
+    group: str  # a group of dimcollapse.methods.GROUPS ("table1", "ablation", ...) | "d0-sweep"
     d0: int | None = None
     seed: int = 0
 
@@ -238,15 +238,18 @@ def _class_sizes(dataset: Any) -> list[int]:
     return torch.bincount(dataset.labels(), minlength=int(dataset.num_classes)).tolist()
 
 
-def plan_runs(plan: Plan) -> list[RunPlan]:
-    """The pretraining runs, seed by seed: Table 1, the ablations, then the d0 sweep (if any).
+def plan_runs(plan: Plan, groups: tuple[str, ...] = PLANNED_GROUPS) -> list[RunPlan]:
+    """The pretraining runs, seed by seed: each group's methods in ``groups``' order (by
+    default :data:`~dimcollapse.methods.PLANNED_GROUPS`: Table 1, then the ablations), then the
+    d0 sweep (if any). A method is planned only through its group, named here: the methods of
+    a group not asked for (``"extra"``: VICReg, Barlow Twins) are not trained.
 
     Seed-major order, so that with parallel workers every method's first seed finishes before
     any second seed starts (an interrupted reproduction has whole seeds to reuse)."""
     runs = []
     for seed in plan.seeds:
-        runs += [RunPlan(m, m, "table1", seed=seed) for m in TABLE1_METHODS]
-        runs += [RunPlan(m, m, "ablation", seed=seed) for m in ABLATION_METHODS]
+        for group in groups:
+            runs += [RunPlan(m, m, group, seed=seed) for m in methods_in_group(group)]
         for d0 in plan.d0_values:
             if d0 != plan.default_d0:  # the main directclr run already covers the default d0
                 runs.append(RunPlan(f"directclr-d0-{d0}", "directclr", "d0-sweep", d0, seed))
@@ -286,5 +289,12 @@ def train_config(plan: Plan, run: RunPlan, out: Path, device: str, cpu: bool) ->
 
 
 def semantic_config(config: dict[str, Any]) -> dict[str, Any]:
-    """A TrainConfig dict without its :data:`EXECUTION_FIELDS`: what a reused run must match."""
-    return {k: v for k, v in config.items() if k not in EXECUTION_FIELDS}
+    """A TrainConfig dict without its :data:`EXECUTION_FIELDS`: what a reused run must match.
+
+    An empty ``method_options`` is left out too, so that runs saved before the field existed
+    match the runs that do not set it."""
+    return {
+        k: v
+        for k, v in config.items()
+        if k not in EXECUTION_FIELDS and not (k == "method_options" and not v)
+    }

@@ -39,8 +39,8 @@ from dimcollapse.toy.config import ToyConfig
 from dimcollapse.toy.loss import (
     STREAM_ANALYSIS,
     embedding_gradients,
+    eq2_loss_sum,
     forward,
-    info_nce,
     logits,
     make_generator,
     make_views,
@@ -179,7 +179,7 @@ def autograd_gradients(
     mats = [w.detach().clone().requires_grad_(True) for w in weights.unbind(0)]
     z1, _ = forward(mats, x1, relu=relu)
     z2, _ = forward(mats, x2, relu=relu)
-    total = info_nce(z1, z2, loss, temperature)
+    total = eq2_loss_sum(z1, z2, loss, temperature)
     return list(torch.autograd.grad(total, mats))
 
 

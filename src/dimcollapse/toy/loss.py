@@ -139,10 +139,15 @@ def logits(
     return s / temperature
 
 
-def info_nce(
+def eq2_loss_sum(
     z1: torch.Tensor, z2: torch.Tensor, loss: str = "distance", temperature: float = 1.0
 ) -> torch.Tensor:
-    """Eq. 2 summed over the N pairs (shape ``(...)``); differentiable reference implementation."""
+    """Eq. 2 summed over the N pairs, ``L = sum_i [-s_ii + log sum_j exp(s_ij)]``, shape ``(...)``
+    for ``(..., N, d)`` embeddings; a differentiable reference.
+
+    Not :func:`dimcollapse.losses.info_nce`: its negatives are the same branch's embeddings
+    ``z_j`` (as Eq. 2 is written), it is summed rather than averaged, and ``distance`` uses
+    squared distances of unnormalised embeddings (see the module's conventions)."""
     s = logits(z1, z2, loss, temperature)
     return (torch.logsumexp(s, dim=-1) - torch.diagonal(s, dim1=-2, dim2=-1)).sum(-1)
 

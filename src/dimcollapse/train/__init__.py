@@ -16,7 +16,7 @@ stops a run at a non-finite loss or gradient before anything is saved.
 Modules: ``run`` (:func:`train`: the process group, a failed run's cleanup), ``session``
 (build, run the epochs, finish), ``build`` (data, augmentation, model
 spec from the config), ``step`` (the optimisation step, shared with ``bench``; its optimiser from
-:func:`dimcollapse.optim.build_optimisation`), ``guard``
+:func:`dimcollapse.optim.build_optimization`), ``guard``
 (divergence), ``interrupt`` (signals and the checkpoint clock), ``resume`` (what a resume may
 change), ``heldout`` (per-epoch collapse measurements), ``progress`` (what is printed).
 """
@@ -27,7 +27,7 @@ from dimcollapse.train.guard import DivergenceGuard, divergence_advice
 from dimcollapse.train.resume import RESUME_MAY_CHANGE
 from dimcollapse.train.run import train
 from dimcollapse.train.session import RunResult
-from dimcollapse.train.step import EpochTally, Stepper
+from dimcollapse.train.step import EpochTally, Stepper, build_stepper
 
 __all__ = [
     "RESUME_MAY_CHANGE",
@@ -36,6 +36,7 @@ __all__ = [
     "EpochTally",
     "RunResult",
     "Stepper",
+    "build_stepper",
     "divergence_advice",
     "model_spec",
     "read_jsonl",

@@ -1,5 +1,5 @@
 """One process's training session from start (or resume) to end: built from the config (data,
-model, optimisation, a resumed checkpoint's state), then run epoch by epoch (steps, held-out
+model, optimization, a resumed checkpoint's state), then run epoch by epoch (steps, held-out
 measurements, checkpoints) to its result. :func:`dimcollapse.train.run.train` drives it."""
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from dimcollapse.data.loaders import build_view_loader
 from dimcollapse.errors import UsageError
 from dimcollapse.fileio import atomic_path, plain_data
 from dimcollapse.model import build_model
-from dimcollapse.optim import build_optimisation
+from dimcollapse.optim import build_optimization
 from dimcollapse.rundir import RunLayout, RunWriter
 from dimcollapse.runtime import (
     resolve_device,
@@ -44,7 +44,7 @@ from dimcollapse.train.heldout import HeldOutMonitor, HeldOutNotFinite
 from dimcollapse.train.interrupt import CheckpointClock, StopSignals
 from dimcollapse.train.progress import Progress, epoch_text
 from dimcollapse.train.resume import check_resumed_spec, prepare_out_dir
-from dimcollapse.train.step import EpochTally, Stepper
+from dimcollapse.train.step import EpochTally, build_stepper
 
 
 @dataclass
@@ -124,7 +124,7 @@ class Session:
         if self.channels_last:
             model = model.to(memory_format=torch.channels_last)
         self.model = model
-        self.optimisation = build_optimisation(
+        self.optimization = build_optimization(
             model,
             cfg,
             total_steps=cfg.epochs * self.steps_per_epoch,
@@ -133,13 +133,11 @@ class Session:
             device=device,
         )
         self.guard = DivergenceGuard(model, self.precision, cfg.max_bad_steps, device)
-        self.stepper = Stepper(
+        self.stepper = build_stepper(
             self._forward_module(),
-            self.optimisation,
+            self.optimization,
             self.guard,
-            temperature=cfg.temperature,
-            loss_convention=cfg.loss,
-            online_probe=cfg.online_probe,
+            cfg,
             precision=self.precision,
             device=device,
             channels_last=self.channels_last,
@@ -164,7 +162,7 @@ class Session:
         self.last_line: dict[str, Any] = {}
         if ckpt is None:
             return
-        opt = self.optimisation
+        opt = self.optimization
         check_resumed_spec(ckpt, self.spec, str(self.layout.last))
         load_model_state(self.model, ckpt.model, str(self.layout.last))
         opt.optimizer.load_state_dict(ckpt.optimizer)
@@ -185,7 +183,7 @@ class Session:
             "rep_dim": self.model.rep_dim,
             "d0": head.d0,
             "embedding_dim": head.out_features,
-            "lr": self.optimisation.lr,
+            "lr": self.optimization.lr,
             "steps_per_epoch": self.steps_per_epoch,
             "world_size": self.world,
             "device": str(self.device),
@@ -282,7 +280,7 @@ class Session:
             return
         shown = float(tally.loss_sum / tally.good_steps.clamp(min=1)) if logged else None
         ips = tally.seen * self.world / (time.perf_counter() - t0)
-        lr = self.optimisation.scheduler.get_last_lr()[0]
+        lr = self.optimization.scheduler.get_last_lr()[0]
         progress.update(i + 1, shown, lr, ips)
 
     def _end_epoch(self, epoch: int, tally: EpochTally) -> None:
@@ -313,7 +311,7 @@ class Session:
             "step": self.step,
             "loss": float(tally.loss_sum) / good,
             "online_probe_loss": float(tally.probe_sum) / good,
-            "lr": self.optimisation.scheduler.get_last_lr()[0],
+            "lr": self.optimization.scheduler.get_last_lr()[0],
             "images_per_s": tally.seen * self.world / tally.seconds,
             "epoch_seconds": tally.seconds,
             **measured,
@@ -327,7 +325,7 @@ class Session:
         with the ``partial`` tally of its steps so far."""
         if not self.main:
             return
-        opt = self.optimisation
+        opt = self.optimization
         Checkpoint(
             model_spec=dataclasses.asdict(self.spec),
             model=self.model.state_dict(),

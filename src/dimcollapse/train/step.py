@@ -1,6 +1,7 @@
 """One optimisation step, shared by ``train`` and ``bench`` (so a benchmark times the trainer's
-own code): the per-epoch tally and the step itself; the optimiser, schedule and scaler it steps
-come from :func:`dimcollapse.optim.build_optimisation`."""
+own code): the per-epoch tally and the step itself, built by :func:`build_stepper` from the
+config; the loss is the method's (:func:`dimcollapse.losses.build_recipe`), the optimiser,
+schedule and scaler it steps come from :func:`dimcollapse.optim.build_optimization`."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dimcollapse.losses import info_nce
-from dimcollapse.optim import Optimisation
+from dimcollapse.config import TrainConfig
+from dimcollapse.losses import LossFn, build_recipe
+from dimcollapse.optim import Optimization
 from dimcollapse.runtime import autocast
 from dimcollapse.train.guard import DivergenceGuard
 
@@ -59,28 +61,28 @@ class EpochTally:
 
 
 class Stepper:
-    """Optimisation steps: forward both views, InfoNCE (``losses.info_nce``) plus the online
-    probe's cross-entropy, backward, optimiser and schedule. The loss stays on the device; the
+    """Optimisation steps: forward both views, the method's loss ``loss_fn(z1, z2)`` (a scalar
+    from the ``(B, D)`` embeddings, :data:`dimcollapse.losses.LOSSES`) plus the online probe's
+    cross-entropy, backward, optimiser and schedule. The loss stays on the device; the
     divergence guard watches every step."""
 
     def __init__(
         self,
         forward: nn.Module,
-        optimisation: Optimisation,
+        optimization: Optimization,
         guard: DivergenceGuard,
         *,
-        temperature: float,
-        loss_convention: str,
+        loss_fn: LossFn,
         online_probe: bool,
         precision: str,
         device: torch.device,
         channels_last: bool,
     ) -> None:
         self.forward, self.guard = forward, guard
-        self.optimizer = optimisation.optimizer
-        self.scheduler = optimisation.scheduler
-        self.scaler = optimisation.scaler
-        self.temperature, self.loss_convention = temperature, loss_convention
+        self.optimizer = optimization.optimizer
+        self.scheduler = optimization.scheduler
+        self.scaler = optimization.scaler
+        self.loss_fn = loss_fn
         self.online_probe, self.precision = online_probe, precision
         self.device, self.channels_last = device, channels_last
 
@@ -94,9 +96,7 @@ class Stepper:
             v2 = v2.contiguous(memory_format=torch.channels_last)
         with autocast(self.precision, self.device):
             _r1, z1, _r2, z2, logits = self.forward(v1, v2)
-        loss = info_nce(
-            z1.float(), z2.float(), temperature=self.temperature, convention=self.loss_convention
-        )
+        loss = self.loss_fn(z1.float(), z2.float())
         if self.online_probe:
             probe_loss = F.cross_entropy(logits.float(), y)
         else:  # keep the probe in the graph with a zero gradient: DDP expects every parameter
@@ -112,3 +112,28 @@ class Stepper:
         tally.probe_sum += torch.where(bad, 0.0, probe_loss.detach())
         tally.good_steps += (~bad).to(tally.good_steps.dtype)
         tally.seen += y.shape[0]
+
+
+def build_stepper(
+    forward: nn.Module,
+    optimization: Optimization,
+    guard: DivergenceGuard,
+    cfg: TrainConfig,
+    *,
+    precision: str,
+    device: torch.device,
+    channels_last: bool,
+) -> Stepper:
+    """The :class:`Stepper` of a run of ``cfg``: the loss of its method's recipe
+    (:func:`dimcollapse.losses.build_recipe`) and ``cfg.online_probe``; ``train`` and ``bench``
+    both build theirs here."""
+    return Stepper(
+        forward,
+        optimization,
+        guard,
+        loss_fn=build_recipe(cfg).loss_fn,
+        online_probe=cfg.online_probe,
+        precision=precision,
+        device=device,
+        channels_last=channels_last,
+    )
