@@ -309,6 +309,8 @@ def methods_in_group(group: str) -> tuple[str, ...]:
 TABLE1_METHODS: tuple[str, ...] = methods_in_group("table1")
 #: The projector ablations of section 6.3.
 ABLATION_METHODS: tuple[str, ...] = methods_in_group("ablation")
+#: What ``reproduce`` trains: the methods of :data:`PLANNED_GROUPS`, in order.
+PLANNED_METHODS: tuple[str, ...] = tuple(m for g in PLANNED_GROUPS for m in methods_in_group(g))
 #: The paper's ImageNet linear-probe top-1 (%) of every method it measured.
 PAPER_TOP1: dict[str, float] = {
     m: r.paper_top1 for m, r in RECIPES.items() if r.paper_top1 is not None
@@ -345,6 +347,7 @@ __all__ = [
     "PAPER_SUBVECTOR_TOP1",
     "PAPER_TOP1",
     "PLANNED_GROUPS",
+    "PLANNED_METHODS",
     "RECIPES",
     "TABLE1_METHODS",
     "MethodInfo",

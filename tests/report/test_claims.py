@@ -7,7 +7,7 @@ import pytest
 
 from dimcollapse.aggregate import aggregate_seeds
 from dimcollapse.report import check_claims
-from dimcollapse.reproduce import METHODS
+from dimcollapse.reproduce import PLANNED_METHODS
 
 
 def _run(method: str, top1: float, rankme: float, collapsed: int = 0, **extra) -> dict:
@@ -97,7 +97,7 @@ def test_claims_are_judged_from_paired_seeds():
 
 
 def test_one_seed_judges_nothing():
-    runs = {m: _seeded(m, [0.8], [40]) for m in METHODS}
+    runs = {m: _seeded(m, [0.8], [40]) for m in PLANNED_METHODS}
     claims = check_claims({"runs": runs, "paper": {}, "baselines": {}})
     assert claims and {c["verdict"] for c in claims} == {"inconclusive"}
 

@@ -14,7 +14,7 @@ from tiny_runs import TINY_REPRODUCE, TINY_REPRODUCE_ARGS, markdown_images
 from dimcollapse.backbones import feature_map_sizes, rep_dim
 from dimcollapse.errors import UsageError
 from dimcollapse.reproduce import (
-    METHODS,
+    PLANNED_METHODS,
     ReproduceSettings,
     plan_runs,
     reproduce,
@@ -29,7 +29,7 @@ def test_manifest_holds_settings_and_every_result(tiny_reproduction):
     data = json.loads((out / "reproduce.json").read_text())
     assert data["format"] == "dimcollapse-reproduce" and data["status"] == "complete"
     assert data["settings"]["epochs"] == 1 and data["settings"]["dataset"] == "digits"
-    assert sorted(data["runs"]) == sorted(METHODS)
+    assert sorted(data["runs"]) == sorted(PLANNED_METHODS)
     for name, run in data["runs"].items():
         for seed in (0, 1):
             assert (out / "runs" / name / f"seed-{seed}" / "checkpoints" / "final.pt").is_file()
@@ -73,7 +73,7 @@ def test_manifest_holds_settings_and_every_result(tiny_reproduction):
 def test_rerun_with_same_settings_reuses_every_stage(tiny_reproduction, cli):
     out, _, first = tiny_reproduction
     finals = {p: p.stat().st_mtime_ns for p in out.glob("runs/*/seed-*/checkpoints/final.pt")}
-    assert len(finals) == 2 * len(METHODS)
+    assert len(finals) == 2 * len(PLANNED_METHODS)
     t0 = time.perf_counter()
     code, _out, err = cli("reproduce", *TINY_REPRODUCE_ARGS, "--out", out)
     elapsed = time.perf_counter() - t0
@@ -81,7 +81,10 @@ def test_rerun_with_same_settings_reuses_every_stage(tiny_reproduction, cli):
     assert {p: p.stat().st_mtime_ns for p in finals} == finals  # nothing retrained
     data = json.loads((out / "reproduce.json").read_text())
     reused = set(data["timing"]["reused"])
-    assert {f"run:{m}:{s}" for m in METHODS for s in (0, 1)} | {"baselines:0", "toys"} <= reused
+    assert {f"run:{m}:{s}" for m in PLANNED_METHODS for s in (0, 1)} | {
+        "baselines:0",
+        "toys",
+    } <= reused
     assert elapsed < first
 
 
@@ -125,7 +128,7 @@ def test_bad_options_are_one_line_errors(tmp_path, cli):
 
 def test_scales_resolve_to_the_documented_runs(tmp_path):
     quick = resolve_plan(ReproduceSettings(out=str(tmp_path), dataset="digits"))
-    assert quick.d0_values == [] and [r.name for r in plan_runs(quick)] == list(METHODS) * 5
+    assert quick.d0_values == [] and [r.name for r in plan_runs(quick)] == list(PLANNED_METHODS) * 5
     assert quick.epochs >= 1 and quick.width == 0.25 and quick.small_stem is False
     assert quick.seeds == [0, 1, 2, 3, 4] and quick.proj_out == 128 == quick.rep_dim  # z = r
     assert quick.image_steps == SCALE_DEFAULTS["quick"]["image_steps"] > 0
@@ -139,7 +142,7 @@ def test_scales_resolve_to_the_documented_runs(tmp_path):
     runs = plan_runs(full)
     assert [r.seed for r in runs] == [0] * 11 + [1] * 11 + [2] * 11  # seed-major
     names = [r.name for r in runs if r.seed == 0]
-    assert names[:6] == list(METHODS)
+    assert names[:6] == list(PLANNED_METHODS)
     assert names[6:] == [f"directclr-d0-{d}" for d in (16, 32, 64, 128, 256)]
     assert len({r.task_id for r in runs}) == len(runs)
     five = resolve_plan(ReproduceSettings(out=str(tmp_path), dataset="digits", seeds=5, seed=7))
@@ -188,7 +191,9 @@ def test_only_the_projector_heads_get_the_plans_proj_out(tmp_path):
         for r in plan_runs(quick)
     }
     want = SCALE_DEFAULTS["quick"]["proj_out"]
-    assert proj_out == {m: want if m in ("simclr-mlp", "simclr-linear") else None for m in METHODS}
+    assert proj_out == {
+        m: want if m in ("simclr-mlp", "simclr-linear") else None for m in PLANNED_METHODS
+    }
 
 
 def test_the_cpu_scale_alone_turns_channels_last_on_for_the_cpu(tmp_path):

@@ -84,6 +84,7 @@ _EXPORTS = {
     "Manifest": "dimcollapse.reproduce.manifest",
     "PAPER_SUBVECTOR_TOP1": "dimcollapse.methods",
     "PAPER_TOP1": "dimcollapse.methods",
+    "PLANNED_METHODS": "dimcollapse.methods",
     "SCALES": "dimcollapse.reproduce.plan",
     "SCALE_DEFAULTS": "dimcollapse.reproduce.plan",
     "STAGE_FILE": "dimcollapse.reproduce.stages",
