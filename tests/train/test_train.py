@@ -325,7 +325,7 @@ def test_resume_rules_refuse_changed_settings_before_writing_and_apply_the_rest(
         ("--optimizer", "sgd"),
         ("--base-lr", "1e20"),
         ("--batch-size", "32"),
-        ("--aug-flip-prob", "0"),
+        ("--aug-flip-prob", "0.5"),  # digits: no flips (mirror=False)
         ("--method", "simclr-mlp"),
     ):
         result = cli("train", "--out", out, "--resume", option, value, "--epochs", "2")
