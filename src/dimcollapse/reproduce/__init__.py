@@ -34,18 +34,19 @@ Scales (``--epochs``, ``--subset``, ``--width``, ``--seeds`` override them; the 
 :data:`dimcollapse.reproduce.scales.SCALE_DEFAULTS`). The CPU settings come from the 3-seed
 pilot in ``docs/experiments/fashion-mnist-collapse.md``, chosen on a validation split:
 
-* ``quick`` (the demo, at most 10 minutes on 2 cores; 5 min 4 s measured): Fashion-MNIST,
-  3 seeds, 4,000 pretraining images, 2 epochs at batch 128, ResNet-18 at width 0.25 (r is
+* ``quick`` (the demo, at most 10 minutes on 2 cores; 7 min measured): Fashion-MNIST,
+  5 seeds, 4,000 pretraining images, 2 epochs at batch 128, ResNet-18 at width 0.25 (r is
   128-d) with the "half" stem (a 3x3 stride-2 convolution and no max-pool: layer4 sees a 2x2
-  map at 28 px, where the ImageNet stem leaves it 1x1), a 32-d embedding (r/z = 4, the
-  full scale's 512/128; the paper's ResNet-50 has 2048/128 = 16, which at r = 128 would leave
-  an 8-d embedding), 30-epoch probes on 100 labelled images per class
+  map at 28 px, where the ImageNet stem leaves it 1x1), the paper's 128-d embedding (as wide
+  as r here: Fig. 2 is judged on the paper's z; issue 23 withdrew the premise that r must be
+  wider), the linear encoders on the pixels at 400 steps, 30-epoch probes on 100 labelled images per class
   (weight decay chosen on 200 validation images per class), no all-labels row, no d0 sweep.
-* ``cpu`` (at most 90 minutes on 2 cores; 75 minutes measured on quiet cores): the same
-  network, 3 seeds, 3 epochs of all 60,000 training images at the paper's batch-size rule
+* ``cpu`` (at most 90 minutes on 2 cores; 50 minutes measured): the same network and 128-d
+  embedding, 3 seeds, 3 epochs of all 60,000 training images at the paper's batch-size rule
   (256) in channels_last memory format, 100-epoch probes on 100 labelled images per class
   (weight decay chosen on 500 validation images per class), a second probe row trained on every label but
-  the validation split (10x fewer epochs), the theory lab at its full lengths.
+  the validation split (10x fewer epochs), the theory lab at its full lengths, the linear
+  encoders on the pixels at 2,000 steps.
 * ``full``: one GPU (or several under ``torchrun``; rank 0 probes and writes the report). All of
   Fashion-MNIST (or ``--dataset cifar10 --data-root DIR``), 3 seeds, ResNet-18 at width 1 with
   the small-image stem, 100 epochs, a 128-d embedding, 100-epoch probes, and the d0 sweep.
