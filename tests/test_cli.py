@@ -146,6 +146,13 @@ def test_help_through_the_entry_point_imports_no_torch(words):
     assert not {m for m in imported if m.split(".")[0] in ("torch", "torchvision")}
 
 
+def _sigint_default() -> None:
+    """In the child before exec: SIGINT at its default disposition."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _wait_for_main(pid: int) -> None:
     """Until ``main()`` of process ``pid`` has installed its signal handlers (SIGTERM caught, as
     /proc shows). What comes before, Python's own start and the console script's first imports
@@ -183,6 +190,9 @@ def test_ctrl_c_at_any_moment_is_one_line_and_status_130(tmp_path):
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            # a terminal's foreground command: SIGINT at its default even when this test runs in
+            # a background job, whose shell hands SIGINT down ignored (and Python keeps it so)
+            preexec_fn=_sigint_default,
         )
         _wait_for_main(proc.pid)
         time.sleep(delay)
