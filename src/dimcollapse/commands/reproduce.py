@@ -7,7 +7,7 @@ baselines (raw pixels, a random backbone); measures the representation and embed
 runs the theory lab; writes OUT/report.md, OUT/report.html and OUT/reproduce.json.
 
 Scales: quick (the demo, under 10 minutes on 2 CPU cores: a Fashion-MNIST subset, ResNet-18
-x0.25 with a stem that leaves layer4 a 2x2 map, 5 seeds), cpu (at most 90 minutes on 2 cores:
+x0.25 with a stem that leaves layer4 a 2x2 map, 4 seeds), cpu (at most 90 minutes on 2 cores:
 every training image, 3 seeds, an interval for every Table 1 claim) and full (one GPU, or
 several under torchrun: ResNet-18 x1 with the small-image stem, 100 epochs, d0 sweep); each
 option below gives the scales' values. --epochs, --subset, --width and --seeds override them.
