@@ -227,9 +227,10 @@ class SpectrumAccumulator:
         """(d,) descending singular values of the Eq. 1 covariance (eigvalsh on its device)."""
         return symmetric_singular_values(self._covariance_tensor())
 
-    def raw_singular_values(self) -> np.ndarray:
-        """(min(N, d),) descending singular values of the raw uncentred N x d matrix Z (RankMe)."""
-        eig = symmetric_singular_values(self._gram_tensor())
+    def raw_singular_values(self, gram: torch.Tensor | None = None) -> np.ndarray:
+        """(min(N, d),) descending singular values of the raw uncentred N x d matrix Z (RankMe),
+        from ``gram`` (Z^T Z) when the caller already has it."""
+        eig = symmetric_singular_values(self._gram_tensor() if gram is None else gram)
         return np.sqrt(eig[: min(self.n, eig.shape[0])])
 
     def summary(self, rel_tol: float = DEFAULT_REL_TOL) -> SpectrumSummary:
@@ -243,8 +244,7 @@ class SpectrumAccumulator:
         dead = dead_coordinates(torch.diagonal(cov).cpu().numpy(), mean_squares, eps)
         floor = numerical_floor(eps, float(mean_squares.sum()), float(sv[0]) if sv.size else 0.0)
         cliff = cliff_collapse(sv, dead=len(dead), floor=floor)
-        raw = symmetric_singular_values(gram)
-        raw = np.sqrt(raw[: min(self.n, raw.shape[0])])
+        raw = self.raw_singular_values(gram)
         return SpectrumSummary(
             n=self.n,
             dim=int(self.dim or 0),
