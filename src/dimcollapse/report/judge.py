@@ -10,7 +10,7 @@ claims, so the judge sits below both.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from dimcollapse.aggregate import per_seed
@@ -118,16 +118,19 @@ class Judge:
             tests.append(test_record(label, judgement, (names[i], names[j])))
             parts.append(f"{names[i]} - {names[j]}: {diff_text(diffs, judgement.ci95)}")
         means = " vs ".join(number(mean(v)) for v in vals)  # type: ignore[arg-type]
-        notes = [self._all_labels_greater(names[i], names[j]) for i, j in pairs]
+        notes = [self._all_labels_line(names[i], names[j], judge_greater) for i, j in pairs]
         self.add(claim, paper, f"{means}; {'; '.join(parts)}", tests, notes=_present(notes))
 
-    def _all_labels_greater(self, a: str, b: str) -> str | None:
-        """``a > b`` on the all-labels probe, a line beside the verdict (outside Holm)."""
+    def _all_labels_line(
+        self, a: str, b: str, test: Callable[[list[float]], Judgement]
+    ) -> str | None:
+        """``test`` of ``a - b`` on the all-labels probe, a line beside the verdict (outside
+        Holm); None when that probe row was not run."""
         va, vb = self.top1(a, "all_labels"), self.top1(b, "all_labels")
         if va is None or vb is None or len(va) != len(vb):
             return None
         diffs = paired_differences(va, vb)
-        judgement = judge_greater(diffs)
+        judgement = test(diffs)
         return (
             f"all labels (beside, does not decide): {a} - {b}: "
             f"{diff_text(diffs, judgement.ci95)}, {judgement.verdict}"
@@ -147,17 +150,9 @@ class Judge:
             return
         judgement = judge_same(diffs, margin)
         text += f"{diff_text(diffs, judgement.ci95)} (margin +-{number(margin, 2)})"
-        notes = []
-        fa, fb = self.top1(a, "all_labels"), self.top1(b, "all_labels")
-        if fa is not None and fb is not None and len(fa) == len(fb):
-            all_diffs = paired_differences(fa, fb)
-            beside = judge_same(all_diffs, margin)
-            notes.append(
-                f"all labels (beside, does not decide): {a} - {b}: "
-                f"{diff_text(all_diffs, beside.ci95)}, {beside.verdict}"
-            )
+        notes = [self._all_labels_line(a, b, lambda d: judge_same(d, margin))]  # type: ignore[arg-type]
         test = test_record(f"|{a} - {b}| < margin", judgement, (a, b))
-        self.add(claim, paper, text, [test], notes=notes)
+        self.add(claim, paper, text, [test], notes=_present(notes))
 
 
 def _present(lines: Sequence[str | None]) -> list[str]:
