@@ -103,6 +103,12 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
         f"across seeds (default: the scale's, {scale_values('seeds')})%(default).0s",
     )
     parser.add_argument(
+        "--extras",
+        action="store_true",
+        help="beyond the paper: also train the non-contrastive methods (VICReg, Barlow Twins) "
+        "and set their spectra and probes beside SimCLR's and DirectCLR's",
+    )
+    parser.add_argument(
         "--jobs",
         type=int,
         default=None,
@@ -151,6 +157,7 @@ def run(args: argparse.Namespace) -> int:
         toy_steps=args.toy_steps,
         image_steps=args.image_steps,
         d0_sweep=None if args.d0_sweep is None else args.d0_sweep == "on",
+        extras=args.extras,
         jobs=args.jobs,
         verbose=not args.quiet,
     )

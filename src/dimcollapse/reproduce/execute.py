@@ -11,7 +11,7 @@ from typing import Any
 
 from dimcollapse.errors import UsageError
 from dimcollapse.fileio import plain_data, write_json_atomic
-from dimcollapse.methods import PAPER_SUBVECTOR_TOP1, PAPER_TOP1
+from dimcollapse.methods import PAPER_SUBVECTOR_TOP1, PAPER_TOP1, PLANNED_GROUPS
 from dimcollapse.reproduce.images import images_key
 from dimcollapse.reproduce.manifest import (
     COMPLETE,
@@ -66,7 +66,7 @@ def reproduce(settings: ReproduceSettings) -> dict[str, Any]:
     out = Path(settings.out)
     plan = resolve_plan(settings)
     check_out_dir(out, plan)
-    runs = plan_runs(plan)
+    runs = plan_runs(plan, planned_groups(settings.extras))
     device = resolve_device(settings.device)
     cpus = usable_cpus()
     jobs = _parallel_jobs(settings.jobs, len(runs), device.type == "cpu", cpus, world)
@@ -94,6 +94,14 @@ def reproduce(settings: ReproduceSettings) -> dict[str, Any]:
         f"done in {manifest.timing.total_wall_s:.0f} s: {out / 'report.md'}, {out / 'report.html'}",
     )
     return manifest.to_dict()
+
+
+def planned_groups(extras: bool) -> tuple[str, ...]:
+    """The method groups to train: the paper's (Table 1, the ablations), and with ``extras``
+    the methods beyond it (``"extra"``: VICReg, Barlow Twins). Which groups run is no setting
+    of the results: each run's stage keeps its own key, and ``reproduce.json``'s runs say
+    which were trained."""
+    return (*PLANNED_GROUPS, "extra") if extras else PLANNED_GROUPS
 
 
 def check_out_dir(out: Path, plan: Plan) -> dict[str, Any] | None:

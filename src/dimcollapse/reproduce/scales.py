@@ -144,6 +144,8 @@ class ReproduceSettings:
     #: SGD steps of the linear encoders on real images (0: not run; None: the scale's)
     image_steps: int | None = None
     d0_sweep: bool | None = None
+    #: also train the methods of the "extra" group (VICReg, Barlow Twins), beyond the paper
+    extras: bool = False
     #: parallel worker processes for the stages (default: by device and CPU count)
     jobs: int | None = None
     verbose: bool = True
@@ -172,5 +174,7 @@ class ReproduceSettings:
                 parts += ["--" + name.replace("_", "-"), str(value)]
         if self.d0_sweep is not None:
             parts += ["--d0-sweep", "on" if self.d0_sweep else "off"]
+        if self.extras:
+            parts.append("--extras")
         parts += ["--out", str(self.out)]
         return shlex.join(parts)
