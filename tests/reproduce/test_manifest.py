@@ -1,4 +1,4 @@
-"""reproduce.json as types (:mod:`dimcollapse.reproduce.manifest`): old files load, a file read
+"""reproduce.json as types (:mod:`dimcollapse.manifest`): old files load, a file read
 and written again is byte-identical, a newer version is refused, and the output layout."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from dimcollapse.errors import UsageError
-from dimcollapse.reproduce.manifest import (
+from dimcollapse.manifest import (
     FORMAT,
     FORMAT_VERSION,
     Execution,

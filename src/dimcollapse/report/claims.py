@@ -27,7 +27,7 @@ from typing import Any
 from dimcollapse.report.collapse_claims import collapse_claims
 from dimcollapse.report.judge import Judge, diff_text, test_record
 from dimcollapse.report.numbers import number, p_value
-from dimcollapse.reproduce.manifest import Manifest
+from dimcollapse.manifest import Manifest
 from dimcollapse.stats import (
     CONFIDENCE,
     SIGN_TEST_SEEDS,

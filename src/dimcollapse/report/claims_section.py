@@ -16,7 +16,7 @@ from dimcollapse.report.claims import (
 )
 from dimcollapse.report.document import Document
 from dimcollapse.report.numbers import interval, number, signed, verdict_text
-from dimcollapse.reproduce.manifest import Manifest
+from dimcollapse.manifest import Manifest
 from dimcollapse.stats import verdict_counts
 
 

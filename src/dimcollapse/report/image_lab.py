@@ -14,7 +14,7 @@ from dimcollapse.plots import pyplot
 from dimcollapse.report.document import Document
 from dimcollapse.report.figures import save_and_close
 from dimcollapse.report.numbers import interval, number
-from dimcollapse.reproduce.manifest import Manifest
+from dimcollapse.manifest import Manifest
 from dimcollapse.stats import judge_greater, mean, paired_differences
 
 FIGURE = "figures/image_lab.png"

@@ -15,7 +15,7 @@ from typing import Any
 
 from dimcollapse.aggregate import per_seed
 from dimcollapse.report.numbers import interval, number, signed
-from dimcollapse.reproduce.manifest import Manifest
+from dimcollapse.manifest import Manifest
 from dimcollapse.stats import (
     Judgement,
     judge_greater,

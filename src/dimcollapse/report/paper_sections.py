@@ -3,7 +3,7 @@ theory lab (Figs. 4-6), 5. Fig. 7b, 6. Fig. 9 and section 6.3, 7. DirectCLR's d0
 curves (section 2, Table 1, is :mod:`~dimcollapse.report.table1`).
 
 Each function appends one section, prose included, to a :class:`Document`; ``manifest`` is
-``reproduce.json`` read (:class:`~dimcollapse.reproduce.manifest.Manifest`) and ``drawn`` maps
+``reproduce.json`` read (:class:`~dimcollapse.manifest.Manifest`) and ``drawn`` maps
 the figures drawn to their paths. Per-method facts (names, projectors, losses, the paper's
 numbers in the prose) come from :mod:`dimcollapse.methods`.
 """
@@ -33,7 +33,7 @@ from dimcollapse.report.tail import (
     space_text,
     thresholds_of,
 )
-from dimcollapse.reproduce.manifest import Manifest, ReproduceLayout
+from dimcollapse.manifest import Manifest, ReproduceLayout
 from dimcollapse.stats import mean
 
 #: The d0 values the full scale's sweep trains, as fractions of the representation's size.

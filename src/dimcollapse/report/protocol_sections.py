@@ -16,7 +16,7 @@ from typing import Any
 
 from dimcollapse.report.document import Document
 from dimcollapse.report.numbers import percent
-from dimcollapse.reproduce.manifest import Manifest, Settings
+from dimcollapse.manifest import Manifest, Settings
 
 #: The probe rows of a run (``probe.<row>``) and of a baseline (its own key), in table order.
 RUN_ROWS = (("full", "main (labelled subset)"), ("all_labels", "all labels"))

@@ -3,7 +3,7 @@
 :mod:`dimcollapse.report.table1` and :mod:`dimcollapse.report.paper_sections`.)
 
 Each function appends one section, prose included, to a :class:`Document`; ``manifest`` is
-``reproduce.json`` read (:class:`~dimcollapse.reproduce.manifest.Manifest`).
+``reproduce.json`` read (:class:`~dimcollapse.manifest.Manifest`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from dimcollapse.report.claims_section import verdict_summary
 from dimcollapse.report.document import Document
 from dimcollapse.report.numbers import duration, percent_with_interval, seeds_text
 from dimcollapse.report.protocol_sections import missing_fields, setup_rows
-from dimcollapse.reproduce.manifest import Manifest, Settings
+from dimcollapse.manifest import Manifest, Settings
 
 #: What each scale can and cannot show (the report's opening paragraph).
 SCALE_NOTES = {

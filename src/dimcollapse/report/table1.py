@@ -2,7 +2,7 @@
 the collapsed dimensions of r, DirectCLR's probe on r[:d0], and the baselines (raw pixels, a
 random backbone) that every method must beat.
 
-``manifest`` is ``reproduce.json`` read (:class:`~dimcollapse.reproduce.manifest.Manifest`);
+``manifest`` is ``reproduce.json`` read (:class:`~dimcollapse.manifest.Manifest`);
 per-method facts come from :mod:`dimcollapse.methods`, the paper's column from the manifest.
 """
 
@@ -20,7 +20,7 @@ from dimcollapse.report.numbers import (
 )
 from dimcollapse.report.protocol_sections import has_all_labels_row, labels_text
 from dimcollapse.report.tail import dead_counts, measured_space, measured_summary, rule_counts
-from dimcollapse.reproduce.manifest import Manifest
+from dimcollapse.manifest import Manifest
 
 
 #: The d0 values the full scale's sweep trains, as fractions of the representation's size.

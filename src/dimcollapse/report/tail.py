@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from dimcollapse.reproduce.manifest import Manifest
+from dimcollapse.manifest import Manifest
 
 #: The threshold the claims are decided at (the others are shown beside it); it is
 #: ``dimcollapse.spectrum.metrics.DEFAULT_REL_TOL``, repeated here to keep torch out of imports.

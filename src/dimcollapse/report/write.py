@@ -30,7 +30,7 @@ from dimcollapse.report.spectrum_figures import (
     figure_representation_spectra,
 )
 from dimcollapse.report.tail import thresholds_of
-from dimcollapse.reproduce.manifest import Manifest
+from dimcollapse.manifest import Manifest
 
 TITLE = "Reproduction report: Understanding Dimensional Collapse in Contrastive SSL"
 

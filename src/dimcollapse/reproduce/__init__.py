@@ -61,11 +61,12 @@ processes of one thread each trained 4.3 times as many images per second as one 
 two threads (``benchmarks/bench_cpu_step.py --processes``).
 
 Modules: ``scales`` (the scale table, the settings asked for), ``plan`` (the resolved settings,
-the runs), ``manifest`` (``reproduce.json`` as types, the output layout), ``stages`` (a stage's
+the runs), ``stages`` (a stage's
 task, the stage cache, how far training got), ``run_stage``, ``baselines``, ``toys`` (the three
 kinds of stage), ``protocol_data`` (the probe protocol's splits and features), ``workers`` (the
 stage tasks here or in a pool of worker processes), ``execute`` (:func:`reproduce`); versions
-and hardware come from :func:`dimcollapse.runtime.environment`.
+and hardware come from :func:`dimcollapse.runtime.environment`; ``reproduce.json`` as types
+and the output layout live below this package and the report, in :mod:`dimcollapse.manifest`.
 
 Names are imported when first used, so that :mod:`.scales` (read by ``reproduce --help``) can be
 imported without torch.
@@ -79,10 +80,10 @@ from dimcollapse.lazy import lazy_exports
 _EXPORTS = {
     "ABLATION_METHODS": "dimcollapse.methods",
     "D0_DIVISORS": "dimcollapse.reproduce.plan",
-    "FORMAT": "dimcollapse.reproduce.manifest",
-    "FORMAT_VERSION": "dimcollapse.reproduce.manifest",
+    "FORMAT": "dimcollapse.manifest",
+    "FORMAT_VERSION": "dimcollapse.manifest",
     "METHODS": "dimcollapse.methods",
-    "Manifest": "dimcollapse.reproduce.manifest",
+    "Manifest": "dimcollapse.manifest",
     "PAPER_SUBVECTOR_TOP1": "dimcollapse.methods",
     "PAPER_TOP1": "dimcollapse.methods",
     "PLANNED_METHODS": "dimcollapse.methods",
@@ -93,7 +94,7 @@ _EXPORTS = {
     "TABLE1_METHODS": "dimcollapse.methods",
     "TOY_SCENARIOS": "dimcollapse.reproduce.toys",
     "Plan": "dimcollapse.reproduce.plan",
-    "ReproduceLayout": "dimcollapse.reproduce.manifest",
+    "ReproduceLayout": "dimcollapse.manifest",
     "ReproduceSettings": "dimcollapse.reproduce.plan",
     "RunPlan": "dimcollapse.reproduce.plan",
     "plan_runs": "dimcollapse.reproduce.plan",

@@ -9,11 +9,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from dimcollapse.aggregate import aggregate_baselines, aggregate_seeds
+from dimcollapse.distributed import env_ranks
 from dimcollapse.errors import UsageError
 from dimcollapse.fileio import plain_data, write_json_atomic
-from dimcollapse.methods import PAPER_SUBVECTOR_TOP1, PAPER_TOP1, PLANNED_GROUPS
-from dimcollapse.reproduce.images import images_key
-from dimcollapse.reproduce.manifest import (
+from dimcollapse.manifest import (
     COMPLETE,
     FORMAT,
     Execution,
@@ -23,6 +23,9 @@ from dimcollapse.reproduce.manifest import (
     Settings,
     Timing,
 )
+from dimcollapse.methods import PAPER_SUBVECTOR_TOP1, PAPER_TOP1, PLANNED_GROUPS
+from dimcollapse.report import draw_figures, write_report
+from dimcollapse.reproduce.images import images_key
 from dimcollapse.reproduce.plan import (
     Plan,
     ReproduceSettings,
@@ -35,6 +38,8 @@ from dimcollapse.reproduce.plan import (
 )
 from dimcollapse.reproduce.stages import StageTask, log
 from dimcollapse.reproduce.workers import execute_tasks
+from dimcollapse.runtime import environment, resolve_device, usable_cpus
+from dimcollapse.toy.images import aggregate_images
 
 #: The settings a seed's baselines depend on (its key, with that seed).
 _BASELINES_KEY_FIELDS = (
@@ -57,8 +62,6 @@ _BASELINES_KEY_FIELDS = (
 def reproduce(settings: ReproduceSettings) -> dict[str, Any]:
     """Run the whole reproduction (see :mod:`dimcollapse.reproduce`); return ``reproduce.json``'s
     data (on rank 0; ``{}`` on the other ranks under ``torchrun``)."""
-    from dimcollapse.distributed import env_ranks
-    from dimcollapse.runtime import resolve_device, usable_cpus
 
     t_start = time.perf_counter()
     rank, _, world = env_ranks() or (0, 0, 1)
@@ -147,7 +150,6 @@ def _new_manifest(
     settings: ReproduceSettings, plan: Plan, device: str, jobs: int, world: int, main: bool
 ) -> Manifest:
     """``reproduce.json`` before any stage has run (status ``running``)."""
-    from dimcollapse.runtime import environment
 
     return Manifest(
         settings=Settings(plain_data(plan.key())),
@@ -260,7 +262,6 @@ def _add_results(
 ) -> None:
     """Per-seed stage results -> the manifest's runs and baselines (means and intervals), the
     theory lab, the paper's numbers and the stages' timing."""
-    from dimcollapse.aggregate import aggregate_baselines, aggregate_seeds
 
     run_results = {
         name: aggregate_seeds([results[r.task_id] for r in runs if r.name == name])
@@ -270,7 +271,6 @@ def _add_results(
     manifest.runs = run_results
     manifest.baselines = {k: v for k, v in baselines.items() if isinstance(v, dict)}
     manifest.toys = results["toys"]
-    from dimcollapse.toy.images import aggregate_images  # torch: not at --help time
 
     manifest.images = aggregate_images(
         [results[f"images:{s}"] for s in plan.seeds if f"images:{s}" in results], plan.image_steps
@@ -289,7 +289,6 @@ def _add_results(
 
 def _write_report(manifest: Manifest, out: Path, t_start: float) -> None:
     """Write the report and the final ``reproduce.json`` (with the claims and total time)."""
-    from dimcollapse.report import draw_figures, write_report
 
     t_report = time.perf_counter()
     timing = manifest.timing

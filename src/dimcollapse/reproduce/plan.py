@@ -12,7 +12,7 @@ from typing import Any
 from dimcollapse.config import TrainConfig
 from dimcollapse.errors import UsageError
 from dimcollapse.methods import METHOD_INFO, PLANNED_GROUPS, methods_in_group
-from dimcollapse.reproduce.manifest import ReproduceLayout
+from dimcollapse.manifest import ReproduceLayout
 from dimcollapse.reproduce.scales import SCALE_DEFAULTS, SCALES, ReproduceSettings
 
 #: The d0 sweep: rep_dim divided by these.

@@ -10,7 +10,7 @@ from typing import Any
 
 from dimcollapse.reproduce.baselines import stage_baselines
 from dimcollapse.reproduce.images import stage_images
-from dimcollapse.reproduce.manifest import Execution
+from dimcollapse.manifest import Execution
 from dimcollapse.reproduce.run_stage import stage_run
 from dimcollapse.reproduce.stages import StageTask, finished_result
 from dimcollapse.reproduce.toys import stage_toys
