@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 
 from dimcollapse.commands._options import add_device, add_quiet
+from dimcollapse.manifest.settings import ASKED
 from dimcollapse.options import add_out, add_seed
 from dimcollapse.reproduce.scales import scale_values, shared_default
 
@@ -139,27 +140,16 @@ def run(args: argparse.Namespace) -> int:
     from dimcollapse.outlock import folder_lock
     from dimcollapse.reproduce import ReproduceSettings, reproduce
 
+    asked = {name: getattr(args, name) for name in ASKED}  # every one has its option
+    asked["d0_sweep"] = None if args.d0_sweep is None else args.d0_sweep == "on"
     settings = ReproduceSettings(
         out=args.out,
         scale=args.scale,
-        dataset=args.dataset,
-        data_root=args.data_root,
-        epochs=args.epochs,
-        subset=args.subset,
-        width=args.width,
         device=args.device,
-        seed=args.seed,
-        seeds=args.seeds,
-        batch_size=args.batch_size,
-        monitor_samples=args.monitor_samples,
-        probe_epochs=args.probe_epochs,
-        test_subset=args.test_subset,
-        toy_steps=args.toy_steps,
-        image_steps=args.image_steps,
-        d0_sweep=None if args.d0_sweep is None else args.d0_sweep == "on",
         extras=args.extras,
         jobs=args.jobs,
         verbose=not args.quiet,
+        **asked,
     )
     first = (env_ranks() or (0, 0, 1))[0] == 0
     with folder_lock(args.out) if first else contextlib.nullcontext():  # one writer per OUT

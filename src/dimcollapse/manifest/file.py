@@ -8,9 +8,10 @@ lack the newer settings: ``stem``, ``feature_maps``, ``probe_labels``, ``val_siz
 newer version with one :class:`~dimcollapse.errors.UsageError`. :meth:`Manifest.to_dict` gives back the same JSON, key
 for key and in the same order, so a file read and written again is byte-identical.
 
-What stays plain data: the settings are :meth:`dimcollapse.reproduce.plan.Plan.key` as
-recorded (:class:`Settings` names the fields readers use and keeps the record as it is, so that
-comparing a directory's settings with a plan and writing them back stay exact); a run's or a
+What stays plain data: the settings are :meth:`~dimcollapse.manifest.settings.Plan.key` as
+recorded (:class:`~dimcollapse.manifest.settings.Settings` reads each declared setting by name
+and keeps the record as it is, so that comparing a directory's settings with a plan and
+writing them back stay exact); a run's or a
 baseline's result is :mod:`dimcollapse.aggregate`'s dict, the theory lab's is
 :func:`dimcollapse.reproduce.toys.run_toys`'s, the machine's is
 :func:`dimcollapse.runtime.environment`'s and a claim is :func:`dimcollapse.report.check_claims`'s.
@@ -33,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from dimcollapse.errors import UsageError
+from dimcollapse.manifest.settings import Settings
 
 FORMAT = "dimcollapse-reproduce"
 FORMAT_VERSION = 1
@@ -81,111 +83,6 @@ class ReproduceLayout:
 
 def _seed_dir(seed: int) -> str:
     return f"seed-{seed}"
-
-
-@dataclass(frozen=True)
-class Settings:
-    """The settings a reproduction ran with (``Plan.key()``), by name; ``recorded`` is the
-    mapping as written. Fields newer than the first format version are None when absent."""
-
-    recorded: Mapping[str, Any] = field(default_factory=dict)
-
-    # always recorded (a missing one raises KeyError, as reading a broken file should)
-    @property
-    def scale(self) -> str:
-        return self.recorded["scale"]
-
-    @property
-    def dataset(self) -> str:
-        return self.recorded["dataset"]
-
-    @property
-    def backbone(self) -> str:
-        return self.recorded["backbone"]
-
-    @property
-    def width(self) -> float:
-        return self.recorded["width"]
-
-    @property
-    def epochs(self) -> int:
-        return self.recorded["epochs"]
-
-    @property
-    def batch_size(self) -> int:
-        return self.recorded["batch_size"]
-
-    @property
-    def probe_epochs(self) -> int:
-        return self.recorded["probe_epochs"]
-
-    @property
-    def rep_dim(self) -> int:
-        return self.recorded["rep_dim"]
-
-    @property
-    def seed(self) -> int:
-        return self.recorded["seed"]
-
-    # recorded, possibly null
-    @property
-    def default_d0(self) -> int | None:
-        return self.recorded.get("default_d0")
-
-    @property
-    def data_root(self) -> str | None:
-        return self.recorded.get("data_root")
-
-    @property
-    def subset(self) -> int | None:
-        return self.recorded.get("subset")
-
-    @property
-    def test_subset(self) -> int | None:
-        return self.recorded.get("test_subset")
-
-    @property
-    def toy_steps(self) -> int | None:
-        return self.recorded.get("toy_steps")
-
-    @property
-    def small_stem(self) -> bool | None:
-        return self.recorded.get("small_stem")
-
-    @property
-    def seeds(self) -> list[int]:
-        """Every seed, ``[seed]`` when the file records only the one."""
-        return list(self.recorded.get("seeds") or [self.seed])
-
-    # newer fields: None (or empty) in older files
-    @property
-    def stem(self) -> str | None:
-        return self.recorded.get("stem")
-
-    @property
-    def feature_maps(self) -> dict[str, int]:
-        return dict(self.recorded.get("feature_maps") or {})
-
-    @property
-    def probe_labels(self) -> int | None:
-        return self.recorded.get("probe_labels")
-
-    @property
-    def val_size(self) -> int | None:
-        return self.recorded.get("val_size")
-
-    @property
-    def all_labels_row(self) -> bool | None:
-        return self.recorded.get("all_labels_row")
-
-    @property
-    def image_steps(self) -> int | None:
-        return self.recorded.get("image_steps")
-
-    @property
-    def channels_last(self) -> bool | None:
-        """Pretraining's memory format as asked (None: the training default, on for a GPU)."""
-        return self.recorded.get("channels_last")
 
 
 @dataclass

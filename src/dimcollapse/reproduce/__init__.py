@@ -31,7 +31,7 @@ Student-t interval beside the main ones (``top1_ci95``, ``knn_top1_k20_ci95``, `
 (:mod:`dimcollapse.report.claims`).
 
 Scales (``--epochs``, ``--subset``, ``--width``, ``--seeds`` override them; the table is
-:data:`dimcollapse.reproduce.scales.SCALE_DEFAULTS`). The CPU settings come from the 3-seed
+:data:`dimcollapse.manifest.settings.SCALE_DEFAULTS`). The CPU settings come from the 3-seed
 pilot in ``docs/experiments/fashion-mnist-collapse.md``, chosen on a validation split:
 
 * ``quick`` (the demo, at most 10 minutes on 2 cores): Fashion-MNIST,
@@ -87,15 +87,15 @@ _EXPORTS = {
     "PAPER_SUBVECTOR_TOP1": "dimcollapse.methods",
     "PAPER_TOP1": "dimcollapse.methods",
     "PLANNED_METHODS": "dimcollapse.methods",
-    "SCALES": "dimcollapse.reproduce.plan",
-    "SCALE_DEFAULTS": "dimcollapse.reproduce.plan",
+    "SCALES": "dimcollapse.manifest.settings",
+    "SCALE_DEFAULTS": "dimcollapse.manifest.settings",
     "STAGE_FILE": "dimcollapse.reproduce.stages",
     "STAGE_FORMAT": "dimcollapse.reproduce.stages",
     "TABLE1_METHODS": "dimcollapse.methods",
     "TOY_SCENARIOS": "dimcollapse.reproduce.toys",
-    "Plan": "dimcollapse.reproduce.plan",
+    "Plan": "dimcollapse.manifest.settings",
     "ReproduceLayout": "dimcollapse.manifest",
-    "ReproduceSettings": "dimcollapse.reproduce.plan",
+    "ReproduceSettings": "dimcollapse.reproduce.scales",
     "RunPlan": "dimcollapse.reproduce.plan",
     "plan_runs": "dimcollapse.reproduce.plan",
     "reproduce": "dimcollapse.reproduce.execute",

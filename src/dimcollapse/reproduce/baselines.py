@@ -7,7 +7,19 @@ import time
 from pathlib import Path
 from typing import Any
 
+import torch
+from torch import nn
+
+from dimcollapse.backbones import build_backbone
+from dimcollapse.data.datasets import load_dataset
+from dimcollapse.data.eval_loader import FEATURE_BATCH, build_eval_loader
+from dimcollapse.model import ModelSpec, build_model
+from dimcollapse.probe import extract_features
+from dimcollapse.probe.protocol import protocol_probes
+from dimcollapse.reproduce.protocol_data import protocol_features, protocol_splits_of
 from dimcollapse.reproduce.stages import StageTask, log, read_stage, seed_label, write_stage
+from dimcollapse.runtime import resolve_device
+from dimcollapse.spectrum import summarize
 
 #: Added to the seed of the random backbone: another seed than any pretraining run's.
 RANDOM_BACKBONE_SEED_OFFSET = 1_000_003
@@ -16,10 +28,6 @@ RANDOM_BACKBONE_SEED_OFFSET = 1_000_003
 def stage_baselines(task: StageTask) -> dict[str, Any]:
     """Probes of raw pixels and of a randomly initialised backbone (no pretraining), under the
     same protocol as every pretrained run (:mod:`dimcollapse.probe.protocol`)."""
-    from dimcollapse.data.datasets import load_dataset
-    from dimcollapse.reproduce.protocol_data import protocol_splits_of
-    from dimcollapse.runtime import resolve_device
-
     out = Path(task.directory)
     done = read_stage(out, task.key)
     if done is not None:
@@ -56,8 +64,6 @@ def _rows(
 ) -> dict[str, Any]:
     """The protocol's rows as a baseline records them: ``probe`` (the labelled subset) and
     ``probe_all_labels`` (with the plan's all-labels row)."""
-    from dimcollapse.probe.protocol import protocol_probes
-
     rows = protocol_probes(train_x, train_y, test, splits, all_labels=plan.all_labels_row, **args)
     out = {"probe": rows["full"]}
     if "all_labels" in rows:
@@ -66,7 +72,6 @@ def _rows(
 
 
 def _spectra(test_x: Any) -> dict[str, Any]:
-    from dimcollapse.spectrum import summarize
 
     return {
         "representation": summarize(test_x).to_dict(),
@@ -96,8 +101,6 @@ def _pixels_baseline(
 def pca_projection(train_x: Any, k: int) -> tuple[Any, Any]:
     """``(mean (D,), components (D, k))``: the top ``k`` principal directions of the (N, D)
     training rows (eigenvectors of their float64 covariance, largest first)."""
-    import torch
-
     x = train_x.double()
     mean = x.mean(dim=0)
     centred = x - mean
@@ -147,13 +150,6 @@ def _random_backbone_baseline(
     ImageNet stem, on the top-left 6x6 only). A random baseline is meant to show what random
     features of the whole image give, so it is built with ``zero_init_residual=False``.
     """
-    import torch
-
-    from dimcollapse.backbones import build_backbone
-    from dimcollapse.model import ModelSpec, build_model
-    from dimcollapse.probe import extract_features
-    from dimcollapse.reproduce.protocol_data import protocol_features
-
     plan, device = task.plan, probe_args["device"]
     t0 = time.perf_counter()
     random_seed = int(task.seed) + RANDOM_BACKBONE_SEED_OFFSET
@@ -197,8 +193,6 @@ BATCHNORM_IMAGES = 8192
 
 def _batchnorm_images(train_set: Any, seed: int) -> Any:
     """At most :data:`BATCHNORM_IMAGES` of the training images, drawn with ``seed``."""
-    import torch
-
     if len(train_set) <= BATCHNORM_IMAGES:
         return train_set
     gen = torch.Generator().manual_seed(int(seed))
@@ -212,11 +206,6 @@ def _recompute_batchnorm(model: Any, dataset: Any, device: Any) -> None:
     are not its activations' statistics: its features then degenerate (a handful of effective
     dimensions) and the baseline says more about that mismatch than about random features.
     """
-    import torch
-    from torch import nn
-
-    from dimcollapse.data.eval_loader import FEATURE_BATCH, build_eval_loader
-
     norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     for m in norms:
         m.reset_running_stats()

@@ -23,6 +23,7 @@ from dimcollapse.manifest import (
     Settings,
     Timing,
 )
+from dimcollapse.manifest.settings import BASELINES_KEY
 from dimcollapse.methods import PAPER_SUBVECTOR_TOP1, PAPER_TOP1, PLANNED_GROUPS
 from dimcollapse.report import draw_figures, write_report
 from dimcollapse.reproduce.images import images_key
@@ -41,28 +42,10 @@ from dimcollapse.reproduce.workers import execute_tasks
 from dimcollapse.runtime import environment, resolve_device, usable_cpus
 from dimcollapse.toy.images import aggregate_images
 
-#: The settings a seed's baselines depend on (its key, with that seed).
-_BASELINES_KEY_FIELDS = (
-    "dataset",
-    "data_root",
-    "subset",
-    "test_subset",
-    "probe_epochs",
-    "seed",
-    "backbone",
-    "width",
-    "small_stem",
-    "stem",
-    "labelled_per_class",
-    "val_per_class",
-    "all_labels_row",
-)
-
 
 def reproduce(settings: ReproduceSettings) -> dict[str, Any]:
     """Run the whole reproduction (see :mod:`dimcollapse.reproduce`); return ``reproduce.json``'s
     data (on rank 0; ``{}`` on the other ranks under ``torchrun``)."""
-
     t_start = time.perf_counter()
     rank, _, world = env_ranks() or (0, 0, 1)
     main = rank == 0
@@ -150,7 +133,6 @@ def _new_manifest(
     settings: ReproduceSettings, plan: Plan, device: str, jobs: int, world: int, main: bool
 ) -> Manifest:
     """``reproduce.json`` before any stage has run (status ``running``)."""
-
     return Manifest(
         settings=Settings(plain_data(plan.key())),
         command=settings.command_line(),
@@ -204,7 +186,7 @@ def _toys_task(plan: Plan, out: Path, verbose: bool) -> StageTask:
 
 
 def _baselines_task(plan: Plan, seed: int, out: Path, device: Any, verbose: bool) -> StageTask:
-    key = {k: plan.key()[k] for k in _BASELINES_KEY_FIELDS}
+    key = {k: plan.key()[k] for k in BASELINES_KEY}
     key["seed"] = seed
     return StageTask(
         kind="baselines",
@@ -262,7 +244,6 @@ def _add_results(
 ) -> None:
     """Per-seed stage results -> the manifest's runs and baselines (means and intervals), the
     theory lab, the paper's numbers and the stages' timing."""
-
     run_results = {
         name: aggregate_seeds([results[r.task_id] for r in runs if r.name == name])
         for name in run_names(runs)
@@ -289,7 +270,6 @@ def _add_results(
 
 def _write_report(manifest: Manifest, out: Path, t_start: float) -> None:
     """Write the report and the final ``reproduce.json`` (with the claims and total time)."""
-
     t_report = time.perf_counter()
     timing = manifest.timing
     # the figures are the report's cost; its text, written once, states the final times

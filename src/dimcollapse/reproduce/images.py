@@ -9,12 +9,17 @@ from pathlib import Path
 from typing import Any
 
 from dimcollapse.reproduce.stages import StageTask, log, read_stage, seed_label, write_stage
+from dimcollapse.toy.images import (
+    EVAL_IMAGES,
+    IMAGE_SWEEPS,
+    PAIRS_PER_IMAGE,
+    TRAIN_IMAGES,
+    run_image_lab_on,
+)
 
 
 def images_key(plan: Any, seed: int) -> dict[str, Any]:
     """What the stage's result depends on (its reuse key)."""
-    from dimcollapse.toy.images import EVAL_IMAGES, IMAGE_SWEEPS, PAIRS_PER_IMAGE, TRAIN_IMAGES
-
     return {
         "dataset": plan.dataset,
         "data_root": plan.data_root,
@@ -29,8 +34,6 @@ def images_key(plan: Any, seed: int) -> dict[str, Any]:
 
 def stage_images(task: StageTask) -> dict[str, Any]:
     """Every sweep of :data:`~dimcollapse.toy.images.IMAGE_SWEEPS` at the task's seed."""
-    from dimcollapse.toy.images import run_image_lab_on
-
     out = Path(task.directory)
     done = read_stage(out, task.key)
     if done is not None:

@@ -1,75 +1,32 @@
-"""What a reproduction runs: the resolved settings (:class:`Plan`, the reuse key: the asked
-settings of :mod:`~dimcollapse.reproduce.scales` with the scale's defaults, fitted to the
-dataset) and the pretraining runs, seed by seed, each with its training configuration."""
+"""What a reproduction runs: the resolved settings (:func:`resolve_plan` builds the
+:class:`~dimcollapse.manifest.settings.Plan`, the reuse key: the asked settings with the
+scale's defaults, fitted to the dataset) and the pretraining runs, seed by seed, each with its
+training configuration."""
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
+
+from dimcollapse import backbones
 from dimcollapse.config import TrainConfig
+from dimcollapse.data.augment import use_small_stem
+from dimcollapse.data.datasets import DATASETS, load_dataset
 from dimcollapse.errors import UsageError
-from dimcollapse.methods import METHOD_INFO, PLANNED_GROUPS, methods_in_group
 from dimcollapse.manifest import ReproduceLayout
-from dimcollapse.reproduce.scales import SCALE_DEFAULTS, SCALES, ReproduceSettings
+from dimcollapse.manifest.settings import SCALE_DEFAULTS, SCALES, TRAIN_SETTINGS, Plan
+from dimcollapse.methods import METHOD_INFO, PLANNED_GROUPS, methods_in_group
+from dimcollapse.projectors import default_d0
+from dimcollapse.reproduce.scales import ReproduceSettings
 
 #: The d0 sweep: rep_dim divided by these.
 D0_DIVISORS = (32, 16, 8, 4, 2)
 
 #: TrainConfig fields that say how, not what: they may differ between a run and its reuse.
 EXECUTION_FIELDS = ("out", "resume", "device", "workers", "data_path", "log_every")
-
-
-@dataclass
-class Plan:
-    """The resolved settings: everything that determines the results (the reuse key)."""
-
-    scale: str
-    dataset: str
-    data_root: str | None
-    backbone: str
-    epochs: int
-    subset: int | None
-    width: float
-    small_stem: bool | None
-    batch_size: int
-    monitor_samples: int
-    probe_epochs: int
-    test_subset: int | None
-    toy_steps: int | None
-    seed: int
-    rep_dim: int
-    default_d0: int
-    d0_values: list[int] = field(default_factory=list)
-    #: every seed a method is trained with (``seed``, ``seed + 1``, ...; default: ``[seed]``)
-    seeds: list[int] = field(default_factory=list)
-    #: the output size of the heads that take one (``MethodInfo.takes_proj_out``); None: scaled
-    #: from rep_dim
-    proj_out: int | None = None
-    #: the backbone's stem (``backbones.STEMS``; None: what ``small_stem`` selects)
-    stem: str | None = None
-    #: the probe protocol (:mod:`dimcollapse.probe.protocol`)
-    labelled_per_class: int = 100
-    val_per_class: int = 500
-    all_labels_row: bool = True
-    #: labelled images of the main probe row, and validation images (per class x classes)
-    probe_labels: int | None = None
-    val_size: int | None = None
-    #: the side (px) of the map after each stage, from the input to layer4 (r averages layer4's)
-    feature_maps: dict[str, int] = field(default_factory=dict)
-    #: channels_last memory format for pretraining (None: the training default, on for a GPU)
-    channels_last: bool | None = None
-    #: SGD steps of each linear encoder of sections 4-5 on real images (None: not run)
-    image_steps: int | None = None
-
-    def __post_init__(self) -> None:
-        if not self.seeds:
-            self.seeds = [self.seed]
-
-    def key(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
 
 @dataclass
@@ -92,10 +49,6 @@ class RunPlan:
 
 def resolve_plan(settings: ReproduceSettings) -> Plan:
     """Fill in the scale's defaults and check them (loads the dataset once to size it)."""
-    from dimcollapse import backbones
-    from dimcollapse.data.augment import use_small_stem
-    from dimcollapse.projectors import default_d0
-
     defaults = _scale_defaults(settings.scale)
     asked = _asked_values(settings, defaults)
     subset, test_subset, batch_size, image_size, class_sizes = _fit_to_dataset(
@@ -155,7 +108,6 @@ def _scale_defaults(scale: str) -> dict[str, Any]:
 
 def _asked_values(settings: ReproduceSettings, defaults: dict[str, Any]) -> dict[str, Any]:
     """The settings asked for, the scale's defaults in place of those not asked, checked."""
-    from dimcollapse.data.datasets import DATASETS
 
     def pick(name: str) -> Any:
         value = getattr(settings, name)
@@ -214,8 +166,6 @@ def _fit_to_dataset(
     as large as its split is no subset (None), and the batch no larger than the training
     images. A subset the user asked for (``subset_asked``) larger than the split is refused, as
     ``train`` refuses it; a scale's default is fitted."""
-    from dimcollapse.data.datasets import load_dataset
-
     train_set = load_dataset(dataset, "train", root=data_root, can_download=False)
     n_train = len(train_set)
     n_test = len(load_dataset(dataset, "test", root=data_root, can_download=False))
@@ -233,8 +183,6 @@ def _fit_to_dataset(
 
 def _class_sizes(dataset: Any) -> list[int]:
     """The number of training images of each class."""
-    import torch
-
     return torch.bincount(dataset.labels(), minlength=int(dataset.num_classes)).tolist()
 
 
@@ -265,20 +213,10 @@ def train_config(plan: Plan, run: RunPlan, out: Path, device: str, cpu: bool) ->
     """The :class:`~dimcollapse.config.TrainConfig` of one run."""
     in_memory = plan.dataset != "imagefolder"
     return TrainConfig(
+        **{name: getattr(plan, name) for name in TRAIN_SETTINGS},
         method=run.method,
-        backbone=plan.backbone,
-        width=plan.width,
-        small_stem=plan.small_stem,
-        stem=plan.stem,
         d0=run.d0,
         proj_out=plan.proj_out if METHOD_INFO[run.method].takes_proj_out else None,
-        dataset=plan.dataset,
-        data_root=plan.data_root,
-        subset=plan.subset,
-        epochs=plan.epochs,
-        batch_size=plan.batch_size,
-        monitor_samples=plan.monitor_samples,
-        channels_last=plan.channels_last,
         seed=run.seed,
         device=device,
         # on a CPU the batched "device" augmentation in-process beats per-image transforms

@@ -6,12 +6,15 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
+
+from dimcollapse.probe import extract_features
+from dimcollapse.probe.protocol import ProtocolSplits, protocol_splits
+
 
 def protocol_splits_of(plan: Any, train_set: Any) -> Any:
     """The plan's probe-protocol splits of the (whole) training set: the same for every seed
     and every row, drawn with the plan's first seed."""
-    from dimcollapse.probe.protocol import protocol_splits
-
     return protocol_splits(
         train_set.labels(),
         labelled_per_class=int(plan.labelled_per_class),
@@ -23,11 +26,6 @@ def protocol_splits_of(plan: Any, train_set: Any) -> Any:
 def protocol_features(model: Any, train_set: Any, splits: Any, plan: Any, device: Any) -> Any:
     """``(features, labels, splits)`` of the training images the protocol uses: all of them
     with the all-labels row, else only the labelled and validation images (splits re-indexed)."""
-    import torch
-
-    from dimcollapse.probe import extract_features
-    from dimcollapse.probe.protocol import ProtocolSplits
-
     if plan.all_labels_row:
         x, y = extract_features(model, train_set, device=device)
         return x, y, splits

@@ -8,6 +8,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+import torch
+
+from dimcollapse.checkpoint import load_model
+from dimcollapse.config import TrainConfig
+from dimcollapse.probe import extract_features, load_run_data
+from dimcollapse.probe.protocol import protocol_probes
+from dimcollapse.reproduce.protocol_data import protocol_features, protocol_splits_of
 from dimcollapse.reproduce.stages import (
     StageTask,
     log,
@@ -17,6 +24,9 @@ from dimcollapse.reproduce.stages import (
     write_stage,
 )
 from dimcollapse.rundir import RunLayout, read_jsonl
+from dimcollapse.runtime import resolve_device
+from dimcollapse.spectrum import summarize
+from dimcollapse.train import train
 
 #: The per-epoch fields of ``metrics.jsonl`` that the report draws.
 HISTORY_FIELDS = (
@@ -77,9 +87,6 @@ def stage_run(task: StageTask) -> dict[str, Any]:
 def _pretrain(task: StageTask, run_dir: Path, main: bool) -> bool:
     """Train the run unless an earlier invocation finished it (then return True); resume from
     its last checkpoint when that has the same settings, else start afresh."""
-    from dimcollapse.config import TrainConfig
-    from dimcollapse.train import train
-
     assert task.config is not None and task.run is not None
     state = pretraining_state(run_dir, task.config)
     if state == "finished":
@@ -100,15 +107,6 @@ def _probe_and_measure(task: StageTask, final: Path) -> dict[str, Any]:
     """The protocol's probes (:func:`~dimcollapse.probe.protocol.protocol_probes`) of the final
     checkpoint's frozen backbone (DirectCLR also on its sub-vector ``r[:d0]``) and the spectra of
     ``r`` and ``z`` on the test images, raw and row-normalised."""
-    import torch
-
-    from dimcollapse.checkpoint import load_model
-    from dimcollapse.probe import extract_features, load_run_data
-    from dimcollapse.probe.protocol import protocol_probes
-    from dimcollapse.reproduce.protocol_data import protocol_features, protocol_splits_of
-    from dimcollapse.runtime import resolve_device
-    from dimcollapse.spectrum import summarize
-
     model, ckpt = load_model(final)
     device = resolve_device(task.device)
     plan, seed = task.plan, int(task.seed)

@@ -1,6 +1,7 @@
-"""What a reproduction can be asked: its scales (quick, cpu, full) with their defaults
-(:data:`SCALE_DEFAULTS`, the one table that ``reproduce --help`` and the plan read) and
-:class:`ReproduceSettings`, the settings asked for (``None``: the scale's value)."""
+"""What a reproduction can be asked: :class:`ReproduceSettings`, the settings asked for
+(``None``: the scale's value), and the scales' defaults as help texts. The scales and their
+defaults are declared once, with every other setting, in :mod:`dimcollapse.manifest.settings`
+(:data:`~dimcollapse.manifest.settings.SCALE_DEFAULTS`)."""
 
 from __future__ import annotations
 
@@ -8,94 +9,9 @@ import shlex
 from dataclasses import dataclass
 from typing import Any
 
-from dimcollapse.choices import PAPER_PROJ_OUT
-from dimcollapse.config import TrainConfig
+from dimcollapse.manifest.settings import ASKED, SCALE_DEFAULTS, SCALES
 
-SCALES = ("quick", "cpu", "full")
-
-#: Per-scale defaults. ``small_stem`` None: the training default (on for images of at most
-#: ``data.augment.SMALL_IMAGE_MAX`` px); ``stem`` (``backbones.STEMS``) overrides it: the CPU
-#: scales use the "half" stem (layer4 sees a 2x2 map at 28 px, r averages 4 positions), the
-#: full scale what ``small_stem`` selects (the CIFAR stem at 28 or 32 px: a 4x4 layer4).
-#: ``subset`` is the number of *pretraining* images (None: every training image, unlabelled);
-#: probes follow :mod:`dimcollapse.probe.protocol`: a fixed class-balanced labelled subset of
-#: ``labelled_per_class`` images per class, weight decay chosen on ``val_per_class``
-#: validation images per class carved from the training images, and (``all_labels_row``) a
-#: second row trained on every training label but the validation split. ``channels_last``
-#: None: the training default (on for a GPU); the cpu scale turns it on for the CPU too (3
-#: seeds on validation: no change beyond the seed noise, 1.2-1.3x faster). The choices and
-#: what they cost: docs/experiments/fashion-mnist-collapse.md. ``proj_out`` 128 at both CPU
-#: scales: Fig. 2 is judged on the paper's z of 128 (issue 23), as wide as r here (width 0.25
-#: gives r 128). ``image_steps``: SGD steps of each linear encoder of sections 4-5 on real
-#: images (:mod:`dimcollapse.reproduce.images`). The quick scale trains 4 seeds (a t-interval
-#: from 4 seeds is about 0.64x as wide as from 3; 5 seeds took 9 minutes of reproduction from
-#: a fresh clone with the image lab, too near the demo's 10).
-_TRAINING = TrainConfig()
-_TRAINING_SETTINGS = (
-    "dataset", "backbone", "epochs", "subset", "width", "small_stem", "stem", "batch_size",
-    "monitor_samples", "channels_last",
-)  # fmt: skip
-
-SCALE_DEFAULTS: dict[str, dict[str, Any]] = {
-    "quick": {
-        "dataset": "fashion-mnist",
-        "backbone": "resnet18",
-        "epochs": 2,
-        "subset": 4000,
-        "width": 0.25,
-        "small_stem": False,
-        "stem": "half",
-        "batch_size": 128,
-        "monitor_samples": 1000,
-        "probe_epochs": 30,
-        "labelled_per_class": 100,
-        "val_per_class": 200,
-        "all_labels_row": False,
-        "test_subset": None,
-        "toy_steps": 4000,
-        "image_steps": 400,
-        "d0_sweep": False,
-        "seeds": 4,
-        "proj_out": 128,
-        "channels_last": None,
-    },
-    "cpu": {
-        "dataset": "fashion-mnist",
-        "backbone": "resnet18",
-        "epochs": 3,
-        "subset": None,
-        "width": 0.25,
-        "small_stem": False,
-        "stem": "half",
-        "batch_size": 256,
-        "monitor_samples": 1000,
-        "probe_epochs": 100,
-        "labelled_per_class": 100,
-        "val_per_class": 500,
-        "all_labels_row": True,
-        "test_subset": None,
-        "toy_steps": None,
-        "image_steps": 2000,
-        "d0_sweep": False,
-        "seeds": 3,
-        "proj_out": 128,
-        "channels_last": True,
-    },
-    "full": {
-        # the training settings are TrainConfig's own defaults; the embedding is the paper's
-        **{name: getattr(_TRAINING, name) for name in _TRAINING_SETTINGS},
-        "probe_epochs": 100,
-        "labelled_per_class": 100,
-        "val_per_class": 500,
-        "all_labels_row": True,
-        "test_subset": None,
-        "toy_steps": None,
-        "image_steps": 3000,
-        "d0_sweep": True,
-        "seeds": 3,
-        "proj_out": PAPER_PROJ_OUT,
-    },
-}
+__all__ = ["SCALES", "SCALE_DEFAULTS", "ReproduceSettings", "scale_values", "shared_default"]
 
 
 def scale_values(name: str) -> str:
@@ -120,8 +36,11 @@ class ReproduceSettings:
     """What ``dimcollapse reproduce`` was asked to do.
 
     The first fields are the command-line options; ``None`` means the scale's default
-    (:data:`SCALE_DEFAULTS`). The rest are knobs for tests and experiments (no command-line
-    option, except ``jobs``): they shrink or reshape the work without changing its kind.
+    (:data:`SCALE_DEFAULTS`). The rest are knobs for tests and experiments (hidden options,
+    except ``jobs`` and ``extras``): they shrink or reshape the work without changing its kind.
+    The settings a reproduction can be asked for are those of
+    :data:`~dimcollapse.manifest.settings.ASKED` (a test holds these fields to it); the others
+    say how it runs.
     """
 
     out: str
@@ -157,23 +76,15 @@ class ReproduceSettings:
         if self.command:
             return self.command
         parts = ["dimcollapse", "reproduce", "--scale", self.scale]
-        for name in ("dataset", "data_root", "epochs", "subset", "width"):
+        for name in ASKED:
             value = getattr(self, name)
-            if value is not None:
-                parts += ["--" + name.replace("_", "-"), str(value)]
+            if value is None or (name == "seed" and value == 0):
+                continue
+            if isinstance(value, bool):
+                value = "on" if value else "off"
+            parts += ["--" + name.replace("_", "-"), str(value)]
         if self.device != "auto":
             parts += ["--device", self.device]
-        if self.seed != 0:
-            parts += ["--seed", str(self.seed)]
-        if self.seeds is not None:
-            parts += ["--seeds", str(self.seeds)]
-        knobs = ("batch_size", "monitor_samples", "probe_epochs", "test_subset", "toy_steps")
-        for name in (*knobs, "image_steps"):
-            value = getattr(self, name)
-            if value is not None:
-                parts += ["--" + name.replace("_", "-"), str(value)]
-        if self.d0_sweep is not None:
-            parts += ["--d0-sweep", "on" if self.d0_sweep else "off"]
         if self.extras:
             parts.append("--extras")
         parts += ["--out", str(self.out)]

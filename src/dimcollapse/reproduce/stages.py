@@ -12,9 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dimcollapse.checkpoint import load_checkpoint
 from dimcollapse.config import TrainConfig
 from dimcollapse.fileio import plain_data, write_json_atomic
 from dimcollapse.reproduce.plan import Plan, RunPlan, semantic_config
+from dimcollapse.rundir import RunLayout
 
 STAGE_FILE = "reproduce_stage.json"
 STAGE_FORMAT = "dimcollapse-reproduce-stage"
@@ -90,12 +92,9 @@ def pretraining_state(run_dir: Path, config: TrainConfig | None = None) -> str:
     epochs), ``"resumable"`` (``checkpoints/last.pt`` of the same settings) or ``"none"``.
     Without: ``"finished"`` if a final checkpoint is there, else ``"none"`` (nothing is read).
     """
-    from dimcollapse.rundir import RunLayout
-
     layout = RunLayout(run_dir)
     if config is None:
         return "finished" if layout.final.is_file() else "none"
-    from dimcollapse.checkpoint import load_checkpoint
 
     want = semantic_config(config.to_dict())
     if layout.final.is_file():

@@ -9,6 +9,8 @@ from typing import Any
 
 from dimcollapse.fileio import json_roundtrip
 from dimcollapse.reproduce.stages import StageTask, finished_result, log, write_stage
+from dimcollapse.toy import run_scenarios
+from dimcollapse.toy.output import json_safe, write_results
 
 #: The theory lab's scenarios, in the report's order, with the paper's figures they reproduce.
 TOY_SCENARIOS: tuple[tuple[str, str], ...] = (
@@ -41,11 +43,6 @@ def run_toys(out: Path, *, steps: int | None, seed: int) -> dict[str, Any]:
     "summaries": {scenario: [{"run", "collapsed_dims", "dim", "alignment_diag_mean"}]}}`` with
     file names relative to ``out``; ``steps`` None keeps the lab's step counts.
     """
-    try:
-        from dimcollapse.toy import run_scenarios
-        from dimcollapse.toy.output import json_safe, write_results
-    except (ImportError, AttributeError):  # pragma: no cover - the lab ships with the package
-        return {"available": False, "figures": [], "summaries": {}}
     out.mkdir(parents=True, exist_ok=True)
     overrides: dict[str, Any] = {"seed": int(seed)}
     if steps is not None:

@@ -5,21 +5,25 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import multiprocessing as mp
+import signal
+import threading
 from collections.abc import Iterator
+from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from typing import Any
 
+from dimcollapse import distributed
+from dimcollapse.manifest import Execution
 from dimcollapse.reproduce.baselines import stage_baselines
 from dimcollapse.reproduce.images import stage_images
-from dimcollapse.manifest import Execution
 from dimcollapse.reproduce.run_stage import stage_run
 from dimcollapse.reproduce.stages import StageTask, finished_result
 from dimcollapse.reproduce.toys import stage_toys
+from dimcollapse.runtime import torch_threads
 
 
 def run_stage(task: StageTask) -> dict[str, Any]:
     """Run one stage, here or in a worker process, with its number of torch threads."""
-    from dimcollapse.runtime import torch_threads
-
     workers = {
         "run": stage_run,
         "baselines": stage_baselines,
@@ -74,7 +78,6 @@ def _one_process_group(world: int, device_type: str) -> Iterator[None]:
     if world <= 1:
         yield
         return
-    from dimcollapse import distributed
 
     distributed.setup_from_env("cuda" if device_type == "cuda" else "cpu")
     with distributed.left_on_exit():
@@ -90,9 +93,6 @@ def _run_parallel(tasks: list[StageTask], jobs: int, results: dict[str, Any]) ->
     and this one decides: it kills the workers it started (whatever they wrote is atomic, and
     a rerun resumes or reuses it) and the command stops with one line (exit 130 or 143).
     """
-    import multiprocessing as mp
-    from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
-
     already = set(mp.active_children())
     pool = ProcessPoolExecutor(
         jobs, mp_context=mp.get_context("spawn"), initializer=_leave_signals_to_the_parent
@@ -120,9 +120,6 @@ def _signals_held_while_spawning() -> Iterator[None]:
     instruction (an ignored signal stays ignored across exec), so a Ctrl-C while a worker is
     still importing prints no traceback of its own. The handlers come back, then a held
     signal is delivered."""
-    import signal
-    import threading
-
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -139,8 +136,6 @@ def _signals_held_while_spawning() -> Iterator[None]:
 
 def _leave_signals_to_the_parent() -> None:
     """A worker's initializer: SIGINT and SIGTERM are ignored (the parent stops the workers)."""
-    import signal
-
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
