@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
 import textwrap
 import zlib
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from two_ranks import run_ranks
 
 from dimcollapse.errors import UsageError
 from dimcollapse.losses import LOSS_CONVENTIONS, info_nce
 from dimcollapse.projectors import build_head
-
-SRC = Path(__file__).resolve().parents[1] / "src"
 
 
 def _log_softmax_rows(logits: np.ndarray) -> np.ndarray:
@@ -198,12 +192,6 @@ _WORKER = textwrap.dedent(
 )
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed missing")
 def test_two_process_gloo_matches_the_global_batch(tmp_path):
     """Two torchrun-like processes, each with half the batch, reproduce the one-process loss.
@@ -214,25 +202,7 @@ def test_two_process_gloo_matches_the_global_batch(tmp_path):
     world_size when it averages parameter gradients.
     """
     world, batch, dim = 2, 3, 5
-    port = _free_port()
-    procs = []
-    for rank in range(world):
-        env = dict(os.environ)
-        env.update(
-            RANK=str(rank),
-            LOCAL_RANK=str(rank),
-            WORLD_SIZE=str(world),
-            MASTER_ADDR="127.0.0.1",
-            MASTER_PORT=str(port),
-            PYTHONPATH=os.pathsep.join([str(SRC), env.get("PYTHONPATH", "")]),
-        )
-        out = tmp_path / f"rank{rank}.pt"
-        cmd = [sys.executable, "-c", _WORKER, str(out), str(batch), str(dim)]
-        procs.append(subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True))
-    for proc in procs:
-        _, err = proc.communicate(timeout=120)
-        assert proc.returncode == 0, err
-    results = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(world)]
+    results = run_ranks(_WORKER, tmp_path, batch, dim, world=world)
 
     generator = torch.Generator().manual_seed(0)
     z1 = torch.randn(world * batch, dim, generator=generator, dtype=torch.float64)

@@ -4,13 +4,13 @@ several ranks' rows under torch.distributed."""
 from __future__ import annotations
 
 import os
-import socket
 import sys
 
 import numpy as np
 import pytest
 import torch
 from torch import nn
+from two_ranks import free_port
 
 from dimcollapse.errors import UsageError
 from dimcollapse.monitor import CollapseMonitor, as_rows, flat_metrics, watch
@@ -73,12 +73,6 @@ def test_watch_hooks_need_no_training_code_changes():
         watch(model, {"z": "projector"})
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _rank_main(rank: int, world: int, port: int, out: str) -> None:
     import torch.distributed as dist
 
@@ -103,7 +97,7 @@ def test_two_gloo_ranks_merge_to_the_single_process_result(tmp_path):
     import torch.multiprocessing as mp
 
     out = str(tmp_path / "res")
-    mp.spawn(_rank_main, args=(2, _free_port(), out), nprocs=2, join=True)
+    mp.spawn(_rank_main, args=(2, free_port(), out), nprocs=2, join=True)
     r0, r1 = torch.load(f"{out}.0", weights_only=False), torch.load(f"{out}.1", weights_only=False)
     assert r0 == r1  # every rank sees the same numbers
     single = CollapseMonitor()

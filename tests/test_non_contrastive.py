@@ -3,22 +3,16 @@ process and in two (gloo), and the recipes that make them methods."""
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
 import textwrap
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from two_ranks import run_ranks
 
 from dimcollapse.config import TrainConfig
 from dimcollapse.errors import UsageError
 from dimcollapse.losses import barlow_twins, build_recipe, vicreg
-
-SRC = Path(__file__).resolve().parents[1] / "src"
 
 
 def _off_diagonal(m: np.ndarray) -> np.ndarray:
@@ -158,12 +152,6 @@ _WORKER = textwrap.dedent(
 )
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed missing")
 def test_two_process_gloo_matches_the_global_batch(tmp_path):
     """Two processes with half the batch each reproduce the one-process loss and gradient.
@@ -174,31 +162,7 @@ def test_two_process_gloo_matches_the_global_batch(tmp_path):
     averaging does, is the global loss's gradient for those rows.
     """
     world, batch, dim = 2, 4, 5
-    port = _free_port()
-    procs = []
-    for rank in range(world):
-        env = dict(os.environ)
-        env.update(
-            RANK=str(rank),
-            LOCAL_RANK=str(rank),
-            WORLD_SIZE=str(world),
-            MASTER_ADDR="127.0.0.1",
-            MASTER_PORT=str(port),
-            PYTHONPATH=os.pathsep.join([str(SRC), env.get("PYTHONPATH", "")]),
-        )
-        cmd = [
-            sys.executable,
-            "-c",
-            _WORKER,
-            str(tmp_path / f"rank{rank}.pt"),
-            str(batch),
-            str(dim),
-        ]
-        procs.append(subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True))
-    for proc in procs:
-        _, err = proc.communicate(timeout=120)
-        assert proc.returncode == 0, err
-    results = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(world)]
+    results = run_ranks(_WORKER, tmp_path, batch, dim, world=world)
 
     rng = np.random.default_rng(5)
     z1 = torch.from_numpy(rng.normal(size=(world * batch, dim)))

@@ -14,12 +14,12 @@ import pytest
 
 from dimcollapse.aggregate import aggregate_seeds
 from dimcollapse.errors import UsageError
+from dimcollapse.manifest import FORMAT_VERSION
 from dimcollapse.methods import PAPER_TOP1
 from dimcollapse.report import check_claims, write_report
 from dimcollapse.report.claims import SAME_MARGIN_POINTS, equivalence_margin, family_size
 from dimcollapse.report.numbers import count, interval, number, signed, threshold
 from dimcollapse.report.tail import counts_at, seed_counts, smallest_ratios
-from dimcollapse.manifest import FORMAT_VERSION
 from dimcollapse.spectrum.metrics import COLLAPSE_THRESHOLDS
 from dimcollapse.stats import holm
 

@@ -24,10 +24,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from dimcollapse.manifest import Manifest
 from dimcollapse.report.collapse_claims import collapse_claims
 from dimcollapse.report.judge import Judge, diff_text, test_record
 from dimcollapse.report.numbers import number, p_value
-from dimcollapse.manifest import Manifest
 from dimcollapse.stats import (
     CONFIDENCE,
     SIGN_TEST_SEEDS,

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from dimcollapse.manifest import Manifest
 from dimcollapse.report.claims import (
     MARGIN_WHY,
     equivalence_margin,
@@ -16,7 +17,6 @@ from dimcollapse.report.claims import (
 )
 from dimcollapse.report.document import Document
 from dimcollapse.report.numbers import interval, number, signed, verdict_text
-from dimcollapse.manifest import Manifest
 from dimcollapse.stats import verdict_counts
 
 

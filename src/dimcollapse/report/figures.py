@@ -13,9 +13,9 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from dimcollapse.manifest import Manifest
 from dimcollapse.methods import METHOD_INFO, method_color, method_label
 from dimcollapse.plots import DPI, pyplot, save_figure
-from dimcollapse.manifest import Manifest
 
 
 def save_and_close(fig: Any, path: str | os.PathLike[str], *, layout: bool = True) -> None:

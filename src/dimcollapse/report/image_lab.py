@@ -10,11 +10,11 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from dimcollapse.manifest import Manifest
 from dimcollapse.plots import pyplot
 from dimcollapse.report.document import Document
 from dimcollapse.report.figures import save_and_close
 from dimcollapse.report.numbers import interval, number
-from dimcollapse.manifest import Manifest
 from dimcollapse.stats import judge_greater, mean, paired_differences
 
 FIGURE = "figures/image_lab.png"

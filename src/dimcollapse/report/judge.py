@@ -14,8 +14,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from dimcollapse.aggregate import per_seed
-from dimcollapse.report.numbers import interval, number, signed
 from dimcollapse.manifest import Manifest
+from dimcollapse.report.numbers import interval, number, signed
 from dimcollapse.stats import (
     Judgement,
     judge_greater,

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from dimcollapse.manifest import Manifest, ReproduceLayout
 from dimcollapse.methods import PAPER_TOP1
 from dimcollapse.report.document import Document
 from dimcollapse.report.figures import d0_sweep_points
@@ -33,7 +34,6 @@ from dimcollapse.report.tail import (
     space_text,
     thresholds_of,
 )
-from dimcollapse.manifest import Manifest, ReproduceLayout
 from dimcollapse.stats import mean
 
 #: The d0 values the full scale's sweep trains, as fractions of the representation's size.

@@ -14,9 +14,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from dimcollapse.manifest import Manifest, Settings
 from dimcollapse.report.document import Document
 from dimcollapse.report.numbers import percent
-from dimcollapse.manifest import Manifest, Settings
 
 #: The probe rows of a run (``probe.<row>``) and of a baseline (its own key), in table order.
 RUN_ROWS = (("full", "main (labelled subset)"), ("all_labels", "all labels"))

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from dimcollapse.manifest import Manifest, Settings
 from dimcollapse.report.claims import equivalence_margin, how_judged
 from dimcollapse.report.claims_section import verdict_summary
 from dimcollapse.report.document import Document
 from dimcollapse.report.numbers import duration, percent_with_interval, seeds_text
 from dimcollapse.report.protocol_sections import missing_fields, setup_rows
-from dimcollapse.manifest import Manifest, Settings
 
 #: What each scale can and cannot show (the report's opening paragraph).
 SCALE_NOTES = {

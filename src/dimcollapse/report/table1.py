@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from dimcollapse.manifest import Manifest
 from dimcollapse.methods import ABLATION_METHODS, METHOD_INFO, TABLE1_METHODS
 from dimcollapse.report.document import Document
 from dimcollapse.report.numbers import (
@@ -20,7 +21,6 @@ from dimcollapse.report.numbers import (
 )
 from dimcollapse.report.protocol_sections import has_all_labels_row, labels_text
 from dimcollapse.report.tail import dead_counts, measured_space, measured_summary, rule_counts
-from dimcollapse.manifest import Manifest
 
 
 #: The d0 values the full scale's sweep trains, as fractions of the representation's size.

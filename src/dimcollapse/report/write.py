@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from dimcollapse.fileio import write_text_atomic
+from dimcollapse.manifest import Manifest
 from dimcollapse.report import (
     claims_section,
     image_lab,
@@ -30,7 +31,6 @@ from dimcollapse.report.spectrum_figures import (
     figure_representation_spectra,
 )
 from dimcollapse.report.tail import thresholds_of
-from dimcollapse.manifest import Manifest
 
 TITLE = "Reproduction report: Understanding Dimensional Collapse in Contrastive SSL"
 
