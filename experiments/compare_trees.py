@@ -37,9 +37,25 @@ def _run(src: str, args: list[str]) -> subprocess.CompletedProcess[str]:
 
 
 def _commands(src: str) -> list[str]:
-    text = _run(src, ["--help"]).stdout
-    start = text.index("{") + 1
-    return text[start : text.index("}", start)].split(",")
+    """Every command and subcommand (``toy images``), from the tree's own parser."""
+    code = """
+import argparse
+from dimcollapse.cli import build_parser
+def walk(parser, words):
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                print(" ".join([*words, name]))
+                walk(sub, [*words, name])
+walk(build_parser(), [])
+"""
+    return _python(src, code).splitlines()
+
+
+def _python(src: str, code: str) -> str:
+    env = {**os.environ, "PYTHONPATH": src}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    return done.stdout.strip()
 
 
 def _metrics(path: Path) -> list[dict]:
@@ -61,7 +77,7 @@ def main() -> int:
     parser.add_argument("--work", default="/tmp/compare-trees")
     args = parser.parse_args()
     failed = 0
-    for words in ([], *([c] for c in _commands(args.old))):
+    for words in ([], *(c.split() for c in _commands(args.old))):
         old, new = (_run(src, [*words, "--help"]).stdout for src in (args.old, args.new))
         same = old == new
         failed += not same
@@ -69,9 +85,7 @@ def main() -> int:
     methods = args.methods.split(",") if args.methods else None
     if methods is None:
         code = "from dimcollapse.methods import METHODS; print(','.join(METHODS))"
-        env = {**os.environ, "PYTHONPATH": args.old}
-        listed = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True)
-        methods = listed.stdout.decode().strip().split(",")
+        methods = _python(args.old, code).split(",")
     for method in methods:
         runs = []
         for side, src in (("old", args.old), ("new", args.new)):

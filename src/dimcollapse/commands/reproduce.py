@@ -34,6 +34,7 @@ import argparse
 
 from dimcollapse.commands._options import add_device, add_quiet
 from dimcollapse.manifest.settings import ASKED
+from dimcollapse.methods import RECIPES, methods_in_group
 from dimcollapse.options import add_out, add_seed
 from dimcollapse.reproduce.scales import scale_values, shared_default
 
@@ -106,7 +107,8 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--extras",
         action="store_true",
-        help="beyond the paper: also train the non-contrastive methods (VICReg, Barlow Twins) "
+        help="beyond the paper: also train the non-contrastive methods "
+        f"({', '.join(RECIPES[m].label for m in methods_in_group('extra'))}) "
         "and set their spectra and probes beside SimCLR's and DirectCLR's",
     )
     parser.add_argument(
