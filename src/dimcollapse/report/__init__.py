@@ -19,7 +19,10 @@ both through :mod:`~dimcollapse.report.judge`),
 :mod:`~dimcollapse.report.tail` (the collapsed tail at several thresholds),
 :mod:`~dimcollapse.report.figures` and :mod:`~dimcollapse.report.spectrum_figures` (the PNG
 figures), :mod:`~dimcollapse.report.document` (blocks to Markdown and HTML),
-:mod:`~dimcollapse.report.numbers` (how numbers are written).
+:mod:`~dimcollapse.report.numbers` (how numbers are written),
+:mod:`~dimcollapse.report.run_groups` (the paper's runs, by group: every section, figure and claim
+about the paper reads them only) and :mod:`~dimcollapse.report.extras` (the section beyond the
+paper: the non-contrastive methods of ``reproduce --extras``, when they ran).
 """
 
 from __future__ import annotations

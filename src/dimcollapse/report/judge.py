@@ -16,6 +16,7 @@ from typing import Any
 from dimcollapse.aggregate import per_seed
 from dimcollapse.manifest import Manifest
 from dimcollapse.report.numbers import interval, number, signed
+from dimcollapse.report.run_groups import paper_manifest
 from dimcollapse.stats import (
     Judgement,
     judge_greater,
@@ -44,10 +45,12 @@ def test_record(label: str, judgement: Judgement, runs: Sequence[str]) -> dict[s
 
 
 class Judge:
-    """Reads per-seed values out of a manifest and appends judged claims."""
+    """Reads per-seed values out of a manifest's paper's runs
+    (:func:`~dimcollapse.report.run_groups.paper_manifest`: runs beyond the paper are never
+    judged) and appends judged claims."""
 
     def __init__(self, manifest: Manifest | Mapping[str, Any]) -> None:
-        self.manifest = manifest = Manifest.of(manifest)
+        self.manifest = manifest = paper_manifest(manifest)
         self.runs = manifest.runs
         self.paper = manifest.paper.top1
         self.sub_paper = manifest.paper.subvector_top1

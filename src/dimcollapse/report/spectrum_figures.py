@@ -83,6 +83,22 @@ def figure_fig9(runs: Mapping[str, Mapping[str, Any]], path: str | os.PathLike[s
     save_and_close(fig, path)
 
 
+def figure_both_spectra(
+    runs: Sequence[Mapping[str, Any]], path: str | os.PathLike[str], *, title: str
+) -> None:
+    """Two panels, the representation r's spectra and the embedding z's, one line per run in
+    its method's colour (no dotted thresholds: the legends give each run's cliff-rule count)."""
+    fig, axes = pyplot().subplots(1, 2, figsize=(13, 5.2))
+    panels = (("representation", "(a) representation r"), ("embedding", "(b) embedding z"))
+    for ax, (space, panel) in zip(axes, panels):
+        series = [_spectrum_series(r, space) for r in runs]
+        draw_spectra(ax, series, title=f"{panel}: {_vectors_text(runs, space)}")
+        colors = [method_color(r["method"], "k") for r in runs]
+        _color_lines(ax, colors, loc="best", fontsize="x-small")
+    fig.suptitle(f"{title} (test images; 'collapsed': the cliff rule, a drop of >= 3 decades)")
+    save_and_close(fig, path)
+
+
 def _spectrum_series(run: Mapping[str, Any], space: str, label: str | None = None) -> tuple:
     """``(legend text, singular values)`` of one run's ``representation`` or ``embedding``, as
     the claims read it (:func:`~dimcollapse.report.tail.measured_summary`)."""

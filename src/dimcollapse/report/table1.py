@@ -20,7 +20,7 @@ from dimcollapse.report.numbers import (
     percent_with_interval,
 )
 from dimcollapse.report.protocol_sections import has_all_labels_row, labels_text
-from dimcollapse.report.tail import dead_counts, measured_space, measured_summary, rule_counts
+from dimcollapse.report.tail import mean_rule_collapse, measured_summary
 
 
 #: The d0 values the full scale's sweep trains, as fractions of the representation's size.
@@ -29,14 +29,11 @@ def table1(doc: Document, manifest: Manifest) -> None:
     settings = manifest.settings
     runs = manifest.runs
     all_labels = has_all_labels_row(manifest)
-    main_row = "linear top-1 (%) [95% CI]"
-    if all_labels:
-        main_row = f"linear top-1, {labels_text(manifest)} labels (%) [95% CI]"
     header = [
         "run",
         "loss",
         "projector",
-        main_row,
+        linear_header(manifest),
         *(["linear top-1, all labels (%) [95% CI]"] if all_labels else []),
         "kNN top-1 k=20 (%) [95% CI]",
         "collapsed dims of r (cliff rule; dead apart)",
@@ -74,6 +71,14 @@ def table1(doc: Document, manifest: Manifest) -> None:
     )
 
 
+def linear_header(manifest: Manifest) -> str:
+    """The main linear probe's column: its labelled images when an all-labels row beside it
+    needs telling apart."""
+    if has_all_labels_row(manifest):
+        return f"linear top-1, {labels_text(manifest)} labels (%) [95% CI]"
+    return "linear top-1 (%) [95% CI]"
+
+
 def _random_note(baselines: Mapping[str, Any]) -> str:
     """Runs before the random baseline kept its residual branches live built it as pretraining
     starts: zero-initialised residual branches."""
@@ -102,37 +107,39 @@ def _method_rows(manifest: Manifest) -> list[list[Any]]:
     return rows
 
 
-def _rep_cells(owner: Mapping[str, Any]) -> list[str]:
-    """Collapsed dims and RankMe of r: the row-normalised summary when recorded."""
-    rep = measured_summary(owner, "representation")
-    key = measured_space(owner, "representation")
-    dead = dead_counts(owner, key) if key in owner else None
-    rule = rule_counts(owner, key) if key in owner else None  # older files: recomputed
-    collapsed = rep["collapsed_dims"] if rule is None else sum(rule) / len(rule)
-    cell = f"{count(collapsed)}/{rep['dim']}"
-    if dead and any(dead):
-        cell += f" ({count(sum(dead) / len(dead))} dead)"
-    return [cell, number_with_interval(rep, "rankme")]
+def spectrum_cells(owner: Mapping[str, Any], space: str = "representation") -> list[str]:
+    """Collapsed dims (the cliff rule, dead coordinates apart; mean over seeds) and RankMe of
+    ``space`` (``representation`` or ``embedding``): the row-normalised summary when recorded."""
+    summary = measured_summary(owner, space)
+    collapsed, dead = mean_rule_collapse(owner, space)  # older files: recomputed
+    cell = f"{count(collapsed)}/{summary['dim']}"
+    if dead:
+        cell += f" ({count(dead)} dead)"
+    return [cell, number_with_interval(summary, "rankme")]
 
 
 def _all_labels_cell(row: Mapping[str, Any] | None) -> str:
     return "-" if not row else percent_with_interval(row)
 
 
-def _method_row(run: Mapping[str, Any], paper_top1: float | None) -> list[Any]:
+def loss_and_head(run: Mapping[str, Any]) -> tuple[str, str]:
+    """A run's loss and projector (head) columns, from its method's recipe (its d0 filled in)."""
     info = METHOD_INFO.get(run["method"])
     projector = info.projector if info else run["method"]
     if run.get("d0") and info and info.has_d0:
         projector = projector.replace("d0", f"d0={run['d0']}")
+    return (info.loss_label if info else "SimCLR"), projector
+
+
+def _method_row(run: Mapping[str, Any], paper_top1: float | None) -> list[Any]:
     probe = run["probe"]["full"]
     return [
         f"`{run['name']}`",
-        info.loss_label if info else "SimCLR",
-        projector,
+        *loss_and_head(run),
         percent_with_interval(probe),
         _all_labels_cell(run["probe"].get("all_labels")),
         percent_with_interval(probe, "knn_top1_k20"),
-        *_rep_cells(run),
+        *spectrum_cells(run),
         "-" if paper_top1 is None else f"{paper_top1}",
     ]
 
@@ -184,7 +191,7 @@ def _baseline_rows(baselines: Mapping[str, Any]) -> list[list[Any]]:
                 percent_with_interval(probe),
                 _all_labels_cell(baseline.get("probe_all_labels")),
                 percent_with_interval(probe, "knn_top1_k20"),
-                *_rep_cells(baseline),
+                *spectrum_cells(baseline),
                 "-",
             ]
         )

@@ -155,6 +155,17 @@ def dead_counts(run: Mapping[str, Any], key: str) -> list[int] | None:
     return None if got is None else [int(v) for v in got]
 
 
+def mean_rule_collapse(run: Mapping[str, Any], space: str) -> tuple[float, float]:
+    """The mean over seeds of the collapsed dimensions of ``space`` by the cliff rule and of
+    its dead coordinates (set apart), on the summary the paper's measure reads
+    (:func:`measured_space`); a summary that gives no per-seed count (a hand-made one) gives
+    its own ``collapsed_dims`` and no dead coordinates."""
+    key = measured_space(run, space)
+    rule, dead = rule_counts(run, key), dead_counts(run, key)
+    collapsed = run[key]["collapsed_dims"] if rule is None else sum(rule) / len(rule)
+    return collapsed, (sum(dead) / len(dead) if dead else 0.0)
+
+
 def largest_drops(run: Mapping[str, Any], key: str) -> list[float] | None:
     """Per seed, the largest drop between neighbouring live singular values, in decades."""
     got = _per_seed_cliff(run, key, 2)

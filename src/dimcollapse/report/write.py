@@ -10,6 +10,7 @@ from dimcollapse.fileio import write_text_atomic
 from dimcollapse.manifest import Manifest
 from dimcollapse.report import (
     claims_section,
+    extras,
     image_lab,
     paper_sections,
     protocol_sections,
@@ -24,6 +25,7 @@ from dimcollapse.report.figures import (
     figure_d0_sweep,
     figure_training_curves,
 )
+from dimcollapse.report.run_groups import paper_manifest
 from dimcollapse.report.spectrum_figures import (
     figure_collapsed_tail,
     figure_embedding_spectrum,
@@ -45,6 +47,7 @@ FIGURES = {
     "accuracy": "figures/accuracy.png",
     "tail": "figures/collapsed_tail.png",
     "image_lab": image_lab.FIGURE,
+    "extras": extras.FIGURE,
 }
 
 
@@ -55,6 +58,9 @@ def write_report(
 
     ``manifest``: a :class:`Manifest` or ``reproduce.json`` as read (an unknown version is
     refused). ``figures=False`` reuses the PNG files already drawn (to rewrite the text only).
+    The paper's sections, figures and claims read the paper's runs only
+    (:func:`~dimcollapse.report.run_groups.paper_manifest`); the runs beyond the paper have their
+    own section (:mod:`~dimcollapse.report.extras`).
     """
     out, manifest = Path(out), Manifest.of(manifest)
     drawn = (
@@ -75,29 +81,34 @@ def build_document(
     drawn: Mapping[str, str],
     claims: list[dict[str, Any]],
 ) -> Document:
-    """Every section in order; ``drawn`` maps figure keys to paths relative to ``out``."""
+    """Every section in order; ``drawn`` maps figure keys to paths relative to ``out``. Every
+    section but the one beyond the paper reads the paper's runs only."""
     manifest = Manifest.of(manifest)
+    paper = paper_manifest(manifest)
     doc = Document(out)
-    run_sections.opening(doc, manifest, claims)
-    run_sections.setup(doc, manifest)
-    table1.table1(doc, manifest)
-    protocol_sections.probe_protocol(doc, manifest)
-    claims_section.claims_checked(doc, manifest, drawn, claims)
-    paper_sections.embedding_collapse(doc, manifest, drawn)
-    paper_sections.theory_lab(doc, manifest)
-    image_lab.section(doc, manifest, drawn)
+    run_sections.opening(doc, paper, claims)
+    run_sections.setup(doc, paper)
+    table1.table1(doc, paper)
+    protocol_sections.probe_protocol(doc, paper)
+    claims_section.claims_checked(doc, paper, drawn, claims)
+    paper_sections.embedding_collapse(doc, paper, drawn)
+    paper_sections.theory_lab(doc, paper)
+    image_lab.section(doc, paper, drawn)
     paper_sections.projector_spectra(doc, drawn)
     paper_sections.directclr_spectra(doc, drawn)
-    paper_sections.d0_sweep(doc, manifest, drawn)
+    paper_sections.d0_sweep(doc, paper, drawn)
     paper_sections.training_curves(doc, drawn)
-    run_sections.wall_time(doc, manifest)
+    extras.section(doc, manifest, drawn)
+    run_sections.wall_time(doc, paper)
     run_sections.files(doc)
     return doc
 
 
 def draw_figures(manifest: Manifest | Mapping[str, Any], out: Path) -> dict[str, str]:
-    """Draw every figure the data allows; return ``{key: path relative to out}``."""
-    manifest = Manifest.of(manifest)
+    """Draw every figure the data allows; return ``{key: path relative to out}``. The paper's
+    figures draw the paper's runs only; ``extras`` the runs beyond it, beside Table 1's."""
+    full = Manifest.of(manifest)
+    manifest = paper_manifest(full)
     runs = manifest.runs
     settings = manifest.settings
     drawn: dict[str, str] = {}
@@ -140,4 +151,6 @@ def draw_figures(manifest: Manifest | Mapping[str, Any], out: Path) -> dict[str,
         draw("tail", figure_collapsed_tail, main, thresholds_of(manifest))
         draw("curves", figure_training_curves, main)
         draw("accuracy", figure_accuracy, main, manifest.baselines, paper=manifest.paper.top1)
+    if extras.section_runs(full):
+        draw("extras", extras.extras_figure, full)
     return drawn
