@@ -34,6 +34,10 @@ from typing import Any
 PLANNED_GROUPS: tuple[str, ...] = ("table1", "ablation")
 #: Every group a recipe may name: the planned ones, and ``"extra"`` (trained when asked).
 GROUPS: tuple[str, ...] = (*PLANNED_GROUPS, "extra")
+#: The groups beyond the paper (``reproduce --extras``): every group that is not planned.
+EXTRA_GROUPS: tuple[str, ...] = tuple(g for g in GROUPS if g not in PLANNED_GROUPS)
+#: The group a reproduction records for the runs of DirectCLR's d0 sweep (no recipe's group).
+D0_SWEEP_GROUP = "d0-sweep"
 
 
 def positive_number(value: Any) -> str | None:
@@ -341,6 +345,8 @@ def method_color(name: str, default: str = "grey") -> str:
 
 __all__ = [
     "ABLATION_METHODS",
+    "D0_SWEEP_GROUP",
+    "EXTRA_GROUPS",
     "GROUPS",
     "METHODS",
     "METHOD_INFO",

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from dimcollapse.manifest import Manifest
-from dimcollapse.methods import METHOD_INFO, method_color, method_label
+from dimcollapse.methods import D0_SWEEP_GROUP, METHOD_INFO, method_color, method_label
 from dimcollapse.plots import DPI, pyplot, save_figure
 
 
@@ -34,7 +34,7 @@ def d0_sweep_points(manifest: Manifest | Mapping[str, Any]) -> list[dict[str, An
     for run in Manifest.of(manifest).runs.values():
         if run.get("method") != "directclr" or run.get("d0") is None:
             continue
-        if run.get("group") not in ("table1", "d0-sweep"):
+        if run.get("group") not in ("table1", D0_SWEEP_GROUP):
             continue
         subvector = run["probe"].get("subvector")
         points.append(
@@ -179,7 +179,8 @@ def figure_accuracy(
     _draw_our_accuracy(ours_ax, runs, baselines, rows, colors)
     # the sweep's extra DirectCLR runs have no number in the paper
     paper_top1 = [
-        paper.get(runs[n]["method"]) if runs[n].get("group") != "d0-sweep" else None for n in names
+        paper.get(runs[n]["method"]) if runs[n].get("group") != D0_SWEEP_GROUP else None
+        for n in names
     ]
     _draw_paper_accuracy(paper_ax, paper_top1, rows, colors)
     paper_ax.set_ylim(ours_ax.get_ylim())

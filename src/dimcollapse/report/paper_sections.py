@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from dimcollapse.manifest import Manifest, ReproduceLayout
-from dimcollapse.methods import PAPER_TOP1
+from dimcollapse.methods import D0_SWEEP_GROUP, PAPER_TOP1
 from dimcollapse.report.document import Document
 from dimcollapse.report.figures import d0_sweep_points
 from dimcollapse.report.numbers import (
@@ -125,7 +125,7 @@ def collapsed_tail_lines(manifest: Manifest) -> list[str]:
     thresholds = thresholds_of(manifest)
     heads = " / ".join(threshold(t) for t in thresholds)
     lines = []
-    owners = [(n, r) for n, r in manifest.runs.items() if r.get("group") != "d0-sweep"]
+    owners = [(n, r) for n, r in manifest.runs.items() if r.get("group") != D0_SWEEP_GROUP]
     owners += [(k, b) for k, b in manifest.baselines.items()
                if isinstance(b, Mapping) and "representation" in b]  # fmt: skip
     for name, owner in owners:

@@ -4,7 +4,7 @@ The paper's report (every section, claim, figure and table about Jing et al.) re
 runs only: those of the groups planned for the paper (:data:`dimcollapse.methods.PLANNED_GROUPS`:
 Table 1 and the ablations of section 6.3) and of DirectCLR's d0 sweep (:data:`D0_SWEEP_GROUP`);
 a run that records no group (a ``reproduce.json`` from before groups) is the paper's. The runs
-beyond the paper are those of the other groups of :data:`dimcollapse.methods.GROUPS`
+beyond the paper are those of :data:`dimcollapse.methods.EXTRA_GROUPS`
 (``"extra"``: VICReg and Barlow Twins, trained with ``reproduce --extras``); only
 :mod:`dimcollapse.report.extras` shows them. A run of any other group is in neither.
 
@@ -19,14 +19,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from dimcollapse.manifest import Manifest
-from dimcollapse.methods import GROUPS, PLANNED_GROUPS, RECIPES, methods_in_group
+from dimcollapse.methods import (
+    D0_SWEEP_GROUP,
+    EXTRA_GROUPS,
+    PLANNED_GROUPS,
+    RECIPES,
+    methods_in_group,
+)
 
-#: The group of DirectCLR's d0 sweep (``dimcollapse.reproduce.plan``; full scale only).
-D0_SWEEP_GROUP = "d0-sweep"
 #: The groups whose runs the paper's report reads.
 PAPER_GROUPS: tuple[str, ...] = (*PLANNED_GROUPS, D0_SWEEP_GROUP)
-#: The groups beyond the paper: every group of a recipe that is not planned for the paper.
-EXTRA_GROUPS: tuple[str, ...] = tuple(g for g in GROUPS if g not in PLANNED_GROUPS)
 
 Runs = Mapping[str, Mapping[str, Any]]
 

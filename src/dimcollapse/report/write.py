@@ -8,6 +8,7 @@ from typing import Any
 
 from dimcollapse.fileio import write_text_atomic
 from dimcollapse.manifest import Manifest
+from dimcollapse.methods import D0_SWEEP_GROUP
 from dimcollapse.report import (
     claims_section,
     extras,
@@ -146,7 +147,7 @@ def draw_figures(manifest: Manifest | Mapping[str, Any], out: Path) -> dict[str,
         )
     if image_lab.cells(manifest.images):
         draw("image_lab", image_lab.figure_image_lab, manifest.images)
-    main = {n: r for n, r in runs.items() if r.get("group") != "d0-sweep"}
+    main = {n: r for n, r in runs.items() if r.get("group") != D0_SWEEP_GROUP}
     if main:
         draw("tail", figure_collapsed_tail, main, thresholds_of(manifest))
         draw("curves", figure_training_curves, main)

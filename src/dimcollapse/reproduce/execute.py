@@ -24,7 +24,7 @@ from dimcollapse.manifest import (
     Timing,
 )
 from dimcollapse.manifest.settings import BASELINES_KEY
-from dimcollapse.methods import PAPER_SUBVECTOR_TOP1, PAPER_TOP1, PLANNED_GROUPS
+from dimcollapse.methods import EXTRA_GROUPS, PAPER_SUBVECTOR_TOP1, PAPER_TOP1, PLANNED_GROUPS
 from dimcollapse.report import draw_figures, write_report
 from dimcollapse.reproduce.images import images_key
 from dimcollapse.reproduce.plan import (
@@ -87,7 +87,7 @@ def planned_groups(extras: bool) -> tuple[str, ...]:
     the methods beyond it (``"extra"``: VICReg, Barlow Twins). Which groups run is no setting
     of the results: each run's stage keeps its own key, and ``reproduce.json``'s runs say
     which were trained."""
-    return (*PLANNED_GROUPS, "extra") if extras else PLANNED_GROUPS
+    return (*PLANNED_GROUPS, *EXTRA_GROUPS) if extras else PLANNED_GROUPS
 
 
 def check_out_dir(out: Path, plan: Plan) -> dict[str, Any] | None:

@@ -18,7 +18,7 @@ from dimcollapse.data.datasets import DATASETS, load_dataset
 from dimcollapse.errors import UsageError
 from dimcollapse.manifest import ReproduceLayout
 from dimcollapse.manifest.settings import SCALE_DEFAULTS, SCALES, TRAIN_SETTINGS, Plan
-from dimcollapse.methods import METHOD_INFO, PLANNED_GROUPS, methods_in_group
+from dimcollapse.methods import D0_SWEEP_GROUP, METHOD_INFO, PLANNED_GROUPS, methods_in_group
 from dimcollapse.projectors import default_d0
 from dimcollapse.reproduce.scales import ReproduceSettings
 
@@ -35,7 +35,7 @@ class RunPlan:
 
     name: str
     method: str
-    group: str  # a group of dimcollapse.methods.GROUPS ("table1", "ablation", ...) | "d0-sweep"
+    group: str  # a group of dimcollapse.methods.GROUPS, or D0_SWEEP_GROUP
     d0: int | None = None
     seed: int = 0
 
@@ -200,7 +200,7 @@ def plan_runs(plan: Plan, groups: tuple[str, ...] = PLANNED_GROUPS) -> list[RunP
             runs += [RunPlan(m, m, group, seed=seed) for m in methods_in_group(group)]
         for d0 in plan.d0_values:
             if d0 != plan.default_d0:  # the main directclr run already covers the default d0
-                runs.append(RunPlan(f"directclr-d0-{d0}", "directclr", "d0-sweep", d0, seed))
+                runs.append(RunPlan(f"directclr-d0-{d0}", "directclr", D0_SWEEP_GROUP, d0, seed))
     return runs
 
 
