@@ -13,6 +13,8 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from matplotlib.ticker import MaxNLocator
+
 from dimcollapse.manifest import Manifest
 from dimcollapse.methods import D0_SWEEP_GROUP, METHOD_INFO, method_color, method_label
 from dimcollapse.plots import DPI, pyplot, save_figure
@@ -104,8 +106,6 @@ def figure_training_curves(
     runs: Mapping[str, Mapping[str, Any]], path: str | os.PathLike[str]
 ) -> None:
     """Online-probe accuracy, representation RankMe and embedding RankMe over the epochs."""
-    from matplotlib.ticker import MaxNLocator
-
     fig, axes = pyplot().subplots(1, 3, figsize=(15, 4.6))
     for ax, (key, scale, ylabel, title) in zip(axes, _HISTORY_PANELS):
         for name, run in runs.items():

@@ -17,6 +17,7 @@ from typing import Any
 from dimcollapse.manifest import Manifest, Settings
 from dimcollapse.report.document import Document
 from dimcollapse.report.numbers import percent
+from dimcollapse.report.tail import has_normalized
 
 #: The probe rows of a run (``probe.<row>``) and of a baseline (its own key), in table order.
 RUN_ROWS = (("full", "main (labelled subset)"), ("all_labels", "all labels"))
@@ -152,8 +153,6 @@ def probe_protocol(doc: Document, manifest: Manifest) -> None:
 def missing_fields(manifest: Manifest) -> list[str]:
     """What a ``reproduce.json`` from before the probe protocol and the row-normalised spectra
     lacks, in words (empty for a current one)."""
-    from dimcollapse.report.tail import has_normalized
-
     settings = manifest.settings
     runs = list(manifest.runs.values())
     missing = []

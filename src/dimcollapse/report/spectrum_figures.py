@@ -16,10 +16,12 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from matplotlib.ticker import FixedLocator, FuncFormatter
+
 from dimcollapse.methods import METHOD_INFO, method_color, method_label
 from dimcollapse.plots import draw_spectra, pyplot
 from dimcollapse.report.figures import save_and_close
-from dimcollapse.report.tail import measured_space, measured_summary
+from dimcollapse.report.tail import measured_space, measured_summary, seed_counts
 
 
 def figure_embedding_spectrum(
@@ -160,8 +162,6 @@ def figure_collapsed_tail(
     """Collapsed dimensions against the threshold (log x), per method, for the embedding z and
     the representation r: the mean over seeds, the bars spanning the seeds' range. Solid: what
     the claims read (row-normalised vectors when recorded); dashed: the raw vectors beside them."""
-    from dimcollapse.report.tail import seed_counts
-
     plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(11.6, 4.4))
     for ax, space, letter in zip(axes, ("embedding", "representation"), ("z", "r")):
@@ -202,8 +202,6 @@ def figure_collapsed_tail(
 
 def _tail_axes(ax: Any, letter: str) -> None:
     """Scales, ticks, labels and legend of one panel of :func:`figure_collapsed_tail`."""
-    from matplotlib.ticker import FixedLocator, FuncFormatter
-
     ax.set_xscale("log")
     ax.invert_xaxis()
     # symlog: a projector that removes most dimensions by construction (the fixed low-rank

@@ -23,6 +23,15 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from dimcollapse.manifest import Manifest
+from dimcollapse.spectrum.metrics import (
+    COLLAPSE_THRESHOLDS,
+    DEFAULT_REL_TOL,
+    FLOAT32_EPS,
+    cliff_collapse,
+    collapsed_counts,
+    numerical_floor,
+    smallest_ratio,
+)
 
 #: The threshold the claims are decided at (the others are shown beside it); it is
 #: ``dimcollapse.spectrum.metrics.DEFAULT_REL_TOL``, repeated here to keep torch out of imports.
@@ -30,7 +39,6 @@ PRIMARY_THRESHOLD = 1e-5
 
 
 def default_thresholds() -> tuple[float, ...]:
-    from dimcollapse.spectrum.metrics import COLLAPSE_THRESHOLDS, DEFAULT_REL_TOL
 
     assert DEFAULT_REL_TOL == PRIMARY_THRESHOLD
     return tuple(COLLAPSE_THRESHOLDS)
@@ -78,8 +86,6 @@ def seed_counts(
 ) -> list[list[int | None]] | None:
     """Per seed, the collapsed count at each threshold (None where it cannot be known); None
     when a seed lacks the summary ``key``."""
-    from dimcollapse.spectrum.metrics import collapsed_counts
-
     out = []
     for seed in seeds_of(run):
         summary = seed.get(key)
@@ -117,8 +123,6 @@ def _cliff_of(summary: Mapping[str, Any]) -> tuple[int, int, float | None] | Non
     recorded when the summary was counted by it, else recomputed from its singular values (an
     older ``reproduce.json``: dead coordinates unknown, taken as none; float32's floor). A
     summary without singular values gives its own ``collapsed_dims``."""
-    from dimcollapse.spectrum.metrics import FLOAT32_EPS, cliff_collapse, numerical_floor
-
     recorded = summary.get("collapse_rule") == "cliff" or not summary.get("singular_values")
     if recorded and summary.get("collapsed_dims") is not None:  # hand-made: its own count
         dead = len(summary.get("dead_dims") or [])
@@ -174,8 +178,6 @@ def largest_drops(run: Mapping[str, Any], key: str) -> list[float] | None:
 
 def smallest_ratios(run: Mapping[str, Any], key: str) -> list[float] | None:
     """Per seed, ``sigma_min / sigma_1`` of the summary ``key`` (None without spectra)."""
-    from dimcollapse.spectrum.metrics import smallest_ratio
-
     out = []
     for seed in seeds_of(run):
         summary = seed.get(key)
