@@ -32,6 +32,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from dimcollapse.spectrum.metrics import COLLAPSE_THRESHOLDS, collapsed_counts
 from dimcollapse.stats import interval95, mean
 
 #: Probe fields that get an interval beside their mean.
@@ -74,8 +75,6 @@ def _mean_dict(items: Sequence[Mapping[str, Any]], ci_fields: Sequence[str]) -> 
 
 def _mean_spectrum(items: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """A spectrum summary's mean over seeds, with its collapsed tail at every threshold."""
-    from dimcollapse.spectrum.metrics import COLLAPSE_THRESHOLDS, collapsed_counts
-
     out = _mean_dict(items, SPECTRUM_CI_FIELDS)
     spectra = [it.get("singular_values") for it in items]
     if all(isinstance(sv, list) and sv for sv in spectra):

@@ -23,6 +23,7 @@ Written to a temporary file then ``os.replace``d, so a crash never leaves a torn
 from __future__ import annotations
 
 import dataclasses
+import errno
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +33,7 @@ import torch
 
 from dimcollapse.errors import UsageError
 from dimcollapse.fileio import atomic_path, load_torch_weights_only
+from dimcollapse.rundir import RunLayout
 
 FORMAT = "dimcollapse-checkpoint"
 FORMAT_VERSION = 1
@@ -97,6 +99,7 @@ class Checkpoint:
     def spec(self) -> Any:
         """The :class:`~dimcollapse.model.ModelSpec` that rebuilds the model; a UsageError for a
         ``model_spec`` with a field it does not know or without one it needs."""
+        # torchvision-free spectrum FILE: torchvision 1240 ms
         from dimcollapse.model import ModelSpec
 
         spec = self.model_spec
@@ -117,6 +120,7 @@ class Checkpoint:
     def build_model(self) -> Any:
         """The trained :class:`~dimcollapse.model.ContrastiveModel`, in eval mode; its tensors
         checked against the file's before loading (:func:`load_model_state`)."""
+        # torchvision-free spectrum FILE: torchvision 1240 ms
         from dimcollapse.model import build_model
 
         try:
@@ -174,8 +178,6 @@ def save_checkpoint(path: str | os.PathLike[str], payload: dict[str, Any]) -> No
             text = str(exc)
             if "unexpected pos" not in text and "write failed" not in text:
                 raise
-            import errno
-
             raise OSError(errno.ENOSPC, "could not write the checkpoint", str(path)) from None
 
 
@@ -202,8 +204,6 @@ def _load_payload(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 def find_checkpoint(run_or_checkpoint: str | os.PathLike[str]) -> Path:
     """A checkpoint file, or a run directory -> its ``checkpoints/final.pt`` else ``last.pt``."""
-    from dimcollapse.rundir import RunLayout
-
     p = Path(run_or_checkpoint)
     if p.is_dir():
         found = RunLayout(p).latest_checkpoint()

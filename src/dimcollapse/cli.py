@@ -1,10 +1,10 @@
 """The ``dimcollapse`` command line: one subcommand per module in :mod:`dimcollapse.commands`.
 
 Each command module exposes ``HELP`` (one line), ``add_arguments(parser)`` and ``run(args) -> int``.
-Heavy imports (torch, matplotlib) happen inside ``run``, the one place for function-level imports:
-building the parser imports no torch, so ``dimcollapse probe --help`` answers in 0.2 s instead of
-4.6 s (benchmarks/RESULTS.md); the choices and defaults it shows come from torch-free modules
-(:mod:`dimcollapse.choices`, ...).
+Heavy imports (torch, matplotlib) happen inside the command modules' functions, each saying why
+(the reasons: :mod:`dimcollapse.lazy`): building the parser imports no torch, so
+``dimcollapse probe --help`` answers in 0.2 s instead of 4.6 s (benchmarks/RESULTS.md); the
+choices and defaults it shows come from torch-free modules (:mod:`dimcollapse.choices`, ...).
 Every :class:`~dimcollapse.errors.UsageError` becomes one ``error:`` line and exit status 2.
 """
 
@@ -14,9 +14,12 @@ import argparse
 import errno
 import importlib
 import importlib.util
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 
+from dimcollapse import __version__
 from dimcollapse.errors import Interrupted, Terminated, UsageError
 
 #: Subcommands in the order ``dimcollapse --help`` lists them; each is ``dimcollapse.commands.<name>``.
@@ -37,8 +40,6 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescript
 
 def build_parser() -> ArgumentParser:
     """The full parser, with every subcommand registered."""
-    from dimcollapse import __version__
-
     parser = ArgumentParser(
         prog="dimcollapse",
         description="See, understand and avoid dimensional collapse in contrastive "
@@ -97,9 +98,6 @@ def _terminate_as_exception() -> dict[int, object]:
     """Install the SIGTERM handler and Python's own SIGINT one (Ctrl-C raises
     KeyboardInterrupt, unless the caller set SIGINT to be ignored) in the main thread only;
     return the handlers they replace."""
-    import signal
-    import threading
-
     if threading.current_thread() is not threading.main_thread():
         return {}
 
@@ -114,16 +112,11 @@ def _terminate_as_exception() -> dict[int, object]:
 
 def _ignore_interrupts() -> None:
     """Ignore further Ctrl-C while the command stops (main thread only; restored on return)."""
-    import signal
-    import threading
-
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _restore_signals(previous: dict[int, object]) -> None:
-    import signal
-
     for sig, handler in previous.items():
         if handler is not None:
             signal.signal(sig, handler)  # type: ignore[arg-type]
@@ -141,6 +134,7 @@ def _resume_hint(args: object, exc: BaseException) -> str:
         )
     if command != "train" or not getattr(args, "out", None):
         return ""
+    # signals first: at the top, rundir's 23 ms would run before main() guards Ctrl-C
     from dimcollapse.rundir import RunLayout
 
     saved = str(exc) if isinstance(exc, (Terminated, Interrupted)) and str(exc) else ""
@@ -169,6 +163,7 @@ def _os_error_message(exc: OSError) -> str | None:
         return f"{what} while writing an output" + ("; free some space" if space else "")
     text = f"{exc.filename}: {what}"
     if space:
+        # signals first: at the top, rundir's 23 ms would run before main() guards Ctrl-C
         from dimcollapse.fileio import free_space_text
 
         free = free_space_text(exc.filename)

@@ -70,7 +70,7 @@ def all_gather_with_grad(t: Tensor) -> Tensor:
     """
     if not is_distributed():
         return t
-    from torch.distributed.nn.functional import all_gather
+    from torch.distributed.nn.functional import all_gather  # optional: a distributed build
 
     with warnings.catch_warnings():
         # Recent torch marks it deprecated in favour of the private ``_functional_collectives``,
@@ -92,7 +92,7 @@ def all_reduce_with_grad(t: Tensor) -> Tensor:
     """
     if not is_distributed():
         return t
-    from torch.distributed.nn.functional import all_reduce
+    from torch.distributed.nn.functional import all_reduce  # optional: a distributed build
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)

@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 import torch
+from numpy.lib import format as npy_format
+from safetensors import SafetensorError, safe_open
 
 from dimcollapse.errors import UsageError
 from dimcollapse.fileio import file_kind, load_torch_weights_only
@@ -104,8 +106,6 @@ def _open_npy(path: Path) -> Any:
 def _check_npy_length(path: Path) -> None:
     """A .npy file whose header promises more data than the file holds (a copy or download
     cut short) is said to be truncated, not 'not numeric'."""
-    from numpy.lib import format as npy_format
-
     try:
         with open(path, "rb") as fh:
             version = npy_format.read_magic(fh)
@@ -189,8 +189,6 @@ def open_embeddings(path: str | Path, key: str | None = None) -> EmbeddingsFile:
 
 
 def _open_safetensors(p: Path, key: str | None) -> EmbeddingsFile:
-    from safetensors import SafetensorError, safe_open
-
     try:
         handle = safe_open(str(p), framework="pt")
         keys = list(handle.keys())

@@ -6,7 +6,9 @@ import contextlib
 import errno
 import json
 import os
+import shutil
 import tempfile
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -91,9 +93,7 @@ def load_torch_weights_only(path: str | os.PathLike[str], what: str = "torch fil
     """``torch.load(path, weights_only=True)`` on the CPU, with one-line errors naming ``what``
     the file should be: a file that needs arbitrary unpickling is refused (never run),
     anything else unreadable is named as such."""
-    import warnings
-
-    import torch
+    import torch  # torch-free --help: torch 1440 ms
 
     kind = file_kind(path)
     if kind not in ("zip", "pickle"):  # what torch.save writes: a zip archive, or a pickle
@@ -343,8 +343,6 @@ def removed_on_failure(
 def _remove_new(root: Path, top: Path, existed: bool, before: set[Path]) -> None:
     """Delete what appeared under ``root`` since ``before`` (``top``: the highest folder
     created when ``root`` did not exist)."""
-    import shutil
-
     if not existed:
         target = top if top.exists() else root
         if target.is_dir():

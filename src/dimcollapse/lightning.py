@@ -33,11 +33,11 @@ import torch
 
 from dimcollapse.monitor import LOGGED_METRICS, CollapseMonitor, Watch, flat_metrics, iter_batches
 
-try:
-    from lightning.pytorch.callbacks import Callback
+try:  # optional: dimcollapse[lightning], under either package name
+    from lightning.pytorch.callbacks import Callback  # optional: lightning
 except ImportError:  # pragma: no cover - exercised only without the extra
     try:
-        from pytorch_lightning.callbacks import Callback
+        from pytorch_lightning.callbacks import Callback  # optional: pytorch_lightning
     except ImportError:
         raise ImportError(
             "dimcollapse.lightning needs PyTorch Lightning: pip install 'dimcollapse[lightning]'"

@@ -30,10 +30,12 @@ sequences averaged over T, and anything else flattened to ``(B, -1)``.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 import torch
+import torch.distributed as dist
 from torch import Tensor, nn
 
 from dimcollapse.errors import UsageError
@@ -139,8 +141,6 @@ class CollapseMonitor:
         return {name: acc.summary(self.rel_tol).to_dict() for name, acc in sorted(accs.items())}
 
     def _merged(self) -> dict[str, SpectrumAccumulator]:
-        import torch.distributed as dist
-
         local = {name: acc.state_dict() for name, acc in self._acc.items()}
         gathered: list[Any] = [None] * dist.get_world_size()
         dist.all_gather_object(gathered, local)
@@ -155,8 +155,6 @@ class CollapseMonitor:
 
 
 def _distributed() -> bool:
-    import torch.distributed as dist
-
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
@@ -179,8 +177,6 @@ class Watch:
         self._handles = []
         for name, path in modules.items():
             if path not in available:
-                import difflib
-
                 close = difflib.get_close_matches(path, [n for n in available if n], n=3)
                 hint = f"; did you mean {', '.join(close)}?" if close else ""
                 raise UsageError(f"watch: no module {path!r} in the model{hint}")

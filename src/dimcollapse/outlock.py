@@ -98,7 +98,7 @@ def _open_locked(path: Path, option: str, shown: Path, *, directory: bool) -> in
     """An open descriptor of ``path`` (a folder, or a lock file: made as needed) holding its
     exclusive ``flock``; a UsageError naming the holder when another process has it. A path
     removed or replaced between the open and the lock (its holder's cleanup) is opened again."""
-    import fcntl
+    import fcntl  # optional: POSIX only; the module's other names import anywhere
 
     for _attempt in range(100):
         try:

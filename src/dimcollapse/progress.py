@@ -70,7 +70,7 @@ def track(
     elif mode == "lines":
         yield from _with_stage_line(iterable, desc)
     else:
-        from tqdm import tqdm
+        from tqdm import tqdm  # lean --help: tqdm 78 ms (the commands import this module)
 
         bar = tqdm(iterable, desc=desc, total=total, leave=False, dynamic_ncols=True, delay=DELAY_S)
         try:

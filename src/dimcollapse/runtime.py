@@ -4,12 +4,15 @@ run is on (CPU and device names, versions and hardware for the reproduction's re
 from __future__ import annotations
 
 import contextlib
+import os
+import platform
 import random
 from typing import Any
 
 import numpy as np
 import torch
 
+from dimcollapse import __version__
 from dimcollapse.errors import UsageError
 
 
@@ -84,8 +87,6 @@ def autocast(precision: str, device: torch.device) -> contextlib.AbstractContext
 
 def cpu_model_name() -> str:
     """The CPU's model name (``/proc/cpuinfo`` on Linux, else what ``platform`` knows)."""
-    import platform
-
     with (
         contextlib.suppress(OSError),
         open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh,
@@ -98,8 +99,6 @@ def cpu_model_name() -> str:
 
 def usable_cpus() -> int:
     """Logical cores this process may run on (its affinity mask where the OS has one)."""
-    import os
-
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # pragma: no cover - not Linux
@@ -120,12 +119,7 @@ def device_name(device: torch.device) -> str:
 
 def environment() -> dict[str, Any]:
     """Versions and hardware, for the reproduction's report."""
-    import os
-    import platform
-
-    import torchvision
-
-    from dimcollapse import __version__
+    import torchvision  # torchvision-free spectrum FILE and toy: torchvision 1240 ms
 
     gpus = []
     if torch.cuda.is_available():
@@ -162,8 +156,6 @@ def check_fits_in_memory(need_bytes: float, what: str) -> None:
     """Refuse, before allocating, ``need_bytes`` for ``what`` when it exceeds half of this
     machine's physical memory: one ``UsageError`` line ``"{what} needs at least X GiB ...;
     this machine has Y GiB"`` instead of an allocator's traceback minutes later."""
-    import os
-
     try:
         total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):  # pragma: no cover - not POSIX

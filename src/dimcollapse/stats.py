@@ -39,6 +39,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from scipy.stats import t as student_t
+
 VERDICTS = ("holds", "fails", "inconclusive")
 CONFIDENCE = 0.95
 #: The level a decision is read at (two-sided), per claim or after Holm's adjustment.
@@ -75,9 +77,7 @@ class Judgement:
 
 def _t_sf(x: float, df: int) -> float:
     """The upper tail ``P(T_df > x)`` of Student's t (SciPy)."""
-    from scipy.stats import t
-
-    return float(t.sf(x, df))
+    return float(student_t.sf(x, df))
 
 
 def is_constant(values: Sequence[float]) -> bool:
@@ -108,11 +108,9 @@ def _mean_se(values: Sequence[float]) -> tuple[float, float]:
 
 def t_quantile(df: int, confidence: float = CONFIDENCE) -> float:
     """The two-sided Student-t critical value ``t_{(1+confidence)/2, df}`` (SciPy)."""
-    from scipy.stats import t
-
     if df < 1:
         raise ValueError(f"degrees of freedom must be at least 1, got {df}")
-    return float(t.ppf(0.5 + confidence / 2, df))
+    return float(student_t.ppf(0.5 + confidence / 2, df))
 
 
 def mean(values: Sequence[float]) -> float | None:

@@ -21,6 +21,7 @@ from dimcollapse.bench.timing import (
     time_spectrum,
     time_worker_path,
 )
+from dimcollapse.data.augment_config import AugmentConfig
 from dimcollapse.runtime import cpu_model, device_name, torch_threads
 
 
@@ -83,8 +84,6 @@ def _measure(
     settings: dict[str, Any], device: torch.device, say: Callable[[str], None]
 ) -> _Timings:
     """Build the step, then time (a), (b) with the augmentation alone, (c) and the spectrum."""
-    from dimcollapse.data.augment import AugmentConfig
-
     steps, warmup, workers = settings["steps"], settings["warmup"], settings["workers"]
     # On a GPU the worker path needs a few bursts of batches in its window (see _worker_rate).
     cuda = device.type == "cuda"

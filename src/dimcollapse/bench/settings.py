@@ -8,11 +8,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from dimcollapse.backbones import resolve_stem
+from dimcollapse.backbones import BACKBONES, resolve_stem
 from dimcollapse.bench.defaults import CPU_DEFAULTS, GPU_DEFAULTS, GPU_LARGE_IMAGE_BATCH
 from dimcollapse.data.augment import SMALL_IMAGE_MAX, resized_side, use_small_stem
 from dimcollapse.errors import UsageError
-from dimcollapse.runtime import usable_cpus
+from dimcollapse.runtime import resolve_device, resolve_precision, usable_cpus
 from dimcollapse.spectrum import check_covariance_memory
 
 #: Precisions the benchmark accepts (fp16 would need a GradScaler, which the step does not time).
@@ -75,8 +75,6 @@ def resolve_settings(settings: BenchSettings | Mapping[str, Any] | None = None) 
     Returns a plain dict of every setting plus ``scaled_down`` (the names that took the CPU's
     smaller defaults) and ``device`` as a resolved string such as ``cuda:0``.
     """
-    from dimcollapse.runtime import resolve_device, resolve_precision
-
     given = _as_bench_settings(settings)
     resolved = dataclasses.asdict(given)
     _check_choices(resolved)
@@ -112,8 +110,6 @@ def _as_bench_settings(settings: BenchSettings | Mapping[str, Any] | None) -> Be
 
 
 def _check_choices(resolved: dict[str, Any]) -> None:
-    from dimcollapse.backbones import BACKBONES
-
     if resolved["backbone"] not in BACKBONES:
         raise UsageError(
             f"unknown backbone {resolved['backbone']!r}; choose one of {', '.join(BACKBONES)}"

@@ -31,6 +31,12 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from dimcollapse.config import TrainConfig
+from dimcollapse.losses import build_recipe
+from dimcollapse.model import ModelSpec, build_model
+from dimcollapse.optim import build_optimization
+from dimcollapse.train import DivergenceGuard, EpochTally, build_stepper
+
 #: The head between backbone and loss in every timed step.
 BENCH_HEAD = "simclr-mlp"
 #: Classes of the online probe's random labels (the probe's cost hardly depends on it).
@@ -39,11 +45,6 @@ _CLASSES = 10
 
 def build_step(s: dict[str, Any], device: torch.device) -> tuple[Callable[..., None], dict]:
     """The timed training step ``step(v1, v2)`` and a description of the model."""
-    from dimcollapse.config import TrainConfig
-    from dimcollapse.losses import build_recipe
-    from dimcollapse.optim import build_optimization
-    from dimcollapse.train import DivergenceGuard, EpochTally, build_stepper
-
     method = s.get("method", BENCH_HEAD)
     model = _bench_model(s, device, method)
     cfg = TrainConfig(method=method, batch_size=s["batch"], online_probe=True)
@@ -89,8 +90,6 @@ def build_step(s: dict[str, Any], device: torch.device) -> tuple[Callable[..., N
 
 def _bench_model(s: dict[str, Any], device: torch.device, method: str) -> Any:
     """The benchmark's ContrastiveModel (its own seed, the global RNG untouched), in train mode."""
-    from dimcollapse.model import ModelSpec, build_model
-
     spec = ModelSpec(
         method=method,
         backbone=s["backbone"],

@@ -16,6 +16,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from dimcollapse.data.device_augment import DeviceTwoViewAugment
+from dimcollapse.data.image_dataset import ImageDataset
+from dimcollapse.data.loaders import build_view_loader
+from dimcollapse.spectrum import SpectrumAccumulator
+
 #: Rows of embeddings per SpectrumAccumulator.update (as ``dimcollapse spectrum``'s default).
 SPECTRUM_CHUNK_ROWS = 65536
 
@@ -95,8 +100,6 @@ def synthetic_image_count(settings: dict[str, Any], worker_steps: int) -> int:
 
 def synthetic_dataset(settings: dict[str, Any], count: int) -> Any:
     """An in-memory ImageDataset of ``count`` random uint8 images (a tiled pool of 4096)."""
-    from dimcollapse.data.image_dataset import ImageDataset
-
     c, size = settings["channels"], settings["source_size"]
     gen = torch.Generator().manual_seed(settings["seed"])
     pool = torch.randint(
@@ -133,8 +136,6 @@ def time_device_path(
     device: torch.device,
 ) -> float:
     """(b): the trainer's device loader (uint8 images on the device, augmented there) + step."""
-    from dimcollapse.data.loaders import build_view_loader
-
     loader = build_view_loader(
         dataset,
         cfg,
@@ -159,8 +160,6 @@ def time_augment_only(
     dataset: Any, cfg: Any, settings: dict[str, Any], device: torch.device
 ) -> float:
     """Seconds of ``steps`` calls of the device augmentation on one batch held on the device."""
-    from dimcollapse.data.device_augment import DeviceTwoViewAugment
-
     aug = DeviceTwoViewAugment(cfg, dataset.mean, dataset.std, settings["channels"])
     held = dataset.tensors()
     assert held is not None
@@ -190,8 +189,6 @@ def time_worker_path(
     :func:`_worker_rate` (from how long each fetch blocked and when it arrived: host clock only,
     nothing here waits on the device).
     """
-    from dimcollapse.data.loaders import build_view_loader
-
     loader = build_view_loader(
         dataset,
         cfg,
@@ -229,8 +226,6 @@ def time_worker_path(
 
 def time_spectrum(rows: int, dim: int, device: torch.device, seed: int) -> dict[str, Any]:
     """Seconds to accumulate ``rows x dim`` float32 rows on ``device`` and get the spectrum."""
-    from dimcollapse.spectrum import SpectrumAccumulator
-
     chunk = min(rows, SPECTRUM_CHUNK_ROWS)
     gen = torch.Generator(device=device).manual_seed(seed + 2)
     # a spectrum that decays like a trained network's (power law), drawn once per pool chunk

@@ -5,7 +5,10 @@ elsewhere (:mod:`dimcollapse.foreign`): ``--model``, ``--weights``, ``--prefix``
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
+
+from dimcollapse.errors import UsageError
 
 MODEL_HELP = (
     "a model trained elsewhere: torchvision:NAME (any torchvision classification model) or "
@@ -88,8 +91,6 @@ def add_foreign_options(parser: argparse.ArgumentParser) -> None:
 
 def wants_foreign(args: argparse.Namespace) -> bool:
     """Whether the command line names foreign models; checks that --model and --weights pair."""
-    from dimcollapse.errors import UsageError
-
     models, weights = args.model or [], args.weights or []
     if not models and not weights:
         return False
@@ -115,8 +116,6 @@ def wants_foreign(args: argparse.Namespace) -> bool:
 def wants_foreign_instead_of_run(args: argparse.Namespace) -> bool:
     """For commands that read one source: True for --model/--weights, False for the positional
     run directory or checkpoint; refuses both, or neither."""
-    from dimcollapse.errors import UsageError
-
     foreign = wants_foreign(args)
     if foreign == (args.run is not None):
         raise UsageError("give either a run directory or checkpoint, or --model with --weights")
@@ -126,9 +125,7 @@ def wants_foreign_instead_of_run(args: argparse.Namespace) -> bool:
 def load_foreign_models(args: argparse.Namespace, dataset: Any) -> list[tuple[str, Any]]:
     """``(label, ForeignModel)`` for each ``--model``/``--weights`` pair, inputs matched to the
     dataset's normalisation. Every model is built and loaded before any is run."""
-    from pathlib import Path
-
-    from dimcollapse.foreign import load_foreign_model
+    from dimcollapse.foreign import load_foreign_model  # torch-free --help: torch 1440 ms
 
     out = []
     files = iter(args.weights or [])
@@ -156,7 +153,7 @@ def load_foreign_models(args: argparse.Namespace, dataset: Any) -> list[tuple[st
 
 def load_images(args: argparse.Namespace, split: str, subset: int | None, seed: int = 0) -> Any:
     """The ``split`` of ``--dataset`` under ``--data-root``, optionally a seeded subset."""
-    from dimcollapse.data.datasets import load_dataset
+    from dimcollapse.data.datasets import load_dataset  # torch-free --help: torch 1440 ms
 
     return load_dataset(
         args.dataset,

@@ -25,7 +25,10 @@ import argparse
 import json
 import sys
 
+from dimcollapse.bench.defaults import CPU_DEFAULTS, GPU_DEFAULTS, GPU_LARGE_IMAGE_BATCH
+from dimcollapse.choices import STEMS
 from dimcollapse.commands._options import add_device
+from dimcollapse.data.augment_config import SMALL_IMAGE_MAX
 from dimcollapse.options import add_json, add_seed, add_threads
 
 HELP = "throughput: training step vs device vs CPU-worker augmentation; spectrum time"
@@ -62,8 +65,6 @@ def _by_device(parser: argparse.ArgumentParser, flag: str, kind: type, text: str
 
 def _device_defaults() -> tuple[dict, dict]:
     """(GPU defaults, CPU defaults) of ``bench.settings``: help text reads them, never retypes."""
-    from dimcollapse.bench.defaults import CPU_DEFAULTS, GPU_DEFAULTS
-
     return GPU_DEFAULTS, CPU_DEFAULTS
 
 
@@ -74,9 +75,6 @@ def _defaults(key: str) -> str:
 
 
 def _add_model_and_images(parser: argparse.ArgumentParser) -> None:
-    from dimcollapse.choices import STEMS
-    from dimcollapse.data.augment_config import SMALL_IMAGE_MAX
-
     parser.add_argument("--backbone", default="resnet18", help="resnet18, resnet34 or resnet50")
     parser.add_argument("--image-size", type=int, default=32, help="side of the views in pixels")
     _by_device(
@@ -98,9 +96,6 @@ def _add_model_and_images(parser: argparse.ArgumentParser) -> None:
 
 def _add_steps(parser: argparse.ArgumentParser) -> None:
     """The training step: its batch, how many are timed, the workers feeding it, the model."""
-    from dimcollapse.bench.defaults import CPU_DEFAULTS, GPU_DEFAULTS, GPU_LARGE_IMAGE_BATCH
-    from dimcollapse.data.augment_config import SMALL_IMAGE_MAX
-
     _by_device(
         parser,
         "--batch",
@@ -137,6 +132,7 @@ def _add_steps(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # torch-free --help: torch 1440 ms
     from dimcollapse.bench import BenchSettings, format_report, run_bench
 
     # options left out keep BenchSettings' None: the device's default

@@ -18,10 +18,20 @@ examples:
 from __future__ import annotations
 
 import argparse
+import contextlib
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+from safetensors.numpy import save_file
+
 from dimcollapse.choices import FEATURE_BATCH
+from dimcollapse.commands._models import (
+    add_foreign_options,
+    load_foreign_models,
+    load_images,
+    wants_foreign_instead_of_run,
+)
 from dimcollapse.commands._options import (
     QUIET_HELP,
     add_autocast_precision,
@@ -37,7 +47,11 @@ from dimcollapse.commands._options import (
     refuse_overwrite,
     require_at_least,
 )
+from dimcollapse.errors import UsageError
+from dimcollapse.fileio import atomic_path, check_output_file, check_output_suffix
 from dimcollapse.options import add_out, add_seed
+from dimcollapse.outlock import file_lock
+from dimcollapse.progress import mode_for, reporting
 
 HELP = "write a run's representation or embedding vectors of a split to .npy/.safetensors"
 
@@ -45,8 +59,6 @@ SUFFIXES = (".npy", ".safetensors")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from dimcollapse.commands._models import add_foreign_options
-
     add_run_argument(parser)
     add_split(parser, required=True, help="dataset split")
     add_space(parser, help="backbone output r, or the head's output z")
@@ -79,8 +91,6 @@ def labels_path(out: Path) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dimcollapse.outlock import file_lock
-
     # one embed per output file: checked (not there, or --force) and written under the lock
     with file_lock(args.out):
         return _embed(args)
@@ -88,10 +98,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _embed(args: argparse.Namespace) -> int:
     """Check the outputs, load the model and images, write the vectors (and labels)."""
-    import numpy as np
-
+    # torch-free --help: torch 1440 ms
     from dimcollapse.probe import extract_features
-    from dimcollapse.progress import mode_for, reporting
     from dimcollapse.runtime import resolve_device
 
     targets = _output_targets(args)
@@ -122,9 +130,6 @@ def _embed(args: argparse.Namespace) -> int:
 
 def _output_targets(args: argparse.Namespace) -> list[Path]:
     """The files to write (``--out``, and its labels file for .npy); refuse bad options."""
-    from dimcollapse.errors import UsageError
-    from dimcollapse.fileio import check_output_file, check_output_suffix
-
     out = check_output_suffix(args.out, SUFFIXES)
     check_output_file(out)
     targets = [out]
@@ -142,14 +147,8 @@ def _output_targets(args: argparse.Namespace) -> list[Path]:
 def _load_model_and_images(args: argparse.Namespace) -> tuple[Any, Any, str, str]:
     """The model to embed with, the images of its split, the words naming them and the model's
     name."""
-    from dimcollapse.commands._models import (
-        load_foreign_models,
-        load_images,
-        wants_foreign_instead_of_run,
-    )
-    from dimcollapse.errors import UsageError
-
     if not wants_foreign_instead_of_run(args):
+        # torch-free --help: torch 1440 ms
         from dimcollapse.checkpoint import find_checkpoint, load_model
         from dimcollapse.probe import load_run_data
 
@@ -171,12 +170,6 @@ def _load_model_and_images(args: argparse.Namespace) -> tuple[Any, Any, str, str
 
 def _write(targets: list[Path], vectors: Any, labels: Any, args: argparse.Namespace) -> None:
     """Write the vectors (and labels) atomically: all files appear, or none."""
-    import contextlib
-
-    import numpy as np
-
-    from dimcollapse.fileio import atomic_path
-
     with contextlib.ExitStack() as stack:
         tmps = [stack.enter_context(atomic_path(t)) for t in targets]
         if targets[0].suffix.lower() == ".npy":
@@ -186,8 +179,6 @@ def _write(targets: list[Path], vectors: Any, labels: Any, args: argparse.Namesp
                 with open(tmps[1], "wb") as fh:
                     np.save(fh, labels)
         else:
-            from safetensors.numpy import save_file
-
             arrays = {"embeddings": np.ascontiguousarray(vectors)}
             if args.labels:
                 arrays["labels"] = np.ascontiguousarray(labels)

@@ -21,8 +21,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 
 from dimcollapse.choices import FEATURE_SETS
+from dimcollapse.commands._models import (
+    add_foreign_options,
+    load_foreign_models,
+    load_images,
+    wants_foreign_instead_of_run,
+)
 from dimcollapse.commands._options import (
     QUIET_HELP,
     add_autocast_precision,
@@ -34,14 +41,15 @@ from dimcollapse.commands._options import (
     refuse_data_options_for_run,
     require_at_least,
 )
+from dimcollapse.errors import UsageError
+from dimcollapse.fileio import write_json_atomic
 from dimcollapse.options import add_json, add_seed
+from dimcollapse.progress import mode_for, reporting
 
 HELP = "offline linear and kNN probe of a trained run (full r or DirectCLR's r[:, :d0])"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from dimcollapse.commands._models import add_foreign_options
-
     _add_what_to_probe(parser)
     add_json(parser, help="print one JSON object")
     add_quiet(parser, help=QUIET_HELP)
@@ -138,18 +146,13 @@ def _summary_text(rec: dict, saved: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dimcollapse.progress import mode_for, reporting
-
     with reporting(mode_for(args.quiet or args.json)):
         return _probe(args)
 
 
 def _probe(args: argparse.Namespace) -> int:
     """The probe of a run, or of each --model (:func:`_probe_foreign`); prints the result."""
-    from dimcollapse.commands._models import wants_foreign_instead_of_run
-    from dimcollapse.errors import UsageError
-    from dimcollapse.fileio import write_json_atomic
-    from dimcollapse.probe import probe_run, result_dir
+    from dimcollapse.probe import probe_run, result_dir  # torch-free --help: torch 1440 ms
 
     for name in ("epochs", "train_subset", "test_subset"):
         require_at_least(args, name, 1)
@@ -158,6 +161,7 @@ def _probe(args: argparse.Namespace) -> int:
     if wants_foreign_instead_of_run(args):
         return _probe_foreign(args)
     if args.data_root is not None or args.test_file is not None:
+        # torch-free --help: torch 1440 ms
         from dimcollapse.checkpoint import find_checkpoint, load_checkpoint
 
         ckpt = load_checkpoint(find_checkpoint(args.run))
@@ -185,10 +189,7 @@ def _probe(args: argparse.Namespace) -> int:
 
 def _probe_foreign(args: argparse.Namespace) -> int:
     """Offline linear (and kNN) probe of each --model's representation on --dataset."""
-    import time
-
-    from dimcollapse.commands._models import load_foreign_models, load_images
-    from dimcollapse.errors import UsageError
+    # torch-free --help: torch 1440 ms
     from dimcollapse.probe import extract_features, probe_features
     from dimcollapse.runtime import resolve_device
 

@@ -28,9 +28,18 @@ examples:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+from pathlib import Path
 from typing import Any
 
+from dimcollapse.choices import DEFAULT_REL_TOL, SPECTRUM_PRECISIONS
+from dimcollapse.commands._models import (
+    add_foreign_options,
+    load_foreign_models,
+    load_images,
+    wants_foreign,
+)
 from dimcollapse.commands._options import (
     QUIET_HELP,
     add_device,
@@ -40,17 +49,22 @@ from dimcollapse.commands._options import (
     add_space,
     add_split,
     check_rel_tol,
+    refuse_data_options,
+    refuse_data_options_for_run,
     refuse_overwrite,
     require_at_least,
 )
+from dimcollapse.errors import UsageError
+from dimcollapse.fileio import check_output_file, check_output_suffix
 from dimcollapse.options import OptionHolder, add_json, add_rel_tol
+from dimcollapse.outlock import file_lock
+from dimcollapse.plots import plot_spectra
+from dimcollapse.progress import mode_for, reporting, track
 
 HELP = "singular-value spectrum and collapse metrics of embeddings files (Eq. 1)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from dimcollapse.commands._models import add_foreign_options
-
     _add_file_options(parser)
     _add_run_options(
         parser.add_argument_group("trained models (FILE is a run directory or checkpoint)")
@@ -60,9 +74,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _add_file_options(parser: argparse.ArgumentParser) -> None:
     """The files, how they are read and the metrics and outputs of their spectra."""
-    from dimcollapse.choices import DEFAULT_REL_TOL
-    from dimcollapse.choices import SPECTRUM_PRECISIONS as PRECISIONS
-
     parser.add_argument(
         "files",
         nargs="*",
@@ -103,7 +114,7 @@ def _add_file_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--precision",
-        choices=PRECISIONS,
+        choices=SPECTRUM_PRECISIONS,
         default="auto",
         help="dtype of each chunk's outer product; auto: float64 (sums are always float64); "
         "float32 is about 2x faster on a CPU but puts RankMe about 0.2%% high",
@@ -144,7 +155,7 @@ def _summary_text(rec: dict) -> str:
 
 def _cliff_text(rec: dict) -> str:
     """Where the largest drop falls and how deep it is."""
-    from dimcollapse.spectrum.metrics import CLIFF_DECADES  # numpy: not at --help time
+    from dimcollapse.spectrum.metrics import CLIFF_DECADES  # torch-free --help: torch 1440 ms
 
     if rec.get("cliff_decades") is None:
         return "no drop to measure"
@@ -164,10 +175,6 @@ def _dead_text(dead: list[int]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    import contextlib
-
-    from dimcollapse.outlock import file_lock
-
     # one spectrum per --plot file: checked (not there, or --force) and written under the lock
     with file_lock(args.plot, "--plot") if args.plot is not None else contextlib.nullcontext():
         return _spectrum(args)
@@ -175,8 +182,6 @@ def run(args: argparse.Namespace) -> int:
 
 def _spectrum(args: argparse.Namespace) -> int:
     """Check the options, measure every source's spectrum, print them, plot them."""
-    from dimcollapse.progress import mode_for, reporting
-
     device = _check_options(args)
     sources = _open_sources(args)
     with reporting(mode_for(args.quiet or args.json)):
@@ -190,10 +195,7 @@ def _spectrum(args: argparse.Namespace) -> int:
 
 def _check_options(args: argparse.Namespace) -> Any:
     """Refuse bad options before anything is read; return the torch device."""
-    import torch
-
-    from dimcollapse.errors import UsageError
-    from dimcollapse.fileio import check_output_file, check_output_suffix
+    import torch  # torch-free --help: torch 1440 ms
 
     check_rel_tol(args.rel_tol)
     require_at_least(args, "chunk_rows", 1)
@@ -215,9 +217,7 @@ def _open_sources(args: argparse.Namespace) -> list[Any]:
     """Every FILE opened (embeddings) or loaded (runs), then the foreign models with their images.
 
     Every file is validated before anything is computed, so bad input fails fast."""
-    from dimcollapse.commands._models import load_foreign_models, load_images, wants_foreign
-    from dimcollapse.embeddings import open_embeddings
-    from dimcollapse.errors import UsageError
+    from dimcollapse.embeddings import open_embeddings  # torch-free --help: torch 1440 ms
 
     foreign = wants_foreign(args)
     if not args.files and not foreign:
@@ -243,9 +243,6 @@ def _refuse_options_that_do_not_apply(
     """Options no source uses are refused, not ignored: ``--key`` when every file is a .npy
     (one array, no names); the run options (``--data-root``, ``--subset``) when there is no run
     or ``--model``; ``--data-root`` on a digits run; ``--test-file`` without an npz --model."""
-    from dimcollapse.commands._options import refuse_data_options, refuse_data_options_for_run
-    from dimcollapse.errors import UsageError
-
     runs = [s["checkpoint"] for s in sources if isinstance(s, dict)]
     files = [s for s in sources if not isinstance(s, dict)]
     if (
@@ -275,12 +272,11 @@ def _refuse_options_that_do_not_apply(
 
 def _spectrum_record(source: Any, args: argparse.Namespace, device: Any) -> dict:
     """Stream one source's rows through the accumulator; its name, key and metrics."""
-    from dimcollapse.errors import UsageError
-    from dimcollapse.spectrum import SpectrumAccumulator
+    from dimcollapse.spectrum import SpectrumAccumulator  # torch-free --help: torch 1440 ms
 
     acc = SpectrumAccumulator(normalize=args.normalize, device=device, precision=args.precision)
     if isinstance(source, dict) and "foreign" in source:  # a model trained elsewhere
-        from dimcollapse.probe import extract_features
+        from dimcollapse.probe import extract_features  # torch-free --help: torch 1440 ms
 
         rows, _ = extract_features(
             source["foreign"], source["images"], device=device, label=source["path"]
@@ -291,8 +287,6 @@ def _spectrum_record(source: Any, args: argparse.Namespace, device: Any) -> dict
         chunks = _model_rows(source, args, device).split(args.chunk_rows)
         name, key = source["path"], f"{args.space}, {args.split}"
     else:
-        from dimcollapse.progress import track
-
         name, key = str(source.path), source.key
         total = -(-source.n // args.chunk_rows)  # progress by chunk: shown for a large file
         chunks = track(
@@ -312,8 +306,6 @@ def _spectrum_record(source: Any, args: argparse.Namespace, device: Any) -> dict
 
 def _plot(records: list[dict], args: argparse.Namespace) -> None:
     """All spectra overlaid in ``--plot``; a legend names the files when there are several."""
-    from dimcollapse.plots import plot_spectra
-
     multi = len(records) > 1
     series = [
         (
@@ -332,10 +324,8 @@ def _plot(records: list[dict], args: argparse.Namespace) -> None:
 
 def _model_source(path: str) -> dict | None:
     """The loaded checkpoint if ``path`` is a run directory or a dimcollapse checkpoint."""
-    from pathlib import Path
-
+    # torch-free --help: torch 1440 ms
     from dimcollapse.checkpoint import find_checkpoint, load_checkpoint
-    from dimcollapse.errors import UsageError
 
     p = Path(path)
     if p.is_dir():
@@ -350,6 +340,7 @@ def _model_source(path: str) -> dict | None:
 
 def _model_rows(src: dict, args: argparse.Namespace, device: Any) -> Any:
     """(N, D) features of the run's ``--split`` in ``--space``."""
+    # torch-free --help: torch 1440 ms
     from dimcollapse.probe import extract_features, load_run_data
 
     ckpt = src["checkpoint"]

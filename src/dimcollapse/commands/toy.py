@@ -40,19 +40,23 @@ from typing import Any
 from dimcollapse.cli import ArgumentParser, HelpFormatter
 from dimcollapse.commands._options import check_rel_tol, require_at_least
 from dimcollapse.errors import UsageError
-from dimcollapse.fileio import check_output_dir, removed_on_failure
+from dimcollapse.fileio import check_output_dir, removed_on_failure, write_json_atomic
+from dimcollapse.options import add_json, add_out, add_seed, add_threads
+from dimcollapse.outlock import folder_lock
+from dimcollapse.toy.options import (
+    CHOICES,
+    SCENARIO_HELP,
+    add_scenario_options,
+    config_overrides,
+    scenario_description,
+    scenario_settings,
+)
+from dimcollapse.toy.scenarios import SCENARIO_NAMES
 
 HELP = "linear toy models of sections 4-5: strong augmentation, alignment, depth, ReLU"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from dimcollapse.toy.options import (
-        CHOICES,
-        SCENARIO_HELP,
-        add_scenario_options,
-        scenario_description,
-    )
-
     sub = parser.add_subparsers(
         dest="scenario", metavar="SCENARIO", parser_class=ArgumentParser, required=True
     )
@@ -89,8 +93,6 @@ examples:
 
 
 def _add_image_options(p: argparse.ArgumentParser) -> None:
-    from dimcollapse.options import add_json, add_out, add_seed, add_threads
-
     p.add_argument("--dataset", default="fashion-mnist", help="dataset name")
     p.add_argument("--data-root", default=None, help="dataset directory (none: its record's)")
     p.add_argument("--steps", type=int, default=1000, help="SGD steps of 256 pairs per encoder")  # fmt: skip
@@ -102,11 +104,10 @@ def _add_image_options(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dimcollapse.outlock import folder_lock
+    # torch-free --help: torch 1440 ms
     from dimcollapse.runtime import torch_threads
     from dimcollapse.toy.output import describe, divergence_error, json_safe, write_results
     from dimcollapse.toy.scenario_runs import run_scenarios
-    from dimcollapse.toy.scenarios import SCENARIO_NAMES
 
     if args.scenario == "images":
         return _run_images(args)
@@ -143,8 +144,6 @@ def run(args: argparse.Namespace) -> int:
 
 def _check_options(args: argparse.Namespace) -> dict[str, Any]:
     """Refuse bad options before training; return ``run_scenarios``' keyword arguments."""
-    from dimcollapse.toy.options import config_overrides, scenario_settings
-
     overrides = config_overrides(args)
     rel_tol = getattr(args, "rel_tol", None)
     check_rel_tol(rel_tol)
@@ -156,8 +155,7 @@ def _check_options(args: argparse.Namespace) -> dict[str, Any]:
 
 def _run_images(args: argparse.Namespace) -> int:
     """``toy images``: every sweep of :mod:`dimcollapse.toy.images` at each seed."""
-    from dimcollapse.fileio import write_json_atomic
-    from dimcollapse.outlock import folder_lock
+    # torch-free --help: torch 1440 ms
     from dimcollapse.report.image_lab import figure_image_lab, table_rows
     from dimcollapse.runtime import torch_threads
     from dimcollapse.toy.images import aggregate_images, run_image_lab_on

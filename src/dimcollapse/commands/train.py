@@ -27,7 +27,11 @@ import dataclasses
 import typing
 
 from dimcollapse.commands._options import refuse_data_options
-from dimcollapse.config import TrainConfig, base_type
+from dimcollapse.config import TrainConfig, base_type, layered_config
+from dimcollapse.data.augment_config import SMALL_IMAGE_MAX, AugmentConfig
+from dimcollapse.data.formats import FORMATS
+from dimcollapse.methods import METHODS
+from dimcollapse.rundir import RunLayout
 
 HELP = "contrastive pretraining: SimCLR variants, DirectCLR, projector ablations"
 
@@ -44,12 +48,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dimcollapse.config import layered_config
-
     # resuming: the run's saved settings, then --config's, then the options typed here
     cfg, saved = layered_config(args)
     refuse_data_options(cfg.dataset, cfg.data_root, cfg.test_file)
-    from dimcollapse.train import train
+    from dimcollapse.train import train  # torch-free --help: torch 1440 ms
 
     train(cfg, verbose=not args.quiet, saved=saved)
     return 0
@@ -66,11 +68,6 @@ def _parse_bool(text: str) -> bool:
 
 def _help_facts() -> dict[str, str]:
     """What ``{name}`` stands for in a field's help: facts owned by other modules."""
-    from dimcollapse.data.augment_config import SMALL_IMAGE_MAX
-    from dimcollapse.data.formats import FORMATS
-    from dimcollapse.methods import METHODS
-    from dimcollapse.rundir import RunLayout
-
     dirs = [f"{f.name} defaults to {f.default_dir}" for f in FORMATS.values() if f.default_dir]
     return {
         "small_image_max": str(SMALL_IMAGE_MAX),
@@ -87,8 +84,6 @@ def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
     Defaults are shown from the dataclasses but the parsed value is None unless given, so that a
     YAML file's values are overridden only by options actually typed.
     """
-    from dimcollapse.data.augment_config import SMALL_IMAGE_MAX, AugmentConfig
-
     facts = _help_facts()
     hints = typing.get_type_hints(TrainConfig)
     for f in dataclasses.fields(TrainConfig):

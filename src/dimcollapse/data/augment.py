@@ -31,27 +31,16 @@ from collections.abc import Sequence
 
 import torch
 from torch import Tensor
+from torchvision.transforms import InterpolationMode, v2
 
 from dimcollapse.data.augment_config import SMALL_IMAGE_MAX as SMALL_IMAGE_MAX
-from dimcollapse.data.augment_config import AugmentConfig
+from dimcollapse.data.augment_config import AugmentConfig, check_stats
 from dimcollapse.data.augment_config import blur_kernel_size as blur_kernel_size
 from dimcollapse.data.augment_config import use_small_stem as use_small_stem
-from dimcollapse.errors import UsageError
 
 
 def _interp_mode(name: str):
-    from torchvision.transforms import InterpolationMode
-
     return InterpolationMode.BICUBIC if name == "bicubic" else InterpolationMode.BILINEAR
-
-
-def _check_stats(mean: Sequence[float], std: Sequence[float], channels: int) -> None:
-    if len(mean) != channels or len(std) != channels:
-        raise UsageError(
-            f"normalisation stats must have {channels} values each, got {len(mean)} and {len(std)}"
-        )
-    if any(s <= 0 for s in std):
-        raise UsageError("normalisation std must be positive")
 
 
 class TwoViewTransform:
@@ -64,9 +53,7 @@ class TwoViewTransform:
     def __init__(
         self, cfg: AugmentConfig, mean: Sequence[float], std: Sequence[float], channels: int
     ) -> None:
-        from torchvision.transforms import v2
-
-        _check_stats(mean, std, channels)
+        check_stats(mean, std, channels)
         self.cfg = cfg.for_channels(channels)
         self.channels = channels
         cfg = self.cfg
@@ -134,8 +121,6 @@ class EvalTransform:
         std: Sequence[float],
         resize_then_crop: bool,
     ) -> None:
-        from torchvision.transforms import v2
-
         ops = []
         if resize_then_crop:
             ops += [

@@ -5,6 +5,7 @@ shows these defaults without importing torch."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 from dimcollapse.errors import UsageError
@@ -26,6 +27,16 @@ def use_small_stem(setting: bool | None, image_size: int) -> bool:
     """The backbone's stem: the setting, or by default the CIFAR stem (3x3, stride 1, no
     max-pool) for images of at most :data:`SMALL_IMAGE_MAX` px."""
     return bool(setting) if setting is not None else image_size <= SMALL_IMAGE_MAX
+
+
+def check_stats(mean: Sequence[float], std: Sequence[float], channels: int) -> None:
+    """Refuse normalisation statistics that do not fit ``channels`` or divide by zero."""
+    if len(mean) != channels or len(std) != channels:
+        raise UsageError(
+            f"normalisation stats must have {channels} values each, got {len(mean)} and {len(std)}"
+        )
+    if any(s <= 0 for s in std):
+        raise UsageError("normalisation std must be positive")
 
 
 def blur_kernel_size(image_size: int) -> int:

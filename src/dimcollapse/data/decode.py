@@ -9,7 +9,13 @@ batched augmentation crops, each image inside its own size.
 
 from __future__ import annotations
 
+import io
+import warnings
+
+import numpy as np
 import torch
+import torch.nn.functional as F
+from PIL import Image
 from torch import Tensor
 
 from dimcollapse.errors import UsageError
@@ -26,9 +32,6 @@ def decode_rgb(path: str) -> Tensor:
     Pillow rather than ``torchvision.io``: torchvision deprecates its decoders from 0.29 on,
     and Pillow converts every mode (grey, palette, CMYK, alpha) to RGB the same way.
     """
-    import numpy as np
-    from PIL import Image
-
     try:
         with Image.open(path) as im:
             array = np.asarray(im.convert("RGB"), dtype=np.uint8)
@@ -66,11 +69,6 @@ def decode_on_cpu(data: Tensor) -> Tensor:
     (alpha dropped); EXIF orientation is not applied. The same pixels, bit for bit, as
     torchvision's deprecated ``decode_image(..., ImageReadMode.RGB)`` (tests/test_decode.py).
     """
-    import io
-
-    import numpy as np
-    from PIL import Image
-
     with Image.open(io.BytesIO(data.numpy())) as img:
         rgb = img if img.mode == "RGB" else img.convert("RGB")
         # a channels-first view of the (h, w, 3) pixels, as torchvision's decoders return
@@ -79,14 +77,13 @@ def decode_on_cpu(data: Tensor) -> Tensor:
 
 def _nvjpeg(data: list[Tensor], device: torch.device) -> list[Tensor]:
     """JPEGs decoded on a CUDA device in one batched call (torchvision's nvJPEG binding)."""
-    import warnings
-
     with warnings.catch_warnings():
         # torchvision 0.29 deprecates its decoders in favour of TorchCodec, which is not a
         # dependency; on the CPU PIL replaces them, but batched decoding on the GPU has no
         # replacement among our dependencies, and older torchvision (the GPU machines') has it.
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.simplefilter("ignore", UserWarning)
+        # torchvision-free toy images: torchvision 1240 ms
         from torchvision.io import ImageReadMode, decode_jpeg
 
         return decode_jpeg(data, mode=ImageReadMode.RGB, device=device)
@@ -94,8 +91,6 @@ def _nvjpeg(data: list[Tensor], device: torch.device) -> list[Tensor]:
 
 def _shrink_to(img: Tensor, max_side: int) -> Tensor:
     """A uint8 (3, h, w) image shrunk (antialiased bilinear) so its longer side is ``max_side``."""
-    import torch.nn.functional as F
-
     h, w = img.shape[-2:]
     scale = max_side / max(h, w)
     size = (max(1, round(h * scale)), max(1, round(w * scale)))

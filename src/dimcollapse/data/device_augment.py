@@ -31,7 +31,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from dimcollapse.data.augment import AugmentConfig, _check_stats
+from dimcollapse.data.augment_config import AugmentConfig, check_stats
 from dimcollapse.data.device_crop import CROP_ATTEMPTS, resized_crop, sample_crop
 from dimcollapse.data.image_ops import adjust_hue, gaussian_blur, luminance
 
@@ -57,7 +57,7 @@ class DeviceTwoViewAugment:
     def __init__(
         self, cfg: AugmentConfig, mean: Sequence[float], std: Sequence[float], channels: int
     ) -> None:
-        _check_stats(mean, std, channels)
+        check_stats(mean, std, channels)
         self.cfg = cfg.for_channels(channels)
         self.channels = int(channels)
         self._mean = torch.tensor(list(mean), dtype=torch.float32).view(1, -1, 1, 1)

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from dimcollapse.data.augment import AugmentConfig
+from dimcollapse.data.augment_config import AugmentConfig
 from dimcollapse.data.image_ops import replicate_edges
 
 CROP_ATTEMPTS = 10

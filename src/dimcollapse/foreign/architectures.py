@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from torch import Tensor, nn
+from torchvision import models
 
 from dimcollapse.data.formats import IMAGENET_NORMALIZATION
 from dimcollapse.errors import UsageError
@@ -47,8 +48,6 @@ def build_architecture(spec: str) -> tuple[nn.Module, dict[str, Any]]:
 
 
 def _torchvision(name: str) -> tuple[nn.Module, dict[str, Any]]:
-    from torchvision import models
-
     available = models.list_models(module=models)
     if name not in available:
         close = difflib.get_close_matches(name, available, n=3)
@@ -71,7 +70,7 @@ def _torchvision(name: str) -> tuple[nn.Module, dict[str, Any]]:
 
 def _timm(name: str) -> tuple[nn.Module, dict[str, Any]]:
     try:
-        import timm
+        import timm  # optional: dimcollapse[timm]
     except ImportError:
         raise UsageError(
             "--model timm:...: timm is not installed; pip install 'dimcollapse[timm]'"

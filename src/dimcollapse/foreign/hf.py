@@ -125,7 +125,7 @@ def load_hf_backbone(
 @contextlib.contextmanager
 def _quiet_transformers() -> Iterator[None]:
     """transformers' load report and progress bars off (restored after): our notes say it."""
-    from transformers.utils import logging as hf_logging
+    from transformers.utils import logging as hf_logging  # optional: dimcollapse[hf]
 
     verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
     hf_logging.set_verbosity_error()
@@ -142,7 +142,7 @@ def _quiet_transformers() -> Iterator[None]:
 
 def _from_pretrained(path: Path) -> tuple[nn.Module, dict[str, Any]]:
     try:
-        import transformers
+        import transformers  # optional: dimcollapse[hf]
     except ImportError:
         raise UsageError(
             "--model hf:...: transformers is not installed; pip install 'dimcollapse[hf]'"

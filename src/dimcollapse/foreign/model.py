@@ -26,6 +26,7 @@ from dimcollapse.foreign.architectures import (
     set_cifar_stem,
     strip_classifier,
 )
+from dimcollapse.foreign.hf import load_hf_backbone
 from dimcollapse.foreign.matching import (
     Found,
     find_prefix,
@@ -154,8 +155,6 @@ def load_foreign_model(
                 f"--stem-padding: --model {spec} is a Hugging Face folder; it applies only to a "
                 "torchvision ResNet whose file has a CIFAR stem"
             )
-        from dimcollapse.foreign.hf import load_hf_backbone
-
         net, facts, notes = load_hf_backbone(name, pool=pool)
         source = name
     else:

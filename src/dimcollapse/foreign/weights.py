@@ -27,9 +27,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import torch
+from safetensors.torch import load_file
 from torch import Tensor
 
 from dimcollapse.errors import UsageError
+from dimcollapse.fileio import file_kind, load_torch_weights_only
 
 #: Entries that hold training state, never a model: not searched.
 NOT_MODELS = frozenset(
@@ -53,8 +56,6 @@ def read_tensor_groups(path: str | os.PathLike[str]) -> dict[str, dict[str, Tens
         raise UsageError(f"{p}: no such weights file")
     if p.suffix.lower() == ".safetensors":
         try:
-            from safetensors.torch import load_file
-
             return {"": dict(load_file(str(p)))}
         except Exception as exc:  # noqa: BLE001 - safetensors raises several kinds
             raise UsageError(f"{p}: not a readable safetensors file ({exc})") from None
@@ -113,7 +114,7 @@ def plain_data_globals() -> list[Any]:
     else:
         allowed += [pathlib.PosixPath, (pathlib.PureWindowsPath, "pathlib.WindowsPath")]
     try:
-        from omegaconf import base, dictconfig, listconfig, nodes
+        from omegaconf import base, dictconfig, listconfig, nodes  # optional: with lightning
     except ImportError:
         return allowed
     allowed += [dictconfig.DictConfig, listconfig.ListConfig, base.Metadata]
@@ -132,10 +133,6 @@ _UNSAFE_GLOBAL = re.compile(r"GLOBAL (\S+) was not an allowed global")
 def _load_torch(path: pathlib.Path) -> Any:
     """``torch.load(path, weights_only=True)`` with :func:`plain_data_globals` allowed; a file
     that needs anything else is refused in one line with torch's detail."""
-    import torch
-
-    from dimcollapse.fileio import file_kind, load_torch_weights_only
-
     safe = getattr(torch.serialization, "safe_globals", None)
     if file_kind(path) not in ("zip", "pickle") or safe is None:
         return load_torch_weights_only(path, "weights file")  # its one-line refusals

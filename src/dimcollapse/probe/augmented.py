@@ -10,22 +10,20 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from dimcollapse.data.augment_config import AugmentConfig
+from dimcollapse.data.loaders import build_view_loader
 from dimcollapse.probe.features import check_splits, standardized_splits
 from dimcollapse.probe.linear import EpochBatches, linear_probe_from_batches
-
-if TYPE_CHECKING:
-    from dimcollapse.data.augment import AugmentConfig
+from dimcollapse.runtime import autocast
 
 
 def _probe_augmentation(image_size: int) -> AugmentConfig:
     """Random resized crop and horizontal flip only (no colour, blur or solarisation)."""
-    from dimcollapse.data.augment import AugmentConfig
-
     return replace(
         AugmentConfig(image_size=image_size),
         jitter_prob=0.0,
@@ -50,9 +48,6 @@ def _augmented_batches(
 ) -> EpochBatches:
     """Per epoch: shuffled batches of (frozen r of one augmented view, or ``r[:, :d0]``,
     standardised with ``stats = (mean, scale)`` unless None; int64 labels)."""
-    from dimcollapse.data.loaders import build_view_loader
-    from dimcollapse.runtime import autocast
-
     in_memory = dataset.tensors() is not None
     loader = build_view_loader(
         dataset,

@@ -20,7 +20,10 @@ import torch
 from torch import Tensor, nn
 
 from dimcollapse.choices import FEATURE_BATCH, SPACES
+from dimcollapse.data.loaders import build_eval_loader
 from dimcollapse.errors import UsageError
+from dimcollapse.progress import track
+from dimcollapse.runtime import autocast, resolve_precision
 
 #: Dimensions whose train std is below this fraction of the largest are only centred.
 STD_REL_FLOOR = 1e-6
@@ -62,10 +65,6 @@ def extract_features(
 
     Returns ``(features float32 (N, D) on the CPU, labels int64 (N,))``.
     """
-    from dimcollapse.data.loaders import build_eval_loader
-    from dimcollapse.progress import track
-    from dimcollapse.runtime import autocast, resolve_precision
-
     if space not in SPACES:
         raise UsageError(f"unknown feature space {space!r}; choose from {', '.join(SPACES)}")
     if batch_size < 1:

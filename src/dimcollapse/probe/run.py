@@ -18,8 +18,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from dimcollapse.checkpoint import Checkpoint
+from dimcollapse.checkpoint import Checkpoint, find_checkpoint, load_model
 from dimcollapse.choices import FEATURE_BATCH, FEATURE_SETS
+from dimcollapse.data.datasets import load_dataset
 from dimcollapse.errors import UsageError
 from dimcollapse.methods import METHOD_INFO
 from dimcollapse.probe.augmented import augmented_linear_probe
@@ -27,6 +28,7 @@ from dimcollapse.probe.features import extract_features
 from dimcollapse.probe.linear import BATCH_SIZE, EPOCHS
 from dimcollapse.probe.offline import offline_result, probe_features
 from dimcollapse.rundir import RunLayout
+from dimcollapse.runtime import resolve_device, resolve_precision
 
 
 @dataclass(frozen=True)
@@ -68,8 +70,6 @@ def result_dir(run_or_checkpoint: str | os.PathLike[str]) -> Path:
 def _load_split(
     facts: _CheckpointFacts, split: str, *, data_root: str | None, subset: int | None, seed: int
 ) -> Any:
-    from dimcollapse.data.datasets import load_dataset
-
     name = facts.dataset
     if not name:
         raise UsageError("the checkpoint does not say which dataset it was trained on")
@@ -130,9 +130,6 @@ def _load_run(
     run_or_checkpoint: str | os.PathLike[str], features: str, device: str, precision: str
 ) -> _LoadedRun:
     """The checkpoint of ``run_or_checkpoint``, its model moved to the resolved ``device``."""
-    from dimcollapse.checkpoint import find_checkpoint, load_model
-    from dimcollapse.runtime import resolve_device, resolve_precision
-
     path = find_checkpoint(run_or_checkpoint)
     model, ckpt = load_model(path)
     facts = _checkpoint_facts(ckpt)

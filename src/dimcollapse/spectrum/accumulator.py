@@ -17,6 +17,7 @@ import torch
 # precisions of the per-batch outer products (see SpectrumAccumulator)
 from dimcollapse.choices import SPECTRUM_PRECISIONS as PRECISIONS
 from dimcollapse.errors import UsageError
+from dimcollapse.runtime import check_fits_in_memory
 from dimcollapse.spectrum.metrics import (
     DEFAULT_REL_TOL,
     FLOAT32_EPS,
@@ -345,7 +346,5 @@ def summarize(
 def check_covariance_memory(dim: int, what: str | None = None) -> None:
     """Refuse, before allocating, a width whose d x d float64 sums cannot fit in memory (the
     accumulator holds one, the covariance, Gram and eigendecomposition about three more)."""
-    from dimcollapse.runtime import check_fits_in_memory
-
     what = what or f"embeddings of {dim:,} columns"
     check_fits_in_memory(4 * 8 * dim * dim, f"{what} ({dim:,} x {dim:,} covariance)")

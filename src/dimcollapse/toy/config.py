@@ -122,7 +122,7 @@ class ToyConfig:
 
     def _check_memory(self) -> None:
         """Refuse, before allocating anything, a size this machine's memory cannot hold."""
-        from dimcollapse.runtime import check_fits_in_memory
+        from dimcollapse.runtime import check_fits_in_memory  # torch-free --help: torch 1440 ms
 
         check_fits_in_memory(
             self.memory_bytes(),

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from matplotlib import colormaps
+from matplotlib.figure import Figure
 
 from dimcollapse.toy.scenario_runs import ScenarioResult
 
@@ -24,8 +26,6 @@ def _positive(values: np.ndarray) -> np.ndarray:
 
 
 def _colors(n: int) -> list[Any]:
-    from matplotlib import colormaps
-
     cmap = colormaps["viridis"]
     return [cmap(i / max(n - 1, 1)) for i in range(n)]
 
@@ -184,8 +184,6 @@ def draw_relu(axes: Sequence[Any], result: ScenarioResult) -> None:
 
 
 def _new_figure(rows: int, cols: int, width: float, height: float) -> tuple[Any, list[Any]]:
-    from matplotlib.figure import Figure
-
     fig = Figure(figsize=(width, height), layout="constrained")
     axes = fig.subplots(rows, cols, squeeze=False)
     return fig, [ax for row in axes for ax in row]

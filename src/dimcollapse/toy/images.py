@@ -32,6 +32,7 @@ import torch
 from torch import Tensor, nn
 
 from dimcollapse.data.augment_config import AugmentConfig
+from dimcollapse.data.datasets import load_dataset
 from dimcollapse.data.device_augment import DeviceTwoViewAugment
 from dimcollapse.errors import UsageError
 from dimcollapse.losses import info_nce
@@ -293,8 +294,6 @@ def run_image_lab_on(
     """:func:`run_image_lab` on a dataset by name (``TRAIN_IMAGES`` training images feed the
     views, ``EVAL_IMAGES`` test images give the spectra; seeded draws): ``{"seed", "records"}``
     (``records`` empty, with a ``note``, for a dataset not held in memory)."""
-    from dimcollapse.data.datasets import load_dataset
-
     common = {"root": root, "seed": seed, "can_download": can_download}
     train = _at_most(load_dataset(dataset, "train", **common), TRAIN_IMAGES, seed)
     test = _at_most(load_dataset(dataset, "test", **common), EVAL_IMAGES, seed)

@@ -14,6 +14,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+from dimcollapse.choices import DEFAULT_REL_TOL
 from dimcollapse.errors import UsageError
 from dimcollapse.options import OptionHolder, add_json, add_out, add_rel_tol, add_seed, add_threads
 from dimcollapse.toy.config import check_dim, input_variances, parse_noise_dims
@@ -66,8 +67,6 @@ def _each(sc: Scenario | None) -> str:
 
 
 def _add_output_options(group: OptionHolder, sc: Scenario | None) -> None:
-    from dimcollapse.choices import DEFAULT_REL_TOL
-
     add_out(group, "DIR", "where files go", default="toy-output")
     add_json(group, "print one JSON object per run")
     group.add_argument("--no-figures", action="store_true", help="write the JSON files only")

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from dimcollapse.fileio import write_json_atomic
+from dimcollapse.plots import DPI, save_figure
 from dimcollapse.toy.scenario_runs import ScenarioResult
 
 #: The numerical checks of the paper's statements in each record (``--json`` keys).
@@ -41,8 +43,6 @@ def write_results(
 ) -> list[Path]:
     """Each scenario's ``<name>.json`` and (``figures``) ``<name>.png`` in ``out``; ``combined``
     adds ``all.json`` and ``all.png`` over every scenario. Returns the paths in writing order."""
-    from dimcollapse.fileio import write_json_atomic
-
     written: list[Path] = []
     for res in results:
         path = out / f"{res.name}.json"
@@ -53,7 +53,7 @@ def write_results(
         write_json_atomic(path, json_safe({"scenarios": [r.to_dict() for r in results]}))
         written.append(path)
     if figures:
-        from dimcollapse.plots import DPI, save_figure
+        # matplotlib-free toy --no-figures: matplotlib.figure 480 ms
         from dimcollapse.toy.figures import combined_figure, scenario_figure
 
         drawn = [(res.name, scenario_figure, res) for res in results]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+import threading
 import time
 from typing import Any
 
@@ -22,32 +24,23 @@ class StopSignals:
         self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> StopSignals:
-        import signal
-        import threading
-
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGTERM, signal.SIGINT):
                 self._previous[sig] = signal.signal(sig, self._handle)
         return self
 
     def _handle(self, signum: int, _frame: object) -> None:
-        import signal
-
         if signum == signal.SIGINT and self.received == signal.SIGINT:
             raise KeyboardInterrupt
         self.received = signum
 
     def __exit__(self, *_exc: object) -> None:
-        import signal
-
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
 
     def stop(self, saved: str) -> BaseException:
         """The exception that ends the command (exit 130 for Ctrl-C, else 143), saying what
         was saved."""
-        import signal
-
         return Interrupted(saved) if self.received == signal.SIGINT else Terminated(saved)
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from tqdm import tqdm
+
 
 class Progress:
     """A tqdm bar on a terminal, plain periodic lines otherwise (rank 0 only)."""
@@ -13,8 +15,6 @@ class Progress:
         self.enabled, self.steps, self.epoch, self.epochs = enabled, steps, epoch, epochs
         self.bar = None
         if enabled and sys.stderr.isatty():
-            from tqdm import tqdm
-
             self.bar = tqdm(
                 total=steps, desc=f"epoch {epoch}/{epochs}", leave=False, dynamic_ncols=True
             )

@@ -3,6 +3,7 @@ what is refused (by name, before anything is written)."""
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from collections.abc import Mapping
 from typing import Any
@@ -86,8 +87,6 @@ def check_resumed_spec(ckpt: Checkpoint, built: Any, path: str) -> None:
     """Refuse a resume whose checkpoint's ``model_spec`` is not the model the run's settings
     build (``built``, a :class:`~dimcollapse.model.ModelSpec`): an edited checkpoint, or one of
     another run, whose spec would otherwise be silently rewritten from the settings."""
-    import dataclasses
-
     recorded = dataclasses.asdict(ckpt.spec())
     for key, value in dataclasses.asdict(built).items():
         if plain_data(recorded.get(key)) != plain_data(value):

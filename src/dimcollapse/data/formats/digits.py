@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from sklearn.datasets import load_digits
 
 from dimcollapse.data.formats.record import DatasetFormat, Request
 from dimcollapse.data.image_dataset import ImageDataset
@@ -16,8 +17,6 @@ _DIGITS_TRAIN_FRACTION = 0.8
 
 def digits_dataset(fmt: DatasetFormat, request: Request) -> ImageDataset:
     """scikit-learn's digits as uint8 (N, 1, 8, 8), a fixed 80/20 split of the 1,797 images."""
-    from sklearn.datasets import load_digits
-
     d = load_digits()
     images = np.rint(d.images * (255.0 / 16.0)).clip(0, 255).astype(np.uint8)[:, None]
     labels = d.target.astype(np.int64)

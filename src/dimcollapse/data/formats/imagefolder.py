@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from torchvision.datasets import ImageFolder
+
 from dimcollapse.data.formats.record import DatasetFormat, Request
 from dimcollapse.data.image_dataset import ImageDataset
 from dimcollapse.errors import UsageError
@@ -15,8 +17,6 @@ DEFAULT_IMAGE_SIZE = 224
 
 def imagefolder_dataset(fmt: DatasetFormat, request: Request) -> ImageDataset:
     """``root/<split>/<class>/<image>`` (``val`` accepted for ``test``), decoded on access."""
-    from torchvision.datasets import ImageFolder
-
     split, root = request.split, str(request.root)
     image_size = request.image_size or DEFAULT_IMAGE_SIZE
     folder = Path(root).expanduser() / ("val" if split == "test" else "train")
