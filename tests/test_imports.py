@@ -16,29 +16,6 @@ import pytest
 SRC = Path(__file__).resolve().parents[1] / "src"
 PACKAGE = "dimcollapse"
 
-#: Being rewritten by another change: a circle or an unexplained import found only there is
-#: tolerated until that change lands; each entry must still be an offender (else remove it).
-#: Package circles counting the imports inside functions (reproduce/execute.py imports the
-#: report, and the report imports reproduce/manifest.py at its top).
-KNOWN_PENDING_CIRCLES = {frozenset({"dimcollapse.report", "dimcollapse.reproduce"})}
-#: Files with imports inside functions that carry no reason yet.
-KNOWN_PENDING_FILES = {
-    "commands/reproduce.py",
-    "report/figures.py",
-    "report/protocol_sections.py",
-    "report/spectrum_figures.py",
-    "report/tail.py",
-    "reproduce/baselines.py",
-    "reproduce/execute.py",
-    "reproduce/images.py",
-    "reproduce/plan.py",
-    "reproduce/protocol_data.py",
-    "reproduce/run_stage.py",
-    "reproduce/stages.py",
-    "reproduce/toys.py",
-    "reproduce/workers.py",
-}
-
 #: How a reason comment starts (dimcollapse.lazy's docstring says what each means).
 REASONS = (
     "torch-free --help",
@@ -237,12 +214,7 @@ def test_no_import_circle_between_packages(where):
     imports = (lambda t: _top_level_imports(t.body)) if where == "top" else _all_imports
     graph = _graph(imports)
     circles = set(_circles(_package_graph(graph)))
-    pending = KNOWN_PENDING_CIRCLES if where == "everywhere" else set()
-    unexpected = circles - pending
-    assert not unexpected, [_edges_within(graph, c, _package_of) for c in unexpected]
-    assert not pending - circles, (
-        f"no longer circles: remove {pending - circles} from KNOWN_PENDING_CIRCLES"
-    )
+    assert not circles, [_edges_within(graph, c, _package_of) for c in circles]
 
 
 def _function_imports(tree: ast.Module) -> Iterator[tuple[ast.stmt, list[ast.stmt]]]:
@@ -318,10 +290,7 @@ def test_every_import_inside_a_function_says_why():
     """Imports go at the top of a module; one inside a function carries a reason (a comment that
     starts as one of REASONS, on its line or above its run of imports)."""
     unexplained = _unexplained()
-    unexpected = {f: lines for f, lines in unexplained.items() if f not in KNOWN_PENDING_FILES}
-    assert not unexpected, [line for lines in unexpected.values() for line in lines]
-    clean = KNOWN_PENDING_FILES - set(unexplained)
-    assert not clean, f"every import explained now: remove {sorted(clean)} from KNOWN_PENDING_FILES"
+    assert not unexplained, [line for lines in unexplained.values() for line in lines]
 
 
 def test_the_reason_checker_reads_comments():

@@ -31,12 +31,15 @@ examples:
 from __future__ import annotations
 
 import argparse
+import contextlib
 
 from dimcollapse.commands._options import add_device, add_quiet
+from dimcollapse.data.formats import FORMATS
 from dimcollapse.manifest.settings import ASKED
 from dimcollapse.methods import RECIPES, methods_in_group
 from dimcollapse.options import add_out, add_seed
-from dimcollapse.reproduce.scales import scale_values, shared_default
+from dimcollapse.outlock import folder_lock
+from dimcollapse.reproduce.scales import ReproduceSettings, scale_values, shared_default
 
 HELP = "run every experiment of the paper and write a report (Markdown + HTML)"
 
@@ -49,8 +52,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _add_scale_options(parser: argparse.ArgumentParser) -> None:
     """The scale and the values of it that can be overridden."""
-    from dimcollapse.data.formats import FORMATS
-
     dataset = shared_default("dataset")
     parser.add_argument(
         "--scale",
@@ -136,11 +137,8 @@ def _add_testing_knobs(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import contextlib
-
-    from dimcollapse.distributed import env_ranks
-    from dimcollapse.outlock import folder_lock
-    from dimcollapse.reproduce import ReproduceSettings, reproduce
+    from dimcollapse.distributed import env_ranks  # torch-free --help: torch 1440 ms
+    from dimcollapse.reproduce.execute import reproduce  # torch-free --help: torch 1440 ms
 
     asked = {name: getattr(args, name) for name in ASKED}  # every one has its option
     asked["d0_sweep"] = None if args.d0_sweep is None else args.d0_sweep == "on"
