@@ -126,7 +126,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("d0_values", "list[int]", default=[]),
     #: asked and at each scale as a count; recorded as the list of seeds
     Setting("seeds", "list[int]", (4, 3, 3), asked=True, default=[], absent=_first_seed),
-    #: the output size of the heads that take one (``Recipe.takes_proj_out``)
+    #: the paper's z: the output size of its methods' heads that take one (SimCLR's MLP and
+    #: linear projectors); a method beyond the paper keeps its own paper's head
     Setting("proj_out", "int | None", (128, 128, PAPER_PROJ_OUT), default=None),
     Setting("stem", "str | None", ("half", "half", _T), default=None, train=True,
             baselines=True),

@@ -18,7 +18,7 @@ from dimcollapse.data.datasets import DATASETS, load_dataset
 from dimcollapse.errors import UsageError
 from dimcollapse.manifest import ReproduceLayout
 from dimcollapse.manifest.settings import SCALE_DEFAULTS, SCALES, TRAIN_SETTINGS, Plan
-from dimcollapse.methods import D0_SWEEP_GROUP, METHOD_INFO, PLANNED_GROUPS, methods_in_group
+from dimcollapse.methods import D0_SWEEP_GROUP, PLANNED_GROUPS, RECIPES, methods_in_group
 from dimcollapse.projectors import default_d0
 from dimcollapse.reproduce.scales import ReproduceSettings
 
@@ -216,7 +216,7 @@ def train_config(plan: Plan, run: RunPlan, out: Path, device: str, cpu: bool) ->
         **{name: getattr(plan, name) for name in TRAIN_SETTINGS},
         method=run.method,
         d0=run.d0,
-        proj_out=plan.proj_out if METHOD_INFO[run.method].takes_proj_out else None,
+        proj_out=plan.proj_out if _takes_papers_z(run.method) else None,
         seed=run.seed,
         device=device,
         # on a CPU the batched "device" augmentation in-process beats per-image transforms
@@ -224,6 +224,16 @@ def train_config(plan: Plan, run: RunPlan, out: Path, device: str, cpu: bool) ->
         workers=0 if cpu else 2,
         out=str(out),
     )
+
+
+def _takes_papers_z(method: str) -> bool:
+    """Whether the scale's ``proj_out`` (the paper's z, its projector's 128 outputs) sets this
+    method's head: a head of the paper's methods that takes an output size (SimCLR's MLP and
+    linear projectors). A method beyond the paper (``EXTRA_GROUPS``: VICReg's and Barlow
+    Twins' expanders, 4 x rep_dim wide as their papers' 8192 on a 2048-d r) keeps its own
+    paper's head."""
+    recipe = RECIPES[method]
+    return recipe.takes_proj_out and recipe.group in PLANNED_GROUPS
 
 
 def semantic_config(config: dict[str, Any]) -> dict[str, Any]:
