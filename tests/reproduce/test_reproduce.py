@@ -4,6 +4,7 @@ tests/report/test_report_document.py), its plans, reuse and refusals."""
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from tiny_runs import TINY_REPRODUCE, TINY_REPRODUCE_ARGS, markdown_images
 
 from dimcollapse.backbones import feature_map_sizes, rep_dim
 from dimcollapse.errors import UsageError
+from dimcollapse.methods import EXTRA_GROUPS, methods_in_group
 from dimcollapse.reproduce import (
     PLANNED_METHODS,
     ReproduceSettings,
@@ -86,6 +88,36 @@ def test_rerun_with_same_settings_reuses_every_stage(tiny_reproduction, cli):
         "toys",
     } <= reused
     assert elapsed < first
+
+
+def test_extras_train_beside_the_papers_runs_and_change_none_of_its_report(
+    tiny_reproduction, cli, tmp_path
+):
+    """``--extras`` into a finished reproduction reuses every stage of the paper, trains the
+    extra group (VICReg, Barlow Twins: their papers' 4 x rep_dim expanders), adds their section
+    and figure, and leaves the paper's claims as they were."""
+    out = tmp_path / "with-extras"
+    shutil.copytree(tiny_reproduction[0], out)
+    before = json.loads((out / "reproduce.json").read_text())
+    code, _out, err = cli("reproduce", *TINY_REPRODUCE_ARGS, "--extras", "--out", out)
+    assert code == 0, err
+    data = json.loads((out / "reproduce.json").read_text())
+    extras = [m for g in EXTRA_GROUPS for m in methods_in_group(g)]
+    assert extras == ["vicreg", "barlow-twins"]
+    assert list(data["runs"]) == [*before["runs"], *extras]
+    assert {f"run:{m}:{s}" for m in PLANNED_METHODS for s in (0, 1)} <= set(
+        data["timing"]["reused"]
+    )
+    for method in extras:
+        run = data["runs"][method]
+        assert run["group"] == "extra" and run["seed_values"] == [0, 1]
+        assert len(run["embedding"]["singular_values"]) == 4 * run["rep_dim"]
+    assert data["claims"] == before["claims"]
+    assert "--extras" in data["command"]
+    report = (out / "report.md").read_text()
+    assert "## Beyond the paper: non-contrastive methods" in report
+    assert "figures/extras_spectra.png" in markdown_images(report)
+    assert (out / "figures" / "extras_spectra.png").is_file()
 
 
 def test_a_stage_interrupted_after_pretraining_is_probed_again_not_retrained(tiny_reproduction):
