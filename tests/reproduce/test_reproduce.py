@@ -155,7 +155,11 @@ def test_bad_options_are_one_line_errors(tmp_path, cli):
     assert_usage_error(
         cli("reproduce", "--dataset", "digits", "--epochs", "0", "--out", tmp_path / "b"), "epochs"
     )
-    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+    # seeds past 2**32 - 1 were refused only when the first run of such a seed began
+    last = ("--seed", "4294967295", "--seeds", "2")
+    result = cli("reproduce", "--dataset", "digits", *last, "--out", tmp_path / "c")
+    assert_usage_error(result, "the last seed", "4294967296")
+    assert not any((tmp_path / name).exists() for name in ("a", "b", "c"))
 
 
 def test_scales_resolve_to_the_documented_runs(tmp_path):

@@ -19,6 +19,7 @@ from dimcollapse.errors import UsageError
 from dimcollapse.manifest import ReproduceLayout
 from dimcollapse.manifest.settings import SCALE_DEFAULTS, SCALES, TRAIN_SETTINGS, Plan
 from dimcollapse.methods import D0_SWEEP_GROUP, PLANNED_GROUPS, RECIPES, methods_in_group
+from dimcollapse.options import seed_problem
 from dimcollapse.projectors import default_d0
 from dimcollapse.reproduce.scales import ReproduceSettings
 
@@ -122,7 +123,18 @@ def _asked_values(settings: ReproduceSettings, defaults: dict[str, Any]) -> dict
     for name in ("subset", "test_subset", "toy_steps", "image_steps"):
         asked[name] = pick(name)
     _check_values(**{k: v for k, v in asked.items() if k != "dataset"})
+    _check_seeds(int(settings.seed), asked["seeds"])
     return asked
+
+
+def _check_seeds(seed: int, seeds: int) -> None:
+    """Refuse a seed range that leaves the seeds a run takes, before anything is written
+    (``--seed S --seeds K`` trains seeds S .. S + K - 1)."""
+    for value in (seed, seed + seeds - 1):
+        problem = seed_problem(value)
+        if problem:
+            what = "seed" if value == seed else f"the last seed (--seed {seed} --seeds {seeds})"
+            raise UsageError(f"{what} {problem}")
 
 
 def _check_values(
