@@ -148,6 +148,9 @@ SETTINGS: tuple[Setting, ...] = (
 
 BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
 
+#: The d0 sweep (``d0_sweep`` on: the full scale): DirectCLR's d0 at rep_dim divided by these.
+D0_DIVISORS: tuple[int, ...] = (32, 16, 8, 4, 2)
+
 #: Per-scale defaults: ``SCALE_DEFAULTS[scale][name]``.
 SCALE_DEFAULTS: dict[str, dict[str, Any]] = {
     scale: {s.name: s.scale_default(scale) for s in SETTINGS if s.scales is not None}

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from dimcollapse.manifest import Manifest, ReproduceLayout
+from dimcollapse.manifest.settings import D0_DIVISORS
 from dimcollapse.methods import D0_SWEEP_GROUP, PAPER_TOP1
 from dimcollapse.report.document import Document
 from dimcollapse.report.figures import d0_sweep_points
@@ -37,7 +38,7 @@ from dimcollapse.report.tail import (
 from dimcollapse.stats import mean
 
 #: The d0 values the full scale's sweep trains, as fractions of the representation's size.
-D0_DIVISORS_TEXT = ("rep/32", "rep/16", "rep/8", "rep/4", "rep/2")
+D0_DIVISORS_TEXT = tuple(f"rep/{k}" for k in D0_DIVISORS)
 
 
 def embedding_collapse(doc: Document, manifest: Manifest, drawn: Mapping[str, str]) -> None:
@@ -250,7 +251,7 @@ def d0_sweep(doc: Document, manifest: Manifest, drawn: Mapping[str, str]) -> Non
         doc.paragraph(
             "Skipped at this scale (it costs "
             f"{len(D0_DIVISORS_TEXT)} more DirectCLR pretraining runs): run `--scale full` for "
-            "the sweep over d0 in {rep/32, rep/16, rep/8, rep/4, rep/2}."
+            f"the sweep over d0 in {{{', '.join(D0_DIVISORS_TEXT)}}}."
             if manifest.settings.scale == "quick"
             else "No sweep in this run."
         )

@@ -23,7 +23,6 @@ from dimcollapse.report.protocol_sections import has_all_labels_row, labels_text
 from dimcollapse.report.tail import mean_rule_collapse, measured_summary
 
 
-#: The d0 values the full scale's sweep trains, as fractions of the representation's size.
 def table1(doc: Document, manifest: Manifest) -> None:
     """2. Table 1 analogue: every method and baseline, ours beside the paper's top-1."""
     settings = manifest.settings

@@ -79,7 +79,7 @@ from dimcollapse.lazy import lazy_exports
 #: Each public name and the module that defines it, imported when the name is first read.
 _EXPORTS = {
     "ABLATION_METHODS": "dimcollapse.methods",
-    "D0_DIVISORS": "dimcollapse.reproduce.plan",
+    "D0_DIVISORS": "dimcollapse.manifest.settings",
     "FORMAT": "dimcollapse.manifest",
     "FORMAT_VERSION": "dimcollapse.manifest",
     "METHODS": "dimcollapse.methods",

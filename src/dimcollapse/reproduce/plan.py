@@ -17,14 +17,11 @@ from dimcollapse.data.augment import use_small_stem
 from dimcollapse.data.datasets import DATASETS, load_dataset
 from dimcollapse.errors import UsageError
 from dimcollapse.manifest import ReproduceLayout
-from dimcollapse.manifest.settings import SCALE_DEFAULTS, SCALES, TRAIN_SETTINGS, Plan
+from dimcollapse.manifest.settings import D0_DIVISORS, SCALE_DEFAULTS, SCALES, TRAIN_SETTINGS, Plan
 from dimcollapse.methods import D0_SWEEP_GROUP, PLANNED_GROUPS, RECIPES, methods_in_group
 from dimcollapse.options import seed_problem
 from dimcollapse.projectors import default_d0
 from dimcollapse.reproduce.scales import ReproduceSettings
-
-#: The d0 sweep: rep_dim divided by these.
-D0_DIVISORS = (32, 16, 8, 4, 2)
 
 #: TrainConfig fields that say how, not what: they may differ between a run and its reuse.
 EXECUTION_FIELDS = ("out", "resume", "device", "workers", "data_path", "log_every")
