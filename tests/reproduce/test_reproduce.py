@@ -14,7 +14,7 @@ from tiny_runs import TINY_REPRODUCE, TINY_REPRODUCE_ARGS, markdown_images
 
 from dimcollapse.backbones import feature_map_sizes, rep_dim
 from dimcollapse.errors import UsageError
-from dimcollapse.methods import EXTRA_GROUPS, methods_in_group
+from dimcollapse.methods import EXTRA_GROUPS, PLANNED_GROUPS, methods_in_group
 from dimcollapse.reproduce import (
     PLANNED_METHODS,
     ReproduceSettings,
@@ -220,15 +220,19 @@ def test_reproduce_refuses_a_subset_larger_than_the_dataset_as_train_does(tmp_pa
     assert not any(tmp_path.iterdir())
 
 
-def test_only_the_projector_heads_get_the_plans_proj_out(tmp_path):
+def test_only_the_papers_projector_heads_get_the_plans_proj_out(tmp_path):
+    """The scale's proj_out is the paper's z (its projector's 128 outputs): it sets SimCLR's
+    heads; VICReg's and Barlow Twins' expanders keep their papers' 4 x rep_dim (None here)."""
     quick = resolve_plan(ReproduceSettings(out=str(tmp_path), dataset="digits"))
     proj_out = {
         r.method: train_config(quick, r, tmp_path / r.name, "cpu", cpu=True).proj_out
-        for r in plan_runs(quick)
+        for r in plan_runs(quick, (*PLANNED_GROUPS, *EXTRA_GROUPS))
     }
     want = SCALE_DEFAULTS["quick"]["proj_out"]
+    extras = [m for g in EXTRA_GROUPS for m in methods_in_group(g)]
     assert proj_out == {
-        m: want if m in ("simclr-mlp", "simclr-linear") else None for m in PLANNED_METHODS
+        m: want if m in ("simclr-mlp", "simclr-linear") else None
+        for m in (*PLANNED_METHODS, *extras)
     }
 
 

@@ -112,17 +112,3 @@ def test_committed_manifests_read_and_round_trip(path):
     assert json.dumps(manifest.to_dict(), indent=1) == json.dumps(
         json.loads(path.read_text()), indent=1
     )
-
-
-def test_the_papers_z_sets_the_papers_heads_only(tmp_path):
-    """The scale's proj_out is the paper's z (its projector's 128 outputs): it sets SimCLR's
-    heads; VICReg's and Barlow Twins' expanders keep their papers' 4 x rep_dim."""
-    plan = _plan(tmp_path, scale="cpu")
-    assert plan.proj_out == 128
-
-    def head_out(method: str, group: str) -> int | None:
-        return train_config(plan, RunPlan(method, method, group), tmp_path, "cpu", True).proj_out
-
-    assert head_out("simclr-mlp", "table1") == head_out("simclr-linear", "table1") == 128
-    assert head_out("simclr-none", "table1") is None
-    assert head_out("vicreg", "extra") is None and head_out("barlow-twins", "extra") is None
