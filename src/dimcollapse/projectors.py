@@ -130,6 +130,12 @@ class Head(nn.Module):
         return f"rep_dim={self.rep_dim}, out_features={self.out_features}{d0}"
 
 
+def _linear_bn_relu(in_dim: int, out_dim: int) -> tuple[nn.Module, ...]:
+    """``Linear(in, out, bias=False) - BatchNorm1d(out) - ReLU``: the hidden block of SimCLR's
+    projector (once) and of VICReg's and Barlow Twins' expander (twice)."""
+    return nn.Linear(in_dim, out_dim, bias=False), nn.BatchNorm1d(out_dim), nn.ReLU(inplace=True)
+
+
 class MLPHead(Head):
     """SimCLR's 2-layer projector as the paper's code builds it.
 
@@ -143,9 +149,7 @@ class MLPHead(Head):
         super().__init__(rep_dim, out_dim)
         self.hidden_dim = hidden_dim
         self.net = nn.Sequential(
-            nn.Linear(rep_dim, hidden_dim, bias=False),
-            nn.BatchNorm1d(hidden_dim),
-            nn.ReLU(inplace=True),
+            *_linear_bn_relu(rep_dim, hidden_dim),
             nn.Linear(hidden_dim, out_dim, bias=False),
             nn.BatchNorm1d(out_dim),
         )
@@ -325,12 +329,8 @@ class ExpanderHead(Head):
         super().__init__(rep_dim, out_dim)
         self.hidden_dim = hidden_dim
         self.net = nn.Sequential(
-            nn.Linear(rep_dim, hidden_dim, bias=False),
-            nn.BatchNorm1d(hidden_dim),
-            nn.ReLU(inplace=True),
-            nn.Linear(hidden_dim, hidden_dim, bias=False),
-            nn.BatchNorm1d(hidden_dim),
-            nn.ReLU(inplace=True),
+            *_linear_bn_relu(rep_dim, hidden_dim),
+            *_linear_bn_relu(hidden_dim, hidden_dim),
             nn.Linear(hidden_dim, out_dim, bias=False),
         )
 
