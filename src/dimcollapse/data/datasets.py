@@ -87,10 +87,21 @@ def _check_request(name: str, split: str, root: str | None, download: bool) -> D
     return fmt
 
 
+def seeded_indices(total: int, size: int, seed: int) -> torch.Tensor:
+    """``size`` distinct indices of ``range(total)``: a random draw seeded by ``seed``, in the
+    order drawn (the first ``size`` of a seeded permutation)."""
+    gen = torch.Generator().manual_seed(int(seed))
+    return torch.randperm(total, generator=gen)[:size]
+
+
+def at_most(ds: ImageDataset, n: int, seed: int) -> ImageDataset:
+    """A seeded draw of ``n`` of the dataset's images (in the order drawn), or all of them (in
+    their order) when it has no more than ``n``."""
+    return ds if len(ds) <= n else ds.select(seeded_indices(len(ds), n, seed))
+
+
 def _subset(ds: ImageDataset, size: int, seed: int) -> ImageDataset:
     n = len(ds)
     if not 1 <= size <= n:
         raise UsageError(f"subset must be between 1 and {n} (the size of {ds.name}), got {size}")
-    gen = torch.Generator().manual_seed(int(seed))
-    indices = torch.randperm(n, generator=gen)[:size].sort().values
-    return ds.select(indices)
+    return ds.select(seeded_indices(n, size, seed).sort().values)

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from dimcollapse.backbones import build_backbone
-from dimcollapse.data.datasets import load_dataset
+from dimcollapse.data.datasets import at_most, load_dataset
 from dimcollapse.data.eval_loader import FEATURE_BATCH, build_eval_loader
 from dimcollapse.model import ModelSpec, build_model
 from dimcollapse.probe import extract_features
@@ -173,7 +173,8 @@ def _random_backbone_baseline(
         zero_init_residual=False,
     )
     model = model.to(device)
-    _recompute_batchnorm(model, _batchnorm_images(train_set, random_seed), device)
+    # at most BATCHNORM_IMAGES of the training images, drawn with the random network's seed
+    _recompute_batchnorm(model, at_most(train_set, BATCHNORM_IMAGES, random_seed), device)
     train_x, train_y, splits = protocol_features(model, train_set, splits, plan, device)
     test_x, test_y = extract_features(model, test_set, device=device)
     return {
@@ -189,14 +190,6 @@ def _random_backbone_baseline(
 #: The batch-norm statistics of the random network come from this many training images (a
 #: seeded draw): the averages settle long before, and the whole set would cost a pass of it.
 BATCHNORM_IMAGES = 8192
-
-
-def _batchnorm_images(train_set: Any, seed: int) -> Any:
-    """At most :data:`BATCHNORM_IMAGES` of the training images, drawn with ``seed``."""
-    if len(train_set) <= BATCHNORM_IMAGES:
-        return train_set
-    gen = torch.Generator().manual_seed(int(seed))
-    return train_set.select(torch.randperm(len(train_set), generator=gen)[:BATCHNORM_IMAGES])
 
 
 def _recompute_batchnorm(model: Any, dataset: Any, device: Any) -> None:

@@ -32,7 +32,7 @@ import torch
 from torch import Tensor, nn
 
 from dimcollapse.data.augment_config import AugmentConfig
-from dimcollapse.data.datasets import load_dataset
+from dimcollapse.data.datasets import at_most, load_dataset
 from dimcollapse.data.device_augment import DeviceTwoViewAugment
 from dimcollapse.errors import UsageError
 from dimcollapse.losses import info_nce
@@ -274,14 +274,6 @@ TRAIN_IMAGES = 20000
 EVAL_IMAGES = 2000
 
 
-def _at_most(dataset: Any, n: int, seed: int) -> Any:
-    """A seeded draw of ``n`` of the dataset's items (all of them when it has fewer)."""
-    if len(dataset) <= n:
-        return dataset
-    gen = torch.Generator().manual_seed(int(seed))
-    return dataset.select(torch.randperm(len(dataset), generator=gen)[:n])
-
-
 def run_image_lab_on(
     dataset: str,
     *,
@@ -295,8 +287,8 @@ def run_image_lab_on(
     views, ``EVAL_IMAGES`` test images give the spectra; seeded draws): ``{"seed", "records"}``
     (``records`` empty, with a ``note``, for a dataset not held in memory)."""
     common = {"root": root, "seed": seed, "can_download": can_download}
-    train = _at_most(load_dataset(dataset, "train", **common), TRAIN_IMAGES, seed)
-    test = _at_most(load_dataset(dataset, "test", **common), EVAL_IMAGES, seed)
+    train = at_most(load_dataset(dataset, "train", **common), TRAIN_IMAGES, seed)
+    test = at_most(load_dataset(dataset, "test", **common), EVAL_IMAGES, seed)
     train_x, test_x = train.tensors(), test.tensors()
     if train_x is None or test_x is None:
         return {"seed": seed, "records": [], "note": "dataset not held in memory"}
