@@ -1,13 +1,16 @@
-"""Check a refactor against the tree it started from: every ``--help`` text, and a 2-epoch
-training run of every method, bit for bit.
+"""Check a refactor against the tree it started from: every ``--help`` text, a 2-epoch
+training run of every method, bit for bit, and (``--reproduce``) a tiny reproduction.
 
-    python experiments/compare_trees.py OLD_SRC NEW_SRC [--methods m1,m2] [--work DIR]
+    python experiments/compare_trees.py OLD_SRC NEW_SRC [--methods m1,m2] [--reproduce] [--work DIR]
 
 OLD_SRC and NEW_SRC are ``src`` folders (e.g. of ``git worktree add /tmp/old <commit>``); each
 command runs as ``python -m dimcollapse`` with that folder on PYTHONPATH, one thread. Training
 runs on the digits dataset (bundled with scikit-learn, no download), 2 epochs at width 1/16,
 deterministic. Prints one line per check and exits 1 when any differs: metrics.jsonl with its
 timing fields removed, and every tensor of the final checkpoint's model, compared exactly.
+``--reproduce`` runs ``dimcollapse reproduce`` on digits at a tiny size (1 seed) in both trees
+and compares ``reproduce.json`` without what says when, where or how fast (timings, paths, the
+machine, the command): every result, baseline, image-lab record and claim, exactly.
 """
 
 from __future__ import annotations
@@ -22,6 +25,13 @@ from pathlib import Path
 import torch
 
 TIMING = ("seconds", "time", "images_per_s", "wall", "elapsed", "step_s", "data_s", "eta")
+REPRODUCE = [
+    "reproduce", "--dataset", "digits", "--epochs", "1", "--subset", "128", "--width", "0.0625",
+    "--batch-size", "64", "--monitor-samples", "64", "--probe-epochs", "2", "--test-subset", "100",
+    "--toy-steps", "20", "--image-steps", "5", "--seeds", "1", "--jobs", "1", "--quiet",
+]  # fmt: skip
+#: reproduce.json's fields that say when, where or how fast, not what was found.
+VOLATILE = ("timing", "environment", "execution", "command", "argv", "run_dir", "run_dirs")
 TRAIN = [
     "--dataset", "digits", "--epochs", "2", "--width", "0.0625", "--batch-size", "64",
     "--subset", "256", "--monitor-samples", "64", "--device", "cpu", "--workers", "0",
@@ -69,11 +79,38 @@ def _weights(run: Path) -> dict[str, torch.Tensor]:
     return {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
 
 
+def _results(data: object) -> object:
+    """``reproduce.json``'s data without its :data:`VOLATILE` and timing fields."""
+    if isinstance(data, dict):
+        return {
+            k: _results(v)
+            for k, v in data.items()
+            if k not in VOLATILE and not any(t in k for t in TIMING)
+        }
+    if isinstance(data, list):
+        return [_results(v) for v in data]
+    return data
+
+
+def _compare_reproductions(old: str, new: str, work: Path) -> bool:
+    found = []
+    for side, src in (("old", old), ("new", new)):
+        out = work / side / "reproduce"
+        done = _run(src, [*REPRODUCE, "--out", str(out)])
+        if done.returncode:
+            print(f"{side} reproduce failed: {done.stderr.strip()[-300:]}")
+        found.append(_results(json.loads((out / "reproduce.json").read_text())))
+    same = found[0] == found[1]
+    print(f"tiny reproduction: results {'same' if same else 'DIFFER'}")
+    return same
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("old")
     parser.add_argument("new")
     parser.add_argument("--methods", default=None, help="comma-separated (default: the old tree's)")
+    parser.add_argument("--reproduce", action="store_true", help="also a tiny reproduction")
     parser.add_argument("--work", default="/tmp/compare-trees")
     args = parser.parse_args()
     failed = 0
@@ -100,6 +137,8 @@ def main() -> int:
         failed += not (same_metrics and same_weights)
         print(f"{method}: metrics {'same' if same_metrics else 'DIFFER'}, "
               f"weights {'same' if same_weights else 'DIFFER'} ({len(a)} tensors)")  # fmt: skip
+    if args.reproduce:
+        failed += not _compare_reproductions(args.old, args.new, Path(args.work))
     return 1 if failed else 0
 
 
