@@ -65,9 +65,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     Ctrl-C at any moment, also while the parser is built or torch is imported, is one
     ``error: interrupted`` line and exit status 130: the handlers are in place before anything
     else is imported."""
-    previous = _terminate_as_exception()
+    previous: dict[int, object] = {}
     args = None
     try:
+        # inside the try: a Ctrl-C right after the handlers are in place (SIGTERM's, the last,
+        # is what a waiting test sees) is already the one line below, never a traceback
+        previous = _terminate_as_exception()
         parser = build_parser()
         args = parser.parse_args(argv)
         if getattr(args, "_run", None) is None:
@@ -104,9 +107,10 @@ def _terminate_as_exception() -> dict[int, object]:
     def handler(_signum: int, _frame: object) -> None:
         raise Terminated()
 
-    previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, handler)}
+    previous = {}
     if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
         previous[signal.SIGINT] = signal.signal(signal.SIGINT, signal.default_int_handler)
+    previous[signal.SIGTERM] = signal.signal(signal.SIGTERM, handler)
     return previous
 
 
