@@ -4,7 +4,9 @@ Pretrains every method of Table 1 (simclr-mlp, simclr-linear, simclr-none, direc
 ablations of section 6.3 (fixed-lowrank, diagonal), at --scale full also a sweep of DirectCLR's
 d0; probes each frozen backbone offline (linear and kNN; DirectCLR also on r[:d0]) against two
 baselines (raw pixels, a random backbone); measures the representation and embedding spectra;
-runs the theory lab; writes OUT/report.md, OUT/report.html and OUT/reproduce.json.
+runs the theory lab; writes OUT/report.md, OUT/report.html and OUT/reproduce.json. With
+--extras, beyond the paper, it also trains the non-contrastive methods on the same images and
+reports their spectra and probes in a section of their own (the paper's sections unchanged).
 
 Scales: quick (the demo, under 10 minutes on 2 CPU cores: a Fashion-MNIST subset, ResNet-18
 x0.25 with a stem that leaves layer4 a 2x2 map, 4 seeds), cpu (at most 90 minutes on 2 cores:
@@ -21,6 +23,7 @@ settings is refused, and so is a second reproduce into an OUT that one is writin
 examples:
   dimcollapse reproduce --scale quick --out reports/quick
   dimcollapse reproduce --scale cpu --out reports/cpu            # in the background
+  dimcollapse reproduce --scale cpu --extras --out reports/cpu   # add VICReg, Barlow Twins
   dimcollapse reproduce --scale quick --seeds 5 --out reports/quick5
   dimcollapse reproduce --epochs 1 --subset 512 --out /tmp/smoke
   dimcollapse reproduce --scale full --out reports/full
