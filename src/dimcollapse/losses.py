@@ -248,23 +248,21 @@ LossFn = Callable[[Tensor, Tensor], Tensor]
 LossFactory = Callable[..., LossFn]
 
 
-def _info_nce_factory(temperature: float, convention: str) -> LossFn:
-    return functools.partial(info_nce, temperature=temperature, convention=convention)
+def with_options(loss: Callable[..., Tensor]) -> LossFactory:
+    """The factory of a loss function whose keyword arguments are its options:
+    ``factory(**options)`` is ``loss`` with them bound."""
 
+    def factory(**options: Any) -> LossFn:
+        return functools.partial(loss, **options)
 
-def _vicreg_factory(**options: float) -> LossFn:
-    return functools.partial(vicreg, **options)
-
-
-def _barlow_twins_factory(**options: float) -> LossFn:
-    return functools.partial(barlow_twins, **options)
+    return factory
 
 
 #: Every loss's factory, by the name a recipe's ``loss`` gives.
 LOSSES: dict[str, LossFactory] = {
-    "info_nce": _info_nce_factory,
-    "vicreg": _vicreg_factory,
-    "barlow_twins": _barlow_twins_factory,
+    "info_nce": with_options(info_nce),
+    "vicreg": with_options(vicreg),
+    "barlow_twins": with_options(barlow_twins),
 }
 
 

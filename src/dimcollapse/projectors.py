@@ -156,10 +156,7 @@ class MLPHead(Head):
 
     @classmethod
     def from_options(cls, rep_dim: int, options: HeadOptions) -> MLPHead:
-        default_hidden, default_out = default_mlp_dims(rep_dim)
-        out_dim = _positive_or_default("out_dim", options.out_dim, default_out)
-        hidden_dim = _positive_or_default("hidden_dim", options.hidden_dim, default_hidden)
-        return cls(rep_dim, hidden_dim, out_dim)
+        return cls(rep_dim, *_hidden_and_out(options, default_mlp_dims(rep_dim)))
 
     def forward(self, r: Tensor) -> Tensor:
         return self.net(r)
@@ -336,10 +333,7 @@ class ExpanderHead(Head):
 
     @classmethod
     def from_options(cls, rep_dim: int, options: HeadOptions) -> ExpanderHead:
-        default_hidden, default_out = default_expander_dims(rep_dim)
-        out_dim = _positive_or_default("out_dim", options.out_dim, default_out)
-        hidden_dim = _positive_or_default("hidden_dim", options.hidden_dim, default_hidden)
-        return cls(rep_dim, hidden_dim, out_dim)
+        return cls(rep_dim, *_hidden_and_out(options, default_expander_dims(rep_dim)))
 
     def forward(self, r: Tensor) -> Tensor:
         return self.net(r)
@@ -402,6 +396,14 @@ def _checked_d0(rep_dim: int, d0: int | None) -> int:
     if isinstance(d0, bool) or not isinstance(d0, numbers.Integral) or not 0 < d0 <= rep_dim:
         raise UsageError(f"d0 must be in [1, rep_dim={rep_dim}], got {d0}")
     return int(d0)
+
+
+def _hidden_and_out(options: HeadOptions, defaults: tuple[int, int]) -> tuple[int, int]:
+    """``(hidden, out)`` of a head with a hidden layer: the options' sizes, else ``defaults``
+    (``(hidden, out)``); the output size is checked first, then the hidden one."""
+    default_hidden, default_out = defaults
+    out_dim = _positive_or_default("out_dim", options.out_dim, default_out)
+    return _positive_or_default("hidden_dim", options.hidden_dim, default_hidden), out_dim
 
 
 def _positive_or_default(name: str, value: int | None, default: int) -> int:

@@ -186,7 +186,7 @@ def _toys_task(plan: Plan, out: Path, verbose: bool) -> StageTask:
 
 
 def _baselines_task(plan: Plan, seed: int, out: Path, device: Any, verbose: bool) -> StageTask:
-    key = {k: plan.key()[k] for k in BASELINES_KEY}
+    key = {k: getattr(plan, k) for k in BASELINES_KEY}
     key["seed"] = seed
     return StageTask(
         kind="baselines",
