@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import subprocess
 import sys
+import textwrap
 
 import pytest
 from conftest import assert_usage_error
@@ -224,3 +225,93 @@ def test_ctrl_c_while_the_parser_is_built_is_one_line(cli, monkeypatch):
     assert (code, out, err) == (130, "", "error: interrupted\n")
     assert seen["term"] not in (signal.SIG_DFL, signal.SIG_IGN, None)
     assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
+
+
+def _interrupt_self() -> None:
+    """Send this process SIGINT and wait for its handler to raise."""
+    import os
+    import signal
+    import time
+
+    os.kill(os.getpid(), signal.SIGINT)
+    time.sleep(5)  # the handler raises long before this ends
+    raise AssertionError("SIGINT's handler did not raise")
+
+
+def test_ctrl_c_that_a_library_turns_into_its_own_error_is_still_an_interrupt(
+    cli, monkeypatch, tmp_path
+):
+    """numpy turns a Ctrl-C during its own import into ``ImportError: ... PyCapsule_Import could
+    not import module "datetime"`` (seen once in CI): the signal, not the error, ends the
+    command. And one a library swallows still ends it as a Ctrl-C when the command returns."""
+    import contextlib
+
+    import numpy as np
+
+    import dimcollapse.cli
+
+    real_build = dimcollapse.cli.build_parser
+
+    def import_error_build():
+        try:
+            _interrupt_self()
+        except KeyboardInterrupt as exc:  # what numpy's C import does with it
+            raise ImportError('PyCapsule_Import could not import module "datetime"') from exc
+        return real_build()
+
+    def swallowing_build():
+        # as an optional import's `except ImportError` does after such a turn
+        with contextlib.suppress(KeyboardInterrupt):
+            _interrupt_self()
+        return real_build()
+
+    monkeypatch.setattr(dimcollapse.cli, "build_parser", import_error_build)
+    assert cli("spectrum", "emb.npy") == (130, "", "error: interrupted\n")
+    monkeypatch.setattr(dimcollapse.cli, "build_parser", swallowing_build)
+    emb = tmp_path / "e.npy"
+    np.save(emb, np.random.default_rng(0).normal(size=(50, 4)).astype(np.float32))
+    code, _out, err = cli("spectrum", emb, "--quiet")
+    assert (code, err) == (130, "error: interrupted\n")
+    monkeypatch.setattr(dimcollapse.cli, "build_parser", real_build)
+    assert cli("spectrum", emb, "--quiet")[0] == 0  # the same command, not interrupted
+
+
+def test_a_bug_keeps_its_traceback_and_no_signal_is_reported(cli, monkeypatch):
+    """Without a signal, an unexpected error is not dressed up as one: it propagates."""
+    import dimcollapse.cli
+
+    def broken_build():
+        raise ImportError("a real bug")
+
+    monkeypatch.setattr(dimcollapse.cli, "build_parser", broken_build)
+    with pytest.raises(ImportError, match="a real bug"):
+        cli("spectrum", "emb.npy")
+
+
+def test_ctrl_c_inside_code_run_from_a_string_still_exits_130(tmp_path):
+    """CPython remembers a KeyboardInterrupt that left ``exec("...")`` (dataclasses build their
+    methods so while torch is imported) and, under ``python -m``, kills itself with SIGINT at
+    exit (status -2 to the parent) although main() caught it; main() makes it forget, so the
+    status is 130."""
+    (tmp_path / "interrupted_main.py").write_text(
+        textwrap.dedent(
+            """
+            import dimcollapse.cli as cli
+
+            def build_parser():
+                exec("import os, signal, time; os.kill(os.getpid(), signal.SIGINT); time.sleep(5)")
+
+            cli.build_parser = build_parser
+            raise SystemExit(cli.main(["spectrum", "e.npy"]))
+            """
+        )
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "interrupted_main"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        preexec_fn=_sigint_default,
+    )
+    assert (proc.returncode, proc.stderr) == (130, "error: interrupted\n")

@@ -63,67 +63,107 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script and of ``python -m dimcollapse``; returns the exit status.
 
     Ctrl-C at any moment, also while the parser is built or torch is imported, is one
-    ``error: interrupted`` line and exit status 130: the handlers are in place before anything
-    else is imported."""
-    previous: dict[int, object] = {}
+    ``error: interrupted`` line and exit status 130 (SIGTERM: ``error: terminated``, 143): the
+    handlers are in place before anything else is imported, and they remember the signal, so a
+    signal that a library turned into its own error, or swallowed, still ends the command as a
+    signal (see :class:`_Signals`)."""
+    signals = _Signals()
     args = None
     try:
         # inside the try: a Ctrl-C right after the handlers are in place (SIGTERM's, the last,
         # is what a waiting test sees) is already the one line below, never a traceback
-        previous = _terminate_as_exception()
+        signals.install()
         parser = build_parser()
         args = parser.parse_args(argv)
         if getattr(args, "_run", None) is None:
             parser.print_help(sys.stderr)
             return 2
-        return int(args._run(args) or 0)
-    except UsageError as exc:
-        sys.stderr.write(f"error: {exc}\n")
-        return 2
-    except KeyboardInterrupt as exc:
+        status = int(args._run(args) or 0)
+        signals.raise_if_received()
+        return status
+    except BaseException as exc:  # _exit_status re-raises what it does not report
+        return _exit_status(exc, args, signals.received)
+    finally:
+        signals.restore()
+
+
+def _exit_status(exc: BaseException, args: object, received: int | None) -> int:
+    """The one ``error:`` line and exit status for ``exc``, raised while the command ran;
+    re-raises what is neither the user's doing nor a signal (a bug keeps its traceback).
+
+    A signal is judged by what was received, not only by the exception's type: a Ctrl-C that
+    lands inside a C extension's import comes back as that import's error (numpy turns it into
+    ``ImportError: ... PyCapsule_Import could not import module "datetime"``)."""
+    if isinstance(exc, KeyboardInterrupt) or (
+        received == signal.SIGINT and not isinstance(exc, Terminated)
+    ):
         _ignore_interrupts()  # a second Ctrl-C while this is said: no traceback either
         sys.stderr.write(f"error: interrupted{_resume_hint(args, exc)}\n")
+        _forget_caught_interrupts()
         return 130
-    except Terminated as exc:
+    if isinstance(exc, Terminated) or received == signal.SIGTERM:
         sys.stderr.write(f"error: terminated (SIGTERM){_resume_hint(args, exc)}\n")
         return 143
-    except OSError as exc:
-        message = _os_error_message(exc)
-        if message is None:
-            raise
-        sys.stderr.write(f"error: {message}\n")
+    if isinstance(exc, UsageError):
+        sys.stderr.write(f"error: {exc}\n")
         return 2
-    finally:
-        _restore_signals(previous)
+    message = _os_error_message(exc) if isinstance(exc, OSError) else None
+    if message is None:
+        raise exc
+    sys.stderr.write(f"error: {message}\n")
+    return 2
 
 
-def _terminate_as_exception() -> dict[int, object]:
-    """Install the SIGTERM handler and Python's own SIGINT one (Ctrl-C raises
-    KeyboardInterrupt, unless the caller set SIGINT to be ignored) in the main thread only;
-    return the handlers they replace."""
-    if threading.current_thread() is not threading.main_thread():
-        return {}
+class _Signals:
+    """SIGTERM and SIGINT while a command runs: each raises (``Terminated``,
+    ``KeyboardInterrupt``, unless the caller set SIGINT to be ignored) and is remembered, so
+    that :func:`main` reports it even when a library caught the exception and raised its own,
+    or swallowed it (an optional import's ``except ImportError``). Installed in the main thread
+    only; :meth:`restore` puts back the handlers they replaced. Training installs its own for
+    the time it trains (:class:`dimcollapse.train.interrupt.StopSignals`)."""
 
-    def handler(_signum: int, _frame: object) -> None:
-        raise Terminated()
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self._previous: dict[int, object] = {}
 
-    previous = {}
-    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
-        previous[signal.SIGINT] = signal.signal(signal.SIGINT, signal.default_int_handler)
-    previous[signal.SIGTERM] = signal.signal(signal.SIGTERM, handler)
-    return previous
+    def install(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+            self._previous[signal.SIGINT] = signal.signal(signal.SIGINT, self._handle)
+        self._previous[signal.SIGTERM] = signal.signal(signal.SIGTERM, self._handle)
+
+    def _handle(self, signum: int, _frame: object) -> None:
+        self.received = signum
+        raise KeyboardInterrupt if signum == signal.SIGINT else Terminated()
+
+    def raise_if_received(self) -> None:
+        """After a command returned: a signal it swallowed still ends it as that signal."""
+        if self.received is not None:
+            raise KeyboardInterrupt if self.received == signal.SIGINT else Terminated()
+
+    def restore(self) -> None:
+        for sig, handler in self._previous.items():
+            if handler is not None:
+                signal.signal(sig, handler)  # type: ignore[arg-type]
+
+
+def _forget_caught_interrupts() -> None:
+    """Keep CPython from ending the process by SIGINT (status -2 to a parent) instead of 130.
+
+    CPython remembers a KeyboardInterrupt that left code run from a *string*
+    (``run_eval_code_obj``: ``exec("...")``, as ``dataclasses`` and ``namedtuple`` do for the
+    classes they build while torch is imported) and, when the program ran as ``python -m
+    dimcollapse``, kills itself with SIGINT at exit, although ``main`` caught the interrupt
+    further up: 6 to 12 of 96 Ctrl-Cs in the first two seconds. Running any code from a string
+    clears that memory first thing, so this does exactly that (tests/test_cli.py checks it)."""
+    exec("pass")  # a constant string: resets CPython's flag, runs nothing
 
 
 def _ignore_interrupts() -> None:
     """Ignore further Ctrl-C while the command stops (main thread only; restored on return)."""
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-def _restore_signals(previous: dict[int, object]) -> None:
-    for sig, handler in previous.items():
-        if handler is not None:
-            signal.signal(sig, handler)  # type: ignore[arg-type]
 
 
 def _resume_hint(args: object, exc: BaseException) -> str:
