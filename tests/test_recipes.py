@@ -113,3 +113,20 @@ def test_every_recipe_names_a_loss_and_a_head():
         assert recipe.loss in losses.LOSSES and recipe.head in HEADS, recipe.name
         built = losses.build_recipe(TrainConfig(method=recipe.name))
         assert set(built.options) == set(recipe.option_names())
+
+
+def test_every_description_fills_in_from_its_own_recipe():
+    """A recipe's ``about`` names only its label and its own options: the report fills it in
+    from the recipe alone. Every method beyond the paper has one (the paper describes its own)."""
+    import string
+
+    for recipe in RECIPES.values():
+        if recipe.group in methods.PLANNED_GROUPS:
+            assert recipe.about == "", recipe.name
+            continue
+        assert recipe.about, recipe.name
+        names = {f for _, f, _, _ in string.Formatter().parse(recipe.about) if f}
+        assert names <= {"label", *recipe.option_names()}, recipe.name
+        defaults = {o.name: o.default for o in recipe.options}
+        text = recipe.about.format(label=recipe.label, **defaults)
+        assert text.startswith(f"**{recipe.label}**") and "{" not in text, recipe.name

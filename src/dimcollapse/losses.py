@@ -28,9 +28,10 @@ norm cancels in the softmax, this matches Eq. 2 only when all keys have the same
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -170,10 +171,7 @@ def vicreg(
     the authors' ``FullGatherLayer``), ``n = W * B``; DDP's gradient averaging then gives the
     gradient of the global-batch loss. Computed in float32 (float64 if given), autocast off.
     """
-    _check_pair("vicreg", z1, z2, min_rows=2)
-    dtype = torch.float64 if z1.dtype == torch.float64 else torch.float32
-    with torch.autocast(device_type=z1.device.type, enabled=False):
-        z1, z2 = z1.to(dtype), z2.to(dtype)
+    with _checked_in_full_precision("vicreg", z1, z2) as (z1, z2):
         invariance = F.mse_loss(z1, z2)
         x = distributed.all_gather_with_grad(z1)  # (W*B, D)
         y = distributed.all_gather_with_grad(z2)
@@ -203,10 +201,7 @@ def barlow_twins(z1: Tensor, z2: Tensor, lambd: float = 5e-3, bn_eps: float = 1e
     SyncBatchNorm), ``n = W * B``, so every process computes the global-batch loss, and DDP's
     gradient averaging gives its gradient. Computed in float32 (float64 if given), autocast off.
     """
-    _check_pair("barlow_twins", z1, z2, min_rows=2)
-    dtype = torch.float64 if z1.dtype == torch.float64 else torch.float32
-    with torch.autocast(device_type=z1.device.type, enabled=False):
-        z1, z2 = z1.to(dtype), z2.to(dtype)
+    with _checked_in_full_precision("barlow_twins", z1, z2) as (z1, z2):
         n = z1.shape[0] * distributed.world_size()
         c = (
             distributed.all_reduce_with_grad(
@@ -229,6 +224,18 @@ def _batch_normalized(z: Tensor, n: int, eps: float) -> Tensor:
 def _off_diagonal_square_sum(m: Tensor) -> Tensor:
     """``sum_{k != l} m_kl^2`` of a square matrix."""
     return m.pow(2).sum() - torch.diagonal(m).pow(2).sum()
+
+
+@contextlib.contextmanager
+def _checked_in_full_precision(
+    name: str, z1: Tensor, z2: Tensor
+) -> Iterator[tuple[Tensor, Tensor]]:
+    """Check the pair (:func:`_check_pair`, at least 2 rows: the batch statistics), then yield
+    it in float32 (float64 if given) with autocast off for the body."""
+    _check_pair(name, z1, z2, min_rows=2)
+    dtype = torch.float64 if z1.dtype == torch.float64 else torch.float32
+    with torch.autocast(device_type=z1.device.type, enabled=False):
+        yield z1.to(dtype), z2.to(dtype)
 
 
 def _check_pair(name: str, z1: Tensor, z2: Tensor, min_rows: int) -> None:

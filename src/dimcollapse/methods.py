@@ -108,7 +108,10 @@ class Recipe:
     group: one of :data:`GROUPS`; paper_top1: the paper's ImageNet linear-probe top-1 (%),
     ResNet-50, 100 epochs (Table 1 and section 6.3), None for a method it does not measure;
     has_d0: whether the head uses the sub-vector size d0; takes_proj_out: whether
-    ``--proj-out`` sets the head's output size.
+    ``--proj-out`` sets the head's output size; about: what the method is, one sentence in
+    Markdown for the report's section beyond the paper, where ``{label}`` and ``{<option>}``
+    become the label and the options' defaults ("" for the paper's methods, which the paper
+    describes).
     """
 
     name: str
@@ -123,6 +126,7 @@ class Recipe:
     paper_top1: float | None = None
     has_d0: bool = False
     takes_proj_out: bool = False
+    about: str = ""
 
     def option_names(self) -> tuple[str, ...]:
         return tuple(o.name for o in self.options)
@@ -279,6 +283,13 @@ RECIPES: dict[str, Recipe] = _table(
         projector="3-layer expander (trainable)",
         loss_label="VICReg",
         takes_proj_out=True,
+        about=(
+            "**{label}** (Bardes, Ponce, LeCun, ICLR 2022) pulls the two views' embeddings "
+            "together (invariance: their mean squared distance), penalises every dimension of z "
+            "whose standard deviation across the batch falls below {std_target:g} (variance) and "
+            "pushes the off-diagonal covariances of z to zero (covariance), weighted "
+            "{sim_coeff:g} / {std_coeff:g} / {cov_coeff:g}"
+        ),
     ),
     Recipe(
         "barlow-twins",
@@ -290,6 +301,12 @@ RECIPES: dict[str, Recipe] = _table(
         projector="3-layer expander (trainable)",
         loss_label="Barlow Twins",
         takes_proj_out=True,
+        about=(
+            "**{label}** (Zbontar, Jing, Misra, LeCun, Deny, ICML 2021) drives the "
+            "cross-correlation matrix between the two views' batch-normalised embeddings to the "
+            "identity: its diagonal to 1 (invariance), its off-diagonal to 0 (redundancy "
+            "reduction), the latter weighted lambda = {lambd:g}"
+        ),
     ),
 )
 

@@ -28,23 +28,6 @@ FIGURE = "figures/extras_spectra.png"
 #: The groups the section shows, in order: Table 1's methods, then those beyond the paper.
 SHOWN_GROUPS: tuple[str, ...] = ("table1", *EXTRA_GROUPS)
 
-#: What each method beyond the paper is; ``{...}`` are its recipe's option defaults.
-ABOUT = {
-    "vicreg": (
-        "**{label}** (Bardes, Ponce, LeCun, ICLR 2022) pulls the two views' embeddings together "
-        "(invariance: their mean squared distance), penalises every dimension of z whose "
-        "standard deviation across the batch falls below {std_target:g} (variance) and pushes the "
-        "off-diagonal covariances of z to zero (covariance), weighted "
-        "{sim_coeff:g} / {std_coeff:g} / {cov_coeff:g}"
-    ),
-    "barlow-twins": (
-        "**{label}** (Zbontar, Jing, Misra, LeCun, Deny, ICML 2021) drives the cross-correlation "
-        "matrix between the two views' batch-normalised embeddings to the identity: its diagonal "
-        "to 1 (invariance), its off-diagonal to 0 (redundancy reduction), the latter weighted "
-        "lambda = {lambd:g}"
-    ),
-}
-
 
 def section_runs(manifest: Manifest) -> list[Mapping[str, Any]]:
     """The runs the section shows, in its order: those of :data:`SHOWN_GROUPS`; none when the
@@ -139,10 +122,11 @@ def _row(run: Mapping[str, Any]) -> list[Any]:
 
 
 def _about(run: Mapping[str, Any]) -> str:
-    """What the run's method is, with its recipe's option defaults filled in."""
+    """What the run's method is (its recipe's ``about``, else its loss and head), with the
+    recipe's option defaults filled in."""
     recipe = RECIPES[run["method"]]
     options = {o.name: o.default for o in recipe.options}
-    text = ABOUT.get(recipe.name, "**{label}**: the {loss_label} loss, head: {projector}")
+    text = recipe.about or "**{label}**: the {loss_label} loss, head: {projector}"
     return text.format(
         label=recipe.label, loss_label=recipe.loss_label, projector=recipe.projector, **options
     )
