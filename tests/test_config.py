@@ -45,6 +45,60 @@ def test_yaml_config_and_overrides(cli, tmp_path):
     assert_usage_error(cli("train", "--config", bad, "--out", tmp_path / "x"), "methd")
 
 
+def test_method_options_typed_over_the_file_one_name_at_a_time(cli, tmp_path):
+    """``--method-option NAME=VALUE`` reads VALUE as the YAML file would and replaces only that
+    name of the file's ``method_options``; a malformed or unknown option is one error line."""
+    from dimcollapse.cli import build_parser
+    from dimcollapse.config import config_from_args
+
+    cfg_file = tmp_path / "c.yaml"
+    cfg_file.write_text("method: vicreg\nmethod_options: {sim_coeff: 10, cov_coeff: 2}\n")
+    args = build_parser().parse_args(
+        ["train", "--config", str(cfg_file), "--method-option", "sim_coeff=5e-1"]
+        + ["--method-option", "std_target=2"]
+    )
+    cfg = config_from_args(args)
+    assert cfg.method_options == {"sim_coeff": 0.5, "cov_coeff": 2, "std_target": 2}
+    out = tmp_path / "x"
+    assert_usage_error(cli("train", "--method-option", "lambd", "--out", out), "NAME=VALUE")
+    assert_usage_error(
+        cli("train", "--method", "vicreg", "--method-option", "lambd=1", "--out", out),
+        "takes no option lambd",
+    )
+    assert not out.exists()
+
+
+def test_a_number_with_an_exponent_and_no_dot_is_a_number(tmp_path):
+    """``5e-3`` is a float in YAML 1.2 but a string to PyYAML (YAML 1.1): the settings read it
+    as the number it is, in a file and after --method-option alike."""
+    from dimcollapse.config import load_yaml, yaml_scalar
+
+    path = tmp_path / "c.yaml"
+    path.write_text("base_lr: 5e-3\nmethod: barlow-twins\nmethod_options: {lambd: 1E-2}\n")
+    cfg = TrainConfig.from_dict(load_yaml(path))
+    cfg.validate()
+    assert (cfg.base_lr, cfg.method_options) == (0.005, {"lambd": 0.01})
+    assert [yaml_scalar(t) for t in ("25", "-2.5e+2", ".5e1", "5e", "ntxent")] == [
+        25,
+        -250.0,
+        5.0,
+        "5e",
+        "ntxent",
+    ]
+
+
+def test_help_names_every_method_and_its_loss_options(cli):
+    from dimcollapse.methods import RECIPES
+
+    code, out, _ = cli("train", "--help")
+    text = " ".join(out.split())  # argparse's wrapping undone
+    assert code == 0
+    for name, recipe in RECIPES.items():
+        assert name in text.split("Settings:")[0], name  # the description, not only --method
+        for option in recipe.options:
+            assert f"{option.name} (" in text, (name, option.name)
+
+
 @pytest.mark.parametrize("path", sorted(Path(__file__).parents[1].glob("configs/*.yaml")))
 def test_shipped_configs_are_valid(path):
     from dimcollapse.config import load_yaml

@@ -20,6 +20,7 @@ import argparse
 import dataclasses
 import functools
 import math
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -119,7 +120,8 @@ class TrainConfig:
     )
     method_options: dict = _setting(
         {},
-        "the method's loss options by name (its recipe's, dimcollapse.methods; YAML only), "
+        "the method's loss options by name (its recipe's, dimcollapse.methods; typed as "
+        "--method-option NAME=VALUE), "
         "e.g. {sim_coeff: 25} for vicreg",
     )
     # monitoring
@@ -346,6 +348,26 @@ def _check_type(name: str, value: Any, annotation: Any) -> None:
         )
 
 
+@functools.cache
+def yaml_loader() -> type:
+    """PyYAML's safe loader, reading numbers as YAML 1.2 does.
+
+    PyYAML follows YAML 1.1, whose floats need a dot: ``5e-3`` and ``1e4`` would be strings,
+    and ``base_lr: 5e-3`` refused as "expected a number". This loader also reads a number with
+    an exponent and no dot as a float; everything else reads as ``yaml.safe_load`` reads it."""
+    import yaml  # lean --help: yaml 30 ms
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_implicit_resolver(
+        "tag:yaml.org,2002:float",
+        re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+        list("-+0123456789."),
+    )
+    return Loader
+
+
 def load_yaml(path: str | Path) -> dict[str, Any]:
     """Read a YAML mapping of TrainConfig fields, with one-line errors."""
     import yaml  # lean --help: yaml 30 ms
@@ -356,7 +378,7 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     if not p.is_file():
         raise UsageError(f"{p}: no such config file")
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        data = yaml.load(p.read_text(encoding="utf-8"), Loader=yaml_loader()) or {}
     except UnicodeDecodeError:
         raise UsageError(f"{p}: not a YAML text file (binary content)") from None
     except yaml.YAMLError as exc:
@@ -364,6 +386,17 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise UsageError(f"{p}: expected a mapping of settings, got {type(data).__name__}")
     return {str(k).replace("-", "_"): v for k, v in data.items()}
+
+
+def yaml_scalar(text: str) -> Any:
+    """``text`` read as a value of a YAML file reads (``25`` an int, ``5e-3`` a float, ``ntxent``
+    a string); text that is not valid YAML stays text."""
+    import yaml  # lean --help: yaml 30 ms
+
+    try:
+        return yaml.load(text, Loader=yaml_loader())
+    except yaml.YAMLError:
+        return text
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
@@ -396,7 +429,7 @@ def layered_config(args: argparse.Namespace) -> tuple[TrainConfig, dict[str, Any
     typed = {
         f.name: getattr(args, f.name)
         for f in dataclasses.fields(TrainConfig)
-        if f.name != "augment" and getattr(args, f.name, None) is not None
+        if f.name not in ("augment", "method_options") and getattr(args, f.name, None) is not None
     }
     typed_augment = {
         key[4:]: list(value) if isinstance(value, list) else value
@@ -410,6 +443,10 @@ def layered_config(args: argparse.Namespace) -> tuple[TrainConfig, dict[str, Any
         if key not in given_augment and key not in typed_augment
     }
     data = {**base, **given, **typed}
+    # --method-option NAME=VALUE pairs, each over the same name in the file's (or run's) mapping
+    typed_options = dict(getattr(args, "method_options", None) or ())
+    if typed_options:
+        data["method_options"] = {**(data.get("method_options") or {}), **typed_options}
     data["augment"] = {**given_augment, **typed_augment, **saved_augment}
     cfg = TrainConfig.from_dict(data)
     cfg.validate()

@@ -3,8 +3,10 @@
 Methods (Table 1 and section 6.3): simclr-mlp (2-layer projector), simclr-linear, simclr-none
 (loss on the full representation), directclr (InfoNCE on r[:d0], no trainable projector),
 fixed-lowrank (fixed random projection with d0 unit singular values), diagonal (trainable
-diagonal projector). Each epoch writes the representation and embedding spectra's RankMe and
-collapsed dimensions, and the online linear probe's accuracy, to OUT/metrics.jsonl.
+diagonal projector). Beyond the paper: vicreg and barlow-twins (VICReg's and Barlow Twins'
+losses on a trainable 3-layer expander). A loss's options: --method-option NAME=VALUE. Each
+epoch writes the representation and embedding spectra's RankMe and collapsed dimensions, and
+the online linear probe's accuracy, to OUT/metrics.jsonl.
 
 Settings: defaults, then --config FILE.yaml (same field names), then options typed here.
 --data-root is refused for digits and --test-file for any dataset but npz (never ignored).
@@ -17,6 +19,7 @@ good checkpoint is kept; a run that fails before its first checkpoint leaves not
 examples:
   dimcollapse train --method directclr --epochs 10 --width 0.25 --subset 5000 --out runs/dclr
   dimcollapse train --out runs/dclr --resume --epochs 20
+  dimcollapse train --method barlow-twins --method-option lambd=0.01 --out runs/bt
   torchrun --nproc_per_node=4 -m dimcollapse train --method simclr-mlp --out runs/mlp
 """
 
@@ -27,13 +30,15 @@ import dataclasses
 import typing
 
 from dimcollapse.commands._options import refuse_data_options
-from dimcollapse.config import TrainConfig, base_type, layered_config
+from dimcollapse.config import TrainConfig, base_type, layered_config, yaml_scalar
 from dimcollapse.data.augment_config import SMALL_IMAGE_MAX, AugmentConfig
 from dimcollapse.data.formats import FORMATS
-from dimcollapse.methods import METHODS
+from dimcollapse.methods import METHODS, RECIPES, Option
 from dimcollapse.rundir import RunLayout
 
-HELP = "contrastive pretraining: SimCLR variants, DirectCLR, projector ablations"
+HELP = (
+    "contrastive pretraining: SimCLR variants, DirectCLR, projector ablations; VICReg, Barlow Twins"
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -45,6 +50,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--quiet", action="store_true", help="print nothing but errors")
     _add_config_arguments(parser)
+    parser.add_argument(
+        "--method-option",
+        dest="method_options",
+        type=_method_option,
+        action="append",
+        default=argparse.SUPPRESS,
+        metavar="NAME=VALUE",
+        help="one of the method's loss options (repeat for more; over method_options of "
+        f"--config). Options and defaults: {_method_options_text()}",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -64,6 +79,33 @@ def _parse_bool(text: str) -> bool:
     if low in ("0", "false", "no", "off"):
         return False
     raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def _method_option(text: str) -> tuple[str, object]:
+    """``NAME=VALUE`` -> (name, value), the value read as a YAML scalar (``25``, ``5e-3``,
+    ``ntxent``), as it would be under ``method_options:`` in a ``--config`` file."""
+    name, sep, value = text.partition("=")
+    if not sep or not name.strip() or not value.strip():
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    return name.strip(), yaml_scalar(value.strip())
+
+
+def _method_options_text() -> str:
+    """Each loss's options and defaults, the methods that share the loss named together."""
+    by_loss: dict[str, list[str]] = {}
+    for name, recipe in RECIPES.items():
+        by_loss.setdefault(recipe.loss, []).append(name)
+    parts = []
+    for names in by_loss.values():
+        listed = ", ".join(_option_text(o) for o in RECIPES[names[0]].options)
+        parts.append(f"{', '.join(names)}: {listed or 'none'}")
+    return "; ".join(parts)
+
+
+def _option_text(option: Option) -> str:
+    default = f"{option.default:g}" if isinstance(option.default, float) else option.default
+    also = f", or --{option.field}" if option.field else ""
+    return f"{option.name} ({default}{also})"
 
 
 def _help_facts() -> dict[str, str]:
@@ -87,7 +129,8 @@ def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
     facts = _help_facts()
     hints = typing.get_type_hints(TrainConfig)
     for f in dataclasses.fields(TrainConfig):
-        if f.name in ("augment", "method_options"):  # mappings: YAML only (augment: --aug-*)
+        # mappings: typed as --aug-FIELD and --method-option NAME=VALUE (below)
+        if f.name in ("augment", "method_options"):
             continue
         tp, _ = base_type(hints[f.name])
         flag = "--" + f.name.replace("_", "-")
