@@ -165,6 +165,7 @@ _WORKER = textwrap.dedent(
     import torch
     from dimcollapse import distributed
     from dimcollapse.losses import info_nce
+    from two_ranks import loss_and_grads
 
     out_path, batch, dim = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
     rank, local_rank, world = distributed.setup_from_env("cpu")
@@ -175,11 +176,9 @@ _WORKER = textwrap.dedent(
     rows = slice(rank * batch, (rank + 1) * batch)
     result = {"rank": rank, "local_rank": local_rank, "world": world}
     for convention in ("symmetric", "ntxent"):
-        a = z1[rows].clone().requires_grad_(True)
-        b = z2[rows].clone().requires_grad_(True)
-        loss = info_nce(a, b, temperature=0.2, convention=convention)
-        loss.backward()
-        result[convention] = (loss.detach(), a.grad, b.grad)
+        result[convention] = loss_and_grads(
+            info_nce, z1, z2, rows, temperature=0.2, convention=convention
+        )
     result["sum"] = distributed.all_reduce_sum(torch.tensor([rank + 1.0]))
     store = torch.distributed.distributed_c10d._get_default_store()
     distributed.cleanup()

@@ -132,6 +132,7 @@ _WORKER = textwrap.dedent(
     import torch
     from dimcollapse import distributed
     from dimcollapse.losses import barlow_twins, vicreg
+    from two_ranks import loss_and_grads
 
     out_path, batch, dim = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
     rank, _, world = distributed.setup_from_env("cpu")
@@ -141,11 +142,7 @@ _WORKER = textwrap.dedent(
     rows = slice(rank * batch, (rank + 1) * batch)
     result = {}
     for name, loss_fn in (("vicreg", vicreg), ("barlow_twins", barlow_twins)):
-        a = z1[rows].clone().requires_grad_(True)
-        b = z2[rows].clone().requires_grad_(True)
-        loss = loss_fn(a, b)
-        loss.backward()
-        result[name] = (loss.detach(), a.grad, b.grad)
+        result[name] = loss_and_grads(loss_fn, z1, z2, rows)
     distributed.cleanup()
     torch.save(result, out_path)
     """
