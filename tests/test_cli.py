@@ -238,8 +238,20 @@ def _interrupt_self() -> None:
     raise AssertionError("SIGINT's handler did not raise")
 
 
+@pytest.fixture
+def sigint_handled():
+    """SIGINT handled in this process for the test, as in a terminal's foreground command, even
+    when the suite runs as a background job, whose shell hands SIGINT down ignored (main()
+    leaves an ignored SIGINT ignored)."""
+    import signal
+
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
 def test_ctrl_c_that_a_library_turns_into_its_own_error_is_still_an_interrupt(
-    cli, monkeypatch, tmp_path
+    cli, monkeypatch, tmp_path, sigint_handled
 ):
     """numpy turns a Ctrl-C during its own import into ``ImportError: ... PyCapsule_Import could
     not import module "datetime"`` (seen once in CI): the signal, not the error, ends the
