@@ -68,6 +68,27 @@ def test_method_options_typed_over_the_file_one_name_at_a_time(cli, tmp_path):
     assert not out.exists()
 
 
+def test_a_typed_field_beats_its_loss_option_in_the_file_and_both_typed_are_refused(cli, tmp_path):
+    """``--temperature`` carries InfoNCE's ``temperature`` option: typed, it beats that name in
+    the file's ``method_options`` (every typed option beats the file); typed both ways, the
+    command refuses instead of ignoring one."""
+    from dimcollapse.cli import build_parser
+    from dimcollapse.config import config_from_args
+    from dimcollapse.losses import build_recipe
+
+    cfg_file = tmp_path / "c.yaml"
+    cfg_file.write_text("method: directclr\nmethod_options: {temperature: 0.5}\n")
+    args = build_parser().parse_args(["train", "--config", str(cfg_file), "--temperature", "0.2"])
+    cfg = config_from_args(args)
+    assert build_recipe(cfg).options["temperature"] == 0.2
+    plain = build_parser().parse_args(["train", "--config", str(cfg_file)])
+    assert build_recipe(config_from_args(plain)).options["temperature"] == 0.5
+    out = tmp_path / "x"
+    both = ("--temperature", "0.2", "--method-option", "temperature=0.3", "--out", out)
+    assert_usage_error(cli("train", *both), "temperature given twice")
+    assert not out.exists()
+
+
 def test_a_number_with_an_exponent_and_no_dot_is_a_number(tmp_path):
     """``5e-3`` is a float in YAML 1.2 but a string to PyYAML (YAML 1.1): the settings read it
     as the number it is, in a file and after --method-option alike."""

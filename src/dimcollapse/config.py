@@ -443,14 +443,37 @@ def layered_config(args: argparse.Namespace) -> tuple[TrainConfig, dict[str, Any
         if key not in given_augment and key not in typed_augment
     }
     data = {**base, **given, **typed}
-    # --method-option NAME=VALUE pairs, each over the same name in the file's (or run's) mapping
-    typed_options = dict(getattr(args, "method_options", None) or ())
-    if typed_options:
-        data["method_options"] = {**(data.get("method_options") or {}), **typed_options}
+    data["method_options"] = _layered_method_options(data, typed, args)
     data["augment"] = {**given_augment, **typed_augment, **saved_augment}
     cfg = TrainConfig.from_dict(data)
     cfg.validate()
     return cfg, saved
+
+
+def _layered_method_options(
+    data: dict[str, Any], typed: dict[str, Any], args: argparse.Namespace
+) -> Any:
+    """The loss options after the layers: ``--method-option NAME=VALUE`` over the same name in
+    the file's (or run's) ``method_options``; a typed field that carries an option
+    (``--temperature``, ``--loss``) over that option's name there, as every typed option beats
+    the file. The same option typed both ways is refused, never one of them ignored."""
+    options = data.get("method_options") or {}
+    if not isinstance(options, dict):
+        return options  # TrainConfig's check says what is wrong
+    typed_options = dict(getattr(args, "method_options", None) or ())
+    recipe = RECIPES.get(data.get("method", TrainConfig.method))
+    for option in recipe.options if recipe else ():
+        if option.field not in typed:
+            continue
+        if option.name in typed_options:
+            flag = "--" + option.field.replace("_", "-")
+            raise UsageError(
+                f"{option.name} given twice: {flag} {typed[option.field]} and --method-option "
+                f"{option.name}={typed_options[option.name]}; give one"
+            )
+        if option.name in options:  # the name keeps the typed value: one value, said twice
+            options = {**options, option.name: typed[option.field]}
+    return {**options, **typed_options}
 
 
 def _resume_target(args: argparse.Namespace, given: dict[str, Any]) -> tuple[bool, str]:
