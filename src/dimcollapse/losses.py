@@ -106,13 +106,7 @@ def _check_inputs(z1: Tensor, z2: Tensor, temperature: float, convention: str) -
         tau = math.nan
     if not math.isfinite(tau) or tau <= 0:
         raise UsageError(f"temperature must be a finite number > 0, got {temperature!r}")
-    if z1.ndim != 2 or z1.shape != z2.shape:
-        raise UsageError(
-            f"info_nce expects two (B, D) tensors of the same shape, got {tuple(z1.shape)} "
-            f"and {tuple(z2.shape)}"
-        )
-    if z1.shape[0] == 0:
-        raise UsageError("info_nce needs at least one row per view")
+    _check_pair("info_nce", z1, z2, min_rows=1)
     return tau
 
 
@@ -246,7 +240,8 @@ def _check_pair(name: str, z1: Tensor, z2: Tensor, min_rows: int) -> None:
             f"and {tuple(z2.shape)}"
         )
     if z1.shape[0] < min_rows:
-        raise UsageError(f"{name} needs at least {min_rows} rows per view, got {z1.shape[0]}")
+        rows = "one row" if min_rows == 1 else f"{min_rows} rows"
+        raise UsageError(f"{name} needs at least {rows} per view, got {z1.shape[0]}")
 
 
 #: ``loss_fn(z1, z2) -> scalar`` for the ``(B, D)`` embeddings of the two views.
