@@ -135,10 +135,11 @@ class _Signals:
 
     def _handle(self, signum: int, _frame: object) -> None:
         self.received = signum
-        raise KeyboardInterrupt if signum == signal.SIGINT else Terminated()
+        self.raise_if_received()
 
     def raise_if_received(self) -> None:
-        """After a command returned: a signal it swallowed still ends it as that signal."""
+        """Raise the received signal's exception, if any; after a command returned: a signal it
+        swallowed still ends it as that signal."""
         if self.received is not None:
             raise KeyboardInterrupt if self.received == signal.SIGINT else Terminated()
 
